@@ -1,0 +1,55 @@
+"""The ``mesoslite`` command: one click group, each command in its own module.
+
+Commands are imported lazily so ``mesoslite --help`` stays fast and a command's heavy
+dependencies (OR-Tools, the Docker SDK) load only when it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+# name -> "module:attribute" of a click command or group
+COMMANDS: dict[str, str] = {
+    "pack": "mesoslite.cli.pack:pack",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module_name, attr = COMMANDS[cmd_name].split(":")
+            return getattr(importlib.import_module(module_name), attr)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mesoslite")
+def cli() -> None:
+    """mesoslite: a small cluster manager in the Apache Mesos mould.
+
+    \b
+    Start a local cluster with the bundled frameworks:
+        mesoslite up
+    Or run the parts yourself, one agent per machine:
+        mesoslite master --work-dir /var/lib/mesoslite/master
+        mesoslite agent --master http://127.0.0.1:5050 --work-dir /var/lib/mesoslite/agent
+    Then look at it:
+        mesoslite state
+    """
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""The agent protocol: mesoslite's own typed messages between master and agents.
+
+The agent opens one WebSocket to the master (``GET /agent/v1/link``) and both sides
+send JSON text frames, one message each, tagged by ``type``.  ``decode_from_agent``
+and ``decode_from_master`` are the only decoders; they reject unknown types and
+malformed fields with an error naming the field.
+
+Every master->agent message carries the master's ``epoch``: an agent refuses a
+command from an epoch older than the newest it has seen (a deposed leader).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from mesoslite.messages.mesos import FrameworkInfo, Resource, TaskInfo, TaskStatus
+
+
+class AgentMessage(msgspec.Struct, tag_field="type", omit_defaults=True):
+    """Base of messages sent by agents."""
+
+
+class MasterMessage(msgspec.Struct, tag_field="type", omit_defaults=True, kw_only=True):
+    """Base of messages sent by the master; ``epoch`` orders leaders."""
+
+    epoch: int = 0
+
+
+# ---------------------------------------------------------------- agent -> master
+
+
+class AgentTask(msgspec.Struct, omit_defaults=True):
+    """A task the agent holds, with the latest state it knows (for re-registration)."""
+
+    framework_id: str
+    task: TaskInfo
+    status: TaskStatus
+
+
+class Register(AgentMessage, tag="register"):
+    """First message on every connection.  ``agent_id`` is None on first start."""
+
+    hostname: str
+    address: str
+    port: int
+    resources: list[Resource]
+    agent_id: str | None = None
+    attributes: dict[str, str] = {}
+    containerizers: list[str] = msgspec.field(default_factory=lambda: ["process"])
+    tasks: list[AgentTask] = []
+    frameworks: list[FrameworkInfo] = []
+    version: str = ""
+    secret: str | None = None
+
+
+class StatusUpdate(msgspec.Struct, omit_defaults=True):
+    framework_id: str
+    status: TaskStatus
+
+
+class StatusUpdates(AgentMessage, tag="status_updates"):
+    """A batch of status updates; each carries a ``uuid`` to be acknowledged."""
+
+    updates: list[StatusUpdate]
+
+
+class Pong(AgentMessage, tag="pong"):
+    seq: int
+
+
+class TaskUsage(msgspec.Struct, omit_defaults=True):
+    framework_id: str
+    task_id: str
+    cpus_used: float = 0.0
+    cpus_limit: float = 0.0
+    mem_used_mb: float = 0.0
+    mem_limit_mb: float = 0.0
+    timestamp: float = 0.0
+
+
+class Usage(AgentMessage, tag="usage"):
+    tasks: list[TaskUsage] = []
+
+
+FromAgent = Register | StatusUpdates | Pong | Usage
+
+
+# ---------------------------------------------------------------- master -> agent
+
+
+class Registered(MasterMessage, tag="registered"):
+    agent_id: str
+    master_id: str
+    ping_interval_seconds: float = 15.0
+    # Tasks the agent reported that the master will not keep (their framework is
+    # gone): the agent kills them.
+    kill_task_ids: list[str] = []
+
+
+class LaunchTasks(msgspec.Struct, omit_defaults=True):
+    framework: FrameworkInfo
+    tasks: list[TaskInfo]
+    group: bool = False
+
+
+class RunTasks(MasterMessage, tag="run_tasks"):
+    """All launches for one agent collected in one master tick."""
+
+    launches: list[LaunchTasks]
+
+
+class KillTask(MasterMessage, tag="kill_task"):
+    framework_id: str
+    task_id: str
+    grace_period_seconds: float | None = None
+
+
+class Ack(msgspec.Struct, omit_defaults=True):
+    framework_id: str
+    task_id: str
+    uuid: bytes
+
+
+class AckUpdates(MasterMessage, tag="ack_updates"):
+    acks: list[Ack]
+
+
+class ShutdownFramework(MasterMessage, tag="shutdown_framework"):
+    framework_id: str
+
+
+class Ping(MasterMessage, tag="ping"):
+    seq: int
+
+
+class Refused(MasterMessage, tag="refused"):
+    """Registration refused (bad secret, unknown agent id after removal, ...)."""
+
+    message: str
+
+
+FromMaster = Registered | RunTasks | KillTask | AckUpdates | ShutdownFramework | Ping | Refused
+
+
+class ProtocolError(ValueError):
+    """A frame that is not a valid message; the text names the field."""
+
+
+_enc = msgspec.json.Encoder()
+_dec_agent = msgspec.json.Decoder(FromAgent)
+_dec_master = msgspec.json.Decoder(FromMaster)
+
+
+def encode(message: AgentMessage | MasterMessage) -> bytes:
+    return _enc.encode(message)
+
+
+def decode_from_agent(data: bytes | str) -> FromAgent:
+    try:
+        return _dec_agent.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ProtocolError(str(exc)) from None
+
+
+def decode_from_master(data: bytes | str) -> FromMaster:
+    try:
+        return _dec_master.decode(data)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise ProtocolError(str(exc)) from None

@@ -1,0 +1,516 @@
+"""Mesos v1 types (``mesos/v1/mesos.proto``) as typed, validated structs.
+
+Only the fields mesoslite uses or passes through are modelled.  Field names, enum
+names and nesting follow Mesos' JSON encoding exactly, so a payload written by any
+Mesos v1 client decodes here and what we encode reads as Mesos' own.  Unknown fields
+are ignored on decode (as protobuf's JSON parser does), known fields are type-checked
+and a failure names the field path (``$.accept.operations[0].launch...``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from mesoslite.resources import Resources
+
+
+class Base(msgspec.Struct, omit_defaults=True):
+    """Common options: ``None``/default fields are left out of the JSON."""
+
+
+# ---------------------------------------------------------------- identifiers
+
+
+class ID(Base):
+    value: str
+
+
+FrameworkID = AgentID = TaskID = OfferID = ExecutorID = ID
+
+
+# ---------------------------------------------------------------- values
+
+
+class Scalar(Base):
+    value: float
+
+
+class Range(Base):
+    begin: int
+    end: int
+
+
+class Ranges(Base):
+    range: list[Range] = []
+
+
+class Set(Base):
+    item: list[str] = []
+
+
+class Text(Base):
+    value: str
+
+
+class ValueType(str, enum.Enum):
+    SCALAR = "SCALAR"
+    RANGES = "RANGES"
+    SET = "SET"
+    TEXT = "TEXT"
+
+
+class AllocationInfo(Base):
+    role: str | None = None
+
+
+class Resource(Base):
+    name: str
+    type: ValueType
+    scalar: Scalar | None = None
+    ranges: Ranges | None = None
+    set: Set | None = None
+    role: str | None = None
+    allocation_info: AllocationInfo | None = None
+
+
+class Attribute(Base):
+    name: str
+    type: ValueType
+    scalar: Scalar | None = None
+    ranges: Ranges | None = None
+    set: Set | None = None
+    text: Text | None = None
+
+
+class Label(Base):
+    key: str
+    value: str | None = None
+
+
+class Labels(Base):
+    labels: list[Label] = []
+
+
+class Parameter(Base):
+    key: str
+    value: str
+
+
+class DurationInfo(Base):
+    nanoseconds: int
+
+
+class TimeInfo(Base):
+    nanoseconds: int
+
+
+# ---------------------------------------------------------------- framework
+
+
+class CapabilityType(str, enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    REVOCABLE_RESOURCES = "REVOCABLE_RESOURCES"
+    TASK_KILLING_STATE = "TASK_KILLING_STATE"
+    GPU_RESOURCES = "GPU_RESOURCES"
+    SHARED_RESOURCES = "SHARED_RESOURCES"
+    PARTITION_AWARE = "PARTITION_AWARE"
+    MULTI_ROLE = "MULTI_ROLE"
+    RESERVATION_REFINEMENT = "RESERVATION_REFINEMENT"
+    REGION_AWARE = "REGION_AWARE"
+
+
+class FrameworkCapability(Base):
+    type: CapabilityType = CapabilityType.UNKNOWN
+
+
+class FrameworkInfo(Base):
+    user: str
+    name: str
+    id: ID | None = None
+    failover_timeout: float = 0.0
+    checkpoint: bool = False
+    role: str | None = None
+    roles: list[str] = []
+    hostname: str | None = None
+    principal: str | None = None
+    webui_url: str | None = None
+    capabilities: list[FrameworkCapability] = []
+    labels: Labels | None = None
+
+    def effective_roles(self) -> list[str]:
+        """Roles the framework subscribes with: ``roles`` (MULTI_ROLE) or ``role``."""
+        if self.roles:
+            return list(self.roles)
+        return [self.role or "*"]
+
+    def has_capability(self, capability: CapabilityType) -> bool:
+        return any(c.type == capability for c in self.capabilities)
+
+
+class MasterInfo(Base):
+    id: str
+    ip: int
+    port: int
+    hostname: str | None = None
+    version: str | None = None
+    pid: str | None = None
+
+
+# ---------------------------------------------------------------- tasks
+
+
+class EnvironmentVariable(Base):
+    name: str
+    value: str | None = None
+    type: str | None = None
+
+
+class Environment(Base):
+    variables: list[EnvironmentVariable] = []
+
+
+class CommandURI(Base):
+    value: str
+    executable: bool | None = None
+    extract: bool | None = None
+
+
+class CommandInfo(Base):
+    value: str | None = None
+    shell: bool = True
+    arguments: list[str] = []
+    environment: Environment | None = None
+    uris: list[CommandURI] = []
+    user: str | None = None
+
+
+class PortMapping(Base):
+    host_port: int
+    container_port: int
+    protocol: str | None = None
+
+
+class DockerNetwork(str, enum.Enum):
+    HOST = "HOST"
+    BRIDGE = "BRIDGE"
+    NONE = "NONE"
+    USER = "USER"
+
+
+class DockerInfo(Base):
+    image: str
+    network: DockerNetwork = DockerNetwork.HOST
+    port_mappings: list[PortMapping] = []
+    privileged: bool = False
+    parameters: list[Parameter] = []
+    force_pull_image: bool = False
+
+
+class VolumeMode(str, enum.Enum):
+    RW = "RW"
+    RO = "RO"
+
+
+class DockerVolumeSource(Base):
+    name: str
+    driver: str | None = None
+
+
+class HostPathSource(Base):
+    path: str
+
+
+class VolumeSource(Base):
+    type: str = "UNKNOWN"
+    docker_volume: DockerVolumeSource | None = None
+    host_path: HostPathSource | None = None
+
+
+class Volume(Base):
+    container_path: str
+    mode: VolumeMode = VolumeMode.RW
+    host_path: str | None = None
+    source: VolumeSource | None = None
+
+
+class ContainerType(str, enum.Enum):
+    DOCKER = "DOCKER"
+    MESOS = "MESOS"
+
+
+class ContainerInfo(Base):
+    type: ContainerType
+    docker: DockerInfo | None = None
+    volumes: list[Volume] = []
+    hostname: str | None = None
+
+
+class HealthCheckType(str, enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    COMMAND = "COMMAND"
+    HTTP = "HTTP"
+    TCP = "TCP"
+
+
+class HTTPCheckInfo(Base):
+    port: int
+    scheme: str | None = None
+    path: str | None = None
+    statuses: list[int] = []
+
+
+class TCPCheckInfo(Base):
+    port: int
+
+
+class HealthCheck(Base):
+    type: HealthCheckType = HealthCheckType.UNKNOWN
+    delay_seconds: float = 15.0
+    interval_seconds: float = 10.0
+    timeout_seconds: float = 20.0
+    consecutive_failures: int = 3
+    grace_period_seconds: float = 10.0
+    command: CommandInfo | None = None
+    http: HTTPCheckInfo | None = None
+    tcp: TCPCheckInfo | None = None
+
+
+class KillPolicy(Base):
+    grace_period: DurationInfo | None = None
+
+
+class DiscoveryPort(Base):
+    number: int
+    name: str | None = None
+    protocol: str | None = None
+
+
+class DiscoveryPorts(Base):
+    ports: list[DiscoveryPort] = []
+
+
+class DiscoveryInfo(Base):
+    visibility: str = "FRAMEWORK"
+    name: str | None = None
+    ports: DiscoveryPorts | None = None
+
+
+class ExecutorInfo(Base):
+    executor_id: ID | None = None
+    type: str | None = None
+    framework_id: ID | None = None
+    resources: list[Resource] = []
+    command: CommandInfo | None = None
+    name: str | None = None
+
+
+class TaskInfo(Base):
+    name: str
+    task_id: ID
+    agent_id: ID
+    resources: list[Resource] = []
+    executor: ExecutorInfo | None = None
+    command: CommandInfo | None = None
+    container: ContainerInfo | None = None
+    health_check: HealthCheck | None = None
+    kill_policy: KillPolicy | None = None
+    data: bytes | None = None
+    labels: Labels | None = None
+    discovery: DiscoveryInfo | None = None
+
+
+class TaskGroupInfo(Base):
+    tasks: list[TaskInfo] = []
+
+
+class TaskState(str, enum.Enum):
+    TASK_STAGING = "TASK_STAGING"
+    TASK_STARTING = "TASK_STARTING"
+    TASK_RUNNING = "TASK_RUNNING"
+    TASK_KILLING = "TASK_KILLING"
+    TASK_FINISHED = "TASK_FINISHED"
+    TASK_FAILED = "TASK_FAILED"
+    TASK_KILLED = "TASK_KILLED"
+    TASK_ERROR = "TASK_ERROR"
+    TASK_LOST = "TASK_LOST"
+    TASK_DROPPED = "TASK_DROPPED"
+    TASK_UNREACHABLE = "TASK_UNREACHABLE"
+    TASK_GONE = "TASK_GONE"
+    TASK_GONE_BY_OPERATOR = "TASK_GONE_BY_OPERATOR"
+    TASK_UNKNOWN = "TASK_UNKNOWN"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset(
+    {
+        TaskState.TASK_FINISHED,
+        TaskState.TASK_FAILED,
+        TaskState.TASK_KILLED,
+        TaskState.TASK_ERROR,
+        TaskState.TASK_LOST,
+        TaskState.TASK_DROPPED,
+        TaskState.TASK_GONE,
+        TaskState.TASK_GONE_BY_OPERATOR,
+    }
+)
+
+
+class Source(str, enum.Enum):
+    SOURCE_MASTER = "SOURCE_MASTER"
+    SOURCE_AGENT = "SOURCE_AGENT"
+    SOURCE_EXECUTOR = "SOURCE_EXECUTOR"
+
+
+class Reason(str, enum.Enum):
+    REASON_COMMAND_EXECUTOR_FAILED = "REASON_COMMAND_EXECUTOR_FAILED"
+    REASON_CONTAINER_LAUNCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"
+    REASON_CONTAINER_LIMITATION = "REASON_CONTAINER_LIMITATION"
+    REASON_CONTAINER_LIMITATION_DISK = "REASON_CONTAINER_LIMITATION_DISK"
+    REASON_CONTAINER_LIMITATION_MEMORY = "REASON_CONTAINER_LIMITATION_MEMORY"
+    REASON_CONTAINER_PREEMPTED = "REASON_CONTAINER_PREEMPTED"
+    REASON_CONTAINER_UPDATE_FAILED = "REASON_CONTAINER_UPDATE_FAILED"
+    REASON_MAX_COMPLETION_TIME_REACHED = "REASON_MAX_COMPLETION_TIME_REACHED"
+    REASON_EXECUTOR_REGISTRATION_TIMEOUT = "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
+    REASON_EXECUTOR_REREGISTRATION_TIMEOUT = "REASON_EXECUTOR_REREGISTRATION_TIMEOUT"
+    REASON_EXECUTOR_TERMINATED = "REASON_EXECUTOR_TERMINATED"
+    REASON_EXECUTOR_UNREGISTERED = "REASON_EXECUTOR_UNREGISTERED"
+    REASON_FRAMEWORK_REMOVED = "REASON_FRAMEWORK_REMOVED"
+    REASON_GC_ERROR = "REASON_GC_ERROR"
+    REASON_INVALID_FRAMEWORKID = "REASON_INVALID_FRAMEWORKID"
+    REASON_INVALID_OFFERS = "REASON_INVALID_OFFERS"
+    REASON_IO_SWITCHBOARD_EXITED = "REASON_IO_SWITCHBOARD_EXITED"
+    REASON_MASTER_DISCONNECTED = "REASON_MASTER_DISCONNECTED"
+    REASON_RECONCILIATION = "REASON_RECONCILIATION"
+    REASON_RESOURCES_UNKNOWN = "REASON_RESOURCES_UNKNOWN"
+    REASON_AGENT_DISCONNECTED = "REASON_AGENT_DISCONNECTED"
+    REASON_AGENT_DRAINING = "REASON_AGENT_DRAINING"
+    REASON_AGENT_REMOVED = "REASON_AGENT_REMOVED"
+    REASON_AGENT_REMOVED_BY_OPERATOR = "REASON_AGENT_REMOVED_BY_OPERATOR"
+    REASON_AGENT_REREGISTERED = "REASON_AGENT_REREGISTERED"
+    REASON_AGENT_RESTARTED = "REASON_AGENT_RESTARTED"
+    REASON_AGENT_UNKNOWN = "REASON_AGENT_UNKNOWN"
+    REASON_TASK_KILLED_DURING_LAUNCH = "REASON_TASK_KILLED_DURING_LAUNCH"
+    REASON_TASK_CHECK_STATUS_UPDATED = "REASON_TASK_CHECK_STATUS_UPDATED"
+    REASON_TASK_HEALTH_CHECK_STATUS_UPDATED = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+    REASON_TASK_GROUP_INVALID = "REASON_TASK_GROUP_INVALID"
+    REASON_TASK_GROUP_UNAUTHORIZED = "REASON_TASK_GROUP_UNAUTHORIZED"
+    REASON_TASK_INVALID = "REASON_TASK_INVALID"
+    REASON_TASK_UNAUTHORIZED = "REASON_TASK_UNAUTHORIZED"
+    REASON_TASK_UNKNOWN = "REASON_TASK_UNKNOWN"
+
+
+class ContainerStatus(Base):
+    container_id: ID | None = None
+    executor_pid: int | None = None
+
+
+class TaskStatus(Base):
+    task_id: ID
+    state: TaskState
+    message: str | None = None
+    source: Source | None = None
+    reason: Reason | None = None
+    data: bytes | None = None
+    agent_id: ID | None = None
+    executor_id: ID | None = None
+    timestamp: float | None = None
+    uuid: bytes | None = None
+    healthy: bool | None = None
+    labels: Labels | None = None
+    container_status: ContainerStatus | None = None
+    unreachable_time: TimeInfo | None = None
+
+
+# ---------------------------------------------------------------- offers
+
+
+class URL(Base):
+    scheme: str
+    address: dict[str, object] | None = None
+    path: str | None = None
+
+
+class Offer(Base):
+    id: ID
+    framework_id: ID
+    agent_id: ID
+    hostname: str
+    resources: list[Resource] = []
+    attributes: list[Attribute] = []
+    executor_ids: list[ID] = []
+    url: URL | None = None
+    allocation_info: AllocationInfo | None = None
+
+
+class Filters(Base):
+    refuse_seconds: float = 5.0
+
+
+class OperationType(str, enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    LAUNCH = "LAUNCH"
+    LAUNCH_GROUP = "LAUNCH_GROUP"
+    RESERVE = "RESERVE"
+    UNRESERVE = "UNRESERVE"
+    CREATE = "CREATE"
+    DESTROY = "DESTROY"
+    GROW_VOLUME = "GROW_VOLUME"
+    SHRINK_VOLUME = "SHRINK_VOLUME"
+    CREATE_DISK = "CREATE_DISK"
+    DESTROY_DISK = "DESTROY_DISK"
+
+
+class Launch(Base):
+    task_infos: list[TaskInfo] = []
+
+
+class LaunchGroup(Base):
+    executor: ExecutorInfo
+    task_group: TaskGroupInfo
+
+
+class Operation(Base):
+    type: OperationType = OperationType.UNKNOWN
+    launch: Launch | None = None
+    launch_group: LaunchGroup | None = None
+
+
+# ---------------------------------------------------------------- conversion
+
+
+def to_resources(items: list[Resource], path: str = "resources") -> Resources:
+    """Typed Mesos resources -> ``Resources``; raises ``ResourceError`` naming the path."""
+    return Resources.from_json(msgspec.to_builtins(items), path)
+
+
+def from_resources(resources: Resources, role: str | None = None) -> list[Resource]:
+    """``Resources`` -> typed Mesos resources (with ``allocation_info`` when ``role``)."""
+    return msgspec.convert(resources.to_json(role), list[Resource])
+
+
+def attributes_to_json(attributes: dict[str, str]) -> list[Attribute]:
+    """Agent attributes (text or numeric strings) as Mesos attributes."""
+    out: list[Attribute] = []
+    for name, value in sorted(attributes.items()):
+        try:
+            number = float(value)
+        except ValueError:
+            out.append(Attribute(name=name, type=ValueType.TEXT, text=Text(value=value)))
+        else:
+            out.append(Attribute(name=name, type=ValueType.SCALAR, scalar=Scalar(value=number)))
+    return out
+
+
+def labels_to_dict(labels: Labels | None) -> dict[str, str]:
+    if labels is None:
+        return {}
+    return {label.key: label.value or "" for label in labels.labels}
+
+
+def dict_to_labels(values: dict[str, str]) -> Labels:
+    return Labels(labels=[Label(key=k, value=v) for k, v in sorted(values.items())])

@@ -1,0 +1,297 @@
+"""Mesos v1 scheduler API (``mesos/v1/scheduler/scheduler.proto``): Call and Event.
+
+``decode_call`` is the only way a request body becomes a ``Call``; it checks that the
+sub-message for the call's type is present and raises ``CallError`` with the field
+path otherwise.  ``encode_record`` frames an ``Event`` as RecordIO (``<len>\\n<json>``).
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from mesoslite.messages.mesos import (
+    ID,
+    Base,
+    ExecutorInfo,
+    FrameworkInfo,
+    KillPolicy,
+    MasterInfo,
+    Offer,
+    Operation,
+    TaskStatus,
+)
+from mesoslite.messages.mesos import Filters as Filters  # re-exported for callers
+
+
+class CallType(str, enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    SUBSCRIBE = "SUBSCRIBE"
+    TEARDOWN = "TEARDOWN"
+    ACCEPT = "ACCEPT"
+    DECLINE = "DECLINE"
+    ACCEPT_INVERSE_OFFERS = "ACCEPT_INVERSE_OFFERS"
+    DECLINE_INVERSE_OFFERS = "DECLINE_INVERSE_OFFERS"
+    REVIVE = "REVIVE"
+    KILL = "KILL"
+    SHUTDOWN = "SHUTDOWN"
+    ACKNOWLEDGE = "ACKNOWLEDGE"
+    ACKNOWLEDGE_OPERATION_STATUS = "ACKNOWLEDGE_OPERATION_STATUS"
+    RECONCILE = "RECONCILE"
+    RECONCILE_OPERATIONS = "RECONCILE_OPERATIONS"
+    MESSAGE = "MESSAGE"
+    REQUEST = "REQUEST"
+    SUPPRESS = "SUPPRESS"
+    UPDATE_FRAMEWORK = "UPDATE_FRAMEWORK"
+
+
+class Subscribe(Base):
+    framework_info: FrameworkInfo
+    suppressed_roles: list[str] = []
+
+
+class Accept(Base):
+    offer_ids: list[ID] = []
+    operations: list[Operation] = []
+    filters: Filters | None = None
+
+
+class Decline(Base):
+    offer_ids: list[ID] = []
+    filters: Filters | None = None
+
+
+class Revive(Base):
+    roles: list[str] = []
+
+
+class Suppress(Base):
+    roles: list[str] = []
+
+
+class Kill(Base):
+    task_id: ID
+    agent_id: ID | None = None
+    kill_policy: KillPolicy | None = None
+
+
+class Shutdown(Base):
+    executor_id: ID
+    agent_id: ID
+
+
+class Acknowledge(Base):
+    agent_id: ID
+    task_id: ID
+    uuid: bytes
+
+
+class ReconcileTask(Base):
+    task_id: ID
+    agent_id: ID | None = None
+
+
+class Reconcile(Base):
+    tasks: list[ReconcileTask] = []
+
+
+class Message(Base):
+    agent_id: ID
+    executor_id: ID
+    data: bytes
+
+
+class UpdateFramework(Base):
+    framework_info: FrameworkInfo
+    suppressed_roles: list[str] = []
+
+
+class Call(Base):
+    type: CallType = CallType.UNKNOWN
+    framework_id: ID | None = None
+    subscribe: Subscribe | None = None
+    accept: Accept | None = None
+    decline: Decline | None = None
+    revive: Revive | None = None
+    suppress: Suppress | None = None
+    kill: Kill | None = None
+    shutdown: Shutdown | None = None
+    acknowledge: Acknowledge | None = None
+    reconcile: Reconcile | None = None
+    message: Message | None = None
+    update_framework: UpdateFramework | None = None
+
+
+# Calls whose payload field must be present (Mesos' validation::scheduler::call).
+_REQUIRED_FIELD = {
+    CallType.SUBSCRIBE: "subscribe",
+    CallType.ACCEPT: "accept",
+    CallType.DECLINE: "decline",
+    CallType.KILL: "kill",
+    CallType.SHUTDOWN: "shutdown",
+    CallType.ACKNOWLEDGE: "acknowledge",
+    CallType.RECONCILE: "reconcile",
+    CallType.MESSAGE: "message",
+    CallType.UPDATE_FRAMEWORK: "update_framework",
+}
+
+
+class CallError(ValueError):
+    """A call that cannot be accepted; ``path`` names the field."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+_call_decoder = msgspec.json.Decoder(Call)
+
+
+def decode_call(body: bytes) -> Call:
+    """Decode and structurally validate a JSON call body."""
+    try:
+        call = _call_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else ""
+        raise CallError(f"Failed to validate scheduler::Call: {text}", path) from None
+    except msgspec.DecodeError as exc:
+        raise CallError(f"Failed to parse body into JSON: {exc}") from None
+    if call.type == CallType.UNKNOWN:
+        raise CallError("Expecting 'type' to be present", "$.type")
+    field = _REQUIRED_FIELD.get(call.type)
+    if field and getattr(call, field) is None:
+        raise CallError(f"Expecting '{field}' to be present", f"$.{field}")
+    if call.type != CallType.SUBSCRIBE and call.framework_id is None:
+        raise CallError("Expecting 'framework_id' to be present", "$.framework_id")
+    if call.type == CallType.SUBSCRIBE:
+        info_id = call.subscribe.framework_info.id  # type: ignore[union-attr]
+        if call.framework_id is not None and info_id != call.framework_id:
+            raise CallError(
+                "'framework_id' differs from 'subscribe.framework_info.id'",
+                "$.subscribe.framework_info.id",
+            )
+    return call
+
+
+# ---------------------------------------------------------------- events
+
+
+class EventType(str, enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    SUBSCRIBED = "SUBSCRIBED"
+    OFFERS = "OFFERS"
+    INVERSE_OFFERS = "INVERSE_OFFERS"
+    RESCIND = "RESCIND"
+    RESCIND_INVERSE_OFFER = "RESCIND_INVERSE_OFFER"
+    UPDATE = "UPDATE"
+    UPDATE_OPERATION_STATUS = "UPDATE_OPERATION_STATUS"
+    MESSAGE = "MESSAGE"
+    FAILURE = "FAILURE"
+    ERROR = "ERROR"
+    HEARTBEAT = "HEARTBEAT"
+
+
+class Subscribed(Base):
+    framework_id: ID
+    heartbeat_interval_seconds: float | None = None
+    master_info: MasterInfo | None = None
+
+
+class Offers(Base):
+    offers: list[Offer] = []
+
+
+class Rescind(Base):
+    offer_id: ID
+
+
+class Update(Base):
+    status: TaskStatus
+
+
+class EventMessage(Base):
+    agent_id: ID
+    executor_id: ID
+    data: bytes
+
+
+class Failure(Base):
+    agent_id: ID | None = None
+    executor_id: ID | None = None
+    status: int | None = None
+
+
+class Error(Base):
+    message: str
+
+
+class Event(Base):
+    type: EventType
+    subscribed: Subscribed | None = None
+    offers: Offers | None = None
+    rescind: Rescind | None = None
+    update: Update | None = None
+    message: EventMessage | None = None
+    failure: Failure | None = None
+    error: Error | None = None
+
+
+_encoder = msgspec.json.Encoder()
+_event_decoder = msgspec.json.Decoder(Event)
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def encode_record(event: Event) -> bytes:
+    """RecordIO framing: the JSON's byte length, a newline, then the JSON."""
+    body = _encoder.encode(event)
+    return str(len(body)).encode() + b"\n" + body
+
+
+def decode_event(body: bytes) -> Event:
+    return _event_decoder.decode(body)
+
+
+def encode_call(call: Call) -> bytes:
+    return _encoder.encode(call)
+
+
+HEARTBEAT = Event(type=EventType.HEARTBEAT)
+
+__all__ = [
+    "Accept",
+    "Acknowledge",
+    "Call",
+    "CallError",
+    "CallType",
+    "Decline",
+    "Error",
+    "Event",
+    "EventMessage",
+    "EventType",
+    "ExecutorInfo",
+    "Failure",
+    "Filters",
+    "Kill",
+    "Message",
+    "Offers",
+    "Reconcile",
+    "ReconcileTask",
+    "Rescind",
+    "Revive",
+    "Shutdown",
+    "Subscribe",
+    "Subscribed",
+    "Suppress",
+    "Update",
+    "UpdateFramework",
+    "decode_call",
+    "decode_event",
+    "encode_call",
+    "encode_event",
+    "encode_record",
+]
