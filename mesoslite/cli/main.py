@@ -13,7 +13,12 @@ import click
 
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
+    "agent": "mesoslite.cli.agent_cmd:agent",
+    "logs": "mesoslite.cli.logs_cmd:logs",
+    "master": "mesoslite.cli.master_cmd:master",
     "pack": "mesoslite.cli.pack:pack",
+    "state": "mesoslite.cli.state_cmd:state",
+    "up": "mesoslite.cli.up:up",
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
-from mesoslite.messages.mesos import FrameworkInfo, Resource, TaskInfo, TaskStatus
+from mesoslite.messages.mesos import FrameworkInfo, Resource, TaskInfo, TaskState, TaskStatus
 
 
 class AgentMessage(msgspec.Struct, tag_field="type", omit_defaults=True):
@@ -54,8 +54,13 @@ class Register(AgentMessage, tag="register"):
 
 
 class StatusUpdate(msgspec.Struct, omit_defaults=True):
+    """One update of a task's stream.  The agent sends a task's updates in order,
+    the next only after the previous is acknowledged; ``latest_state`` tells the
+    master the task's current state meanwhile (it may be ahead of ``status``)."""
+
     framework_id: str
     status: TaskStatus
+    latest_state: TaskState | None = None
 
 
 class StatusUpdates(AgentMessage, tag="status_updates"):
@@ -129,6 +134,15 @@ class ShutdownFramework(MasterMessage, tag="shutdown_framework"):
     framework_id: str
 
 
+class FrameworkMessage(MasterMessage, tag="framework_message"):
+    """Scheduler MESSAGE call for a task's executor; the agent appends it to the
+    task sandbox's ``framework_messages`` file (mesoslite has no custom executors)."""
+
+    framework_id: str
+    executor_id: str
+    data: bytes
+
+
 class Ping(MasterMessage, tag="ping"):
     seq: int
 
@@ -139,7 +153,16 @@ class Refused(MasterMessage, tag="refused"):
     message: str
 
 
-FromMaster = Registered | RunTasks | KillTask | AckUpdates | ShutdownFramework | Ping | Refused
+FromMaster = (
+    Registered
+    | RunTasks
+    | KillTask
+    | AckUpdates
+    | ShutdownFramework
+    | FrameworkMessage
+    | Ping
+    | Refused
+)
 
 
 class ProtocolError(ValueError):

@@ -15,6 +15,7 @@ from mesoslite.messages.mesos import (
     ID,
     Base,
     ExecutorInfo,
+    Filters,
     FrameworkInfo,
     KillPolicy,
     MasterInfo,
@@ -22,7 +23,6 @@ from mesoslite.messages.mesos import (
     Operation,
     TaskStatus,
 )
-from mesoslite.messages.mesos import Filters as Filters  # re-exported for callers
 
 
 class CallType(str, enum.Enum):

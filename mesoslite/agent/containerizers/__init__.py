@@ -1,0 +1,69 @@
+"""Containerizers: how an agent runs tasks (see ``base.py`` for the contract).
+
+``make_containerizers`` builds the ones named; each is namespaced by the agent's
+*runtime id*, a uuid kept in the work dir, so two agents on one host (or one engine)
+never touch each other's tasks, whatever ids the master gives them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from mesoslite.agent.checkpoint import atomic_write
+from mesoslite.agent.containerizers.base import Containerizer
+
+KNOWN = ("docker", "process")
+
+
+def runtime_id(work_dir: Path) -> str:
+    path = work_dir / "runtime_id"
+    if path.exists():
+        value = path.read_text().strip()
+        if value:
+            return value
+    value = uuid.uuid4().hex[:16]
+    atomic_write(path, value.encode())
+    return value
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers through DOCKER_HOST or the default socket."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            client.ping()
+            return True
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return False
+
+
+def available_containerizers() -> list[str]:
+    return ["docker", "process"] if docker_available() else ["process"]
+
+
+def make_containerizers(names: list[str], work_dir: Path) -> dict[str, Containerizer]:
+    """Build the named containerizers; ValueError names what cannot be built."""
+    unknown = [n for n in names if n not in KNOWN]
+    if unknown:
+        raise ValueError(f"unknown containerizer(s) {', '.join(unknown)}; "
+                         f"choose from {', '.join(KNOWN)}")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    rid = runtime_id(work_dir)
+    out: dict[str, Containerizer] = {}
+    if "process" in names:
+        from mesoslite.agent.containerizers.process import ProcessContainerizer
+
+        out["process"] = ProcessContainerizer(rid, work_dir)
+    if "docker" in names:
+        if not docker_available():
+            raise ValueError("the docker containerizer needs a Docker engine; none answers "
+                             "through DOCKER_HOST or /var/run/docker.sock")
+        from mesoslite.agent.containerizers.docker import DockerContainerizer
+
+        out["docker"] = DockerContainerizer(rid, work_dir)
+    return out

@@ -1,0 +1,148 @@
+"""The agent's checkpoints: what it must remember across ``kill -9``.
+
+Layout under the work dir::
+
+    agent_id                                   the id the master gave us
+    meta/<framework_id>/framework.json         FrameworkInfo
+    meta/<framework_id>/<task_id>/task.json    TaskInfo, container id and record
+    meta/<framework_id>/<task_id>/updates.json unacknowledged updates + latest status
+    sandboxes/<framework_id>/<task_id>/        stdout, stderr, the task's files
+
+Every write is atomic (temporary file, fsync, rename, fsync of the directory), so a
+crash leaves either the old or the new file, never a torn one.  A file that fails to
+parse anyway (disk corruption) is reported and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mesoslite.messages.agent import StatusUpdate
+from mesoslite.messages.mesos import FrameworkInfo, TaskInfo, TaskStatus
+
+log = logging.getLogger(__name__)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class TaskCheckpoint(msgspec.Struct, omit_defaults=True):
+    framework_id: str
+    task: TaskInfo
+    container_id: str
+    containerizer: str
+    record: dict[str, Any] | None = None  # set once the container runs
+    launched_at: float = 0.0
+    kill_requested: bool = False
+
+
+class UpdatesCheckpoint(msgspec.Struct, omit_defaults=True):
+    latest: TaskStatus
+    pending: list[StatusUpdate] = []
+
+
+@dataclass
+class RecoveredTask:
+    checkpoint: TaskCheckpoint
+    updates: UpdatesCheckpoint | None
+
+
+class Checkpoints:
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.meta = work_dir / "meta"
+        self.sandboxes = work_dir / "sandboxes"
+        self._enc = msgspec.json.Encoder()
+
+    # -- agent id -------------------------------------------------------------
+
+    def agent_id(self) -> str | None:
+        path = self.work_dir / "agent_id"
+        if not path.exists():
+            return None
+        value = path.read_text().strip()
+        return value or None
+
+    def save_agent_id(self, agent_id: str) -> None:
+        atomic_write(self.work_dir / "agent_id", agent_id.encode())
+
+    # -- paths ----------------------------------------------------------------
+
+    def task_dir(self, framework_id: str, task_id: str) -> Path:
+        return self.meta / framework_id / task_id
+
+    def sandbox(self, framework_id: str, task_id: str) -> Path:
+        return self.sandboxes / framework_id / task_id
+
+    # -- writes ---------------------------------------------------------------
+
+    def save_framework(self, info: FrameworkInfo) -> None:
+        assert info.id is not None
+        atomic_write(self.meta / info.id.value / "framework.json", self._enc.encode(info))
+
+    def save_task(self, cp: TaskCheckpoint) -> None:
+        path = self.task_dir(cp.framework_id, cp.task.task_id.value) / "task.json"
+        atomic_write(path, self._enc.encode(cp))
+
+    def save_updates(self, framework_id: str, task_id: str, updates: UpdatesCheckpoint) -> None:
+        path = self.task_dir(framework_id, task_id) / "updates.json"
+        atomic_write(path, self._enc.encode(updates))
+
+    def remove_task(self, framework_id: str, task_id: str) -> None:
+        shutil.rmtree(self.task_dir(framework_id, task_id), ignore_errors=True)
+        fw_dir = self.meta / framework_id
+        if fw_dir.exists() and not any(p.is_dir() for p in fw_dir.iterdir()):
+            shutil.rmtree(fw_dir, ignore_errors=True)
+
+    # -- reads ----------------------------------------------------------------
+
+    def frameworks(self) -> dict[str, FrameworkInfo]:
+        out: dict[str, FrameworkInfo] = {}
+        if not self.meta.exists():
+            return out
+        for path in self.meta.glob("*/framework.json"):
+            info = _read(path, FrameworkInfo)
+            if info is not None and info.id is not None:
+                out[info.id.value] = info
+        return out
+
+    def tasks(self) -> Iterator[RecoveredTask]:
+        if not self.meta.exists():
+            return
+        for path in sorted(self.meta.glob("*/*/task.json")):
+            cp = _read(path, TaskCheckpoint)
+            if cp is None:
+                continue
+            updates = _read(path.parent / "updates.json", UpdatesCheckpoint)
+            yield RecoveredTask(cp, updates)
+
+
+def _read(path: Path, cls: type) -> Any:
+    if not path.exists():
+        return None
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=cls)
+    except (msgspec.DecodeError, msgspec.ValidationError, OSError) as exc:
+        log.error("ignoring unreadable checkpoint %s: %s", path, exc)
+        return None

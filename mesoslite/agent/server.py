@@ -1,0 +1,276 @@
+"""The agent process: recovers its checkpoints, keeps one link to the master, runs
+tasks through its containerizers, and serves sandboxes and status over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from mesoslite import __version__
+from mesoslite.agent.checkpoint import Checkpoints
+from mesoslite.agent.containerizers.base import Containerizer
+from mesoslite.agent.sandbox_http import SandboxHTTP
+from mesoslite.agent.status_updates import StatusUpdateManager
+from mesoslite.agent.tasks import AgentIdentity, TaskManager
+from mesoslite.clock import Clock, SystemClock
+from mesoslite.httpapi import json_response, make_app
+from mesoslite.messages.agent import (
+    AckUpdates,
+    FrameworkMessage,
+    KillTask,
+    Ping,
+    Pong,
+    ProtocolError,
+    Refused,
+    Register,
+    Registered,
+    RunTasks,
+    ShutdownFramework,
+    StatusUpdate,
+    StatusUpdates,
+    decode_from_master,
+    encode,
+)
+from mesoslite.messages.mesos import from_resources
+from mesoslite.resources import Resources
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentConfig:
+    masters: list[str]
+    work_dir: Path
+    resources: Resources
+    host: str = "127.0.0.1"
+    port: int = 5051
+    hostname: str | None = None
+    advertise_address: str | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    containerizers: list[str] = field(default_factory=lambda: ["process"])
+    status_update_retry: float = 2.0
+    reconnect_max: float = 5.0
+    agent_secret: str | None = None
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, containerizers: dict[str, Containerizer],
+                 clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.cp = Checkpoints(config.work_dir)
+        self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-io")
+        self.agent_id: str | None = self.cp.agent_id()
+        self.hostname = config.hostname or socket.gethostname()
+        self.address = config.advertise_address or config.host
+        self.updates = StatusUpdateManager(self.cp, self._send_updates, self.clock, self.io,
+                                           retry_base=config.status_update_retry)
+        self.containerizers = containerizers
+        self.tasks = TaskManager(
+            AgentIdentity(lambda: self.agent_id or "", self.hostname, self.address, config.port),
+            containerizers, self.cp, self.updates, self.io, self.clock)
+        self.max_epoch = 0
+        self.registered = asyncio.Event()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._runner: web.AppRunner | None = None
+        self._loops: list[asyncio.Task[Any]] = []
+        self._stopping = False
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self) -> int:
+        """Recover tasks, serve HTTP, connect to the master; return the HTTP port."""
+        self.config.work_dir.mkdir(parents=True, exist_ok=True)
+        recovered = list(self.cp.tasks())
+        await self.tasks.recover(recovered)
+        self._runner = web.AppRunner(self._make_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        self.config.port = self._runner.addresses[0][1]
+        self.tasks.identity.port = self.config.port
+        self._session = aiohttp.ClientSession()
+        self._loops = [asyncio.create_task(self._link_loop()),
+                       asyncio.create_task(self._retry_loop())]
+        log.info("agent %s on %s:%d, %d tasks recovered", self.agent_id or "(new)",
+                 self.address, self.config.port, len(recovered))
+        return self.config.port
+
+    async def stop(self, kill_tasks: bool = False) -> None:
+        """Stop the agent.  Tasks keep running unless ``kill_tasks`` (``mesoslite up``)."""
+        self._stopping = True
+        if kill_tasks:
+            await self.tasks.kill_all()
+            await self._drain_updates()
+        for loop_task in self._loops:
+            loop_task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        if self._ws is not None:
+            await self._ws.close()
+        if self._session is not None:
+            await self._session.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        for containerizer in self.containerizers.values():
+            await containerizer.close()
+        self.io.shutdown(wait=True)
+
+    async def _drain_updates(self, timeout: float = 5.0) -> None:
+        """Give terminal updates a moment to be acknowledged before leaving."""
+        deadline = self.clock.monotonic() + timeout
+        while self.updates.unacknowledged() and self.clock.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    # ---------------------------------------------------------------- master link
+
+    async def _link_loop(self) -> None:
+        delay = 0.1
+        attempt = 0
+        while not self._stopping:
+            master = self.config.masters[attempt % len(self.config.masters)]
+            attempt += 1
+            try:
+                await self._connect(master)
+                delay = 0.1
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                log.debug("master %s unreachable: %s", master, exc)
+            except ProtocolError as exc:
+                log.error("master %s sent a bad frame: %s", master, exc)
+            self.registered.clear()
+            self._ws = None
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self.config.reconnect_max)
+
+    async def _connect(self, master: str) -> None:
+        assert self._session is not None
+        url = master.rstrip("/") + "/agent/v1/link"
+        async with self._session.ws_connect(url, max_msg_size=64 * 2**20,
+                                            heartbeat=None) as ws:
+            await ws.send_str(encode(self._register_message()).decode())
+            async for frame in ws:
+                if frame.type != aiohttp.WSMsgType.TEXT:
+                    break
+                message = decode_from_master(frame.data)
+                if message.epoch < self.max_epoch:
+                    log.warning("ignoring %s from a deposed master (epoch %d < %d)",
+                                type(message).__name__, message.epoch, self.max_epoch)
+                    continue
+                self.max_epoch = max(self.max_epoch, message.epoch)
+                if isinstance(message, Registered):
+                    await self._on_registered(ws, message)
+                elif isinstance(message, Refused):
+                    log.error("master refused registration: %s", message.message)
+                    return
+                else:
+                    await self._on_command(ws, message)
+
+    def _register_message(self) -> Register:
+        cfg = self.config
+        return Register(
+            agent_id=self.agent_id, hostname=self.hostname, address=self.address,
+            port=cfg.port, resources=from_resources(cfg.resources),
+            attributes=cfg.attributes, containerizers=sorted(self.containerizers),
+            tasks=self.tasks.for_register(),
+            frameworks=[self.tasks.frameworks[f] for f in sorted(self.tasks.frameworks)],
+            version=__version__, secret=cfg.agent_secret,
+        )
+
+    async def _on_registered(self, ws: aiohttp.ClientWebSocketResponse, msg: Registered) -> None:
+        if self.agent_id != msg.agent_id:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self.io, self.cp.save_agent_id, msg.agent_id)
+            self.agent_id = msg.agent_id
+        self._ws = ws
+        self.registered.set()
+        log.info("registered with master %s as %s (epoch %d)", msg.master_id, msg.agent_id,
+                 msg.epoch)
+        for (fid, tid), task in list(self.tasks.tasks.items()):
+            if tid in msg.kill_task_ids:
+                await self.tasks.kill(fid, tid, message="Framework was removed")
+        self.updates.resend_all()
+
+    async def _on_command(self, ws: aiohttp.ClientWebSocketResponse, message: Any) -> None:
+        if isinstance(message, Ping):
+            await ws.send_str(encode(Pong(seq=message.seq)).decode())
+        elif isinstance(message, RunTasks):
+            for launch in message.launches:
+                for info in launch.tasks:
+                    asyncio.create_task(self.tasks.launch(launch.framework, info))
+        elif isinstance(message, KillTask):
+            asyncio.create_task(self.tasks.kill(message.framework_id, message.task_id,
+                                                message.grace_period_seconds))
+        elif isinstance(message, AckUpdates):
+            for ack in message.acks:
+                await self.tasks.acknowledged(ack.framework_id, ack.task_id, ack.uuid)
+        elif isinstance(message, ShutdownFramework):
+            asyncio.create_task(self.tasks.shutdown_framework(message.framework_id))
+        elif isinstance(message, FrameworkMessage):
+            self._store_framework_message(message)
+
+    def _store_framework_message(self, message: FrameworkMessage) -> None:
+        sandbox = self.cp.sandbox(message.framework_id, message.executor_id)
+        if sandbox.exists():
+            with open(sandbox / "framework_messages", "ab") as f:
+                f.write(message.data + b"\n")
+
+    def _send_updates(self, updates: list[StatusUpdate]) -> bool:
+        ws = self._ws
+        if ws is None or ws.closed or not self.registered.is_set():
+            return False
+        data = encode(StatusUpdates(updates=updates)).decode()
+        asyncio.create_task(_send_quietly(ws, data))
+        return True
+
+    async def _retry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(0.5, self.config.status_update_retry / 2))
+            self.updates.retry_due()
+
+    # ---------------------------------------------------------------- HTTP
+
+    def _make_app(self) -> web.Application:
+        app = make_app()
+        SandboxHTTP(self.cp).add_routes(app)
+        app.router.add_get("/state", self._state)
+        app.router.add_get("/health", self._health)
+        return app
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return json_response({
+            "id": self.agent_id,
+            "hostname": self.hostname,
+            "address": self.address,
+            "port": self.config.port,
+            "version": __version__,
+            "registered": self.registered.is_set(),
+            "resources": self.config.resources.to_mapping(),
+            "attributes": self.config.attributes,
+            "containerizers": sorted(self.containerizers),
+            "tasks": [
+                {"framework_id": t.framework_id, "id": t.task_id, "state": t.state.value,
+                 "container_id": t.cp.container_id, "containerizer": t.cp.containerizer,
+                 "sandbox": str(self.cp.sandbox(t.framework_id, t.task_id))}
+                for t in self.tasks.tasks.values()
+            ],
+            "unacknowledged_updates": self.updates.unacknowledged(),
+        })
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK\n")
+
+
+async def _send_quietly(ws: aiohttp.ClientWebSocketResponse, data: str) -> None:
+    try:
+        await ws.send_str(data)
+    except (ConnectionResetError, RuntimeError, aiohttp.ClientError):
+        pass  # the retry loop resends once the link is back

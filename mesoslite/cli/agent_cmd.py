@@ -1,0 +1,86 @@
+"""``mesoslite agent``: run an agent on this machine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mesoslite.cli.runtime import log_options, run_until_signalled, setup_logging
+from mesoslite.resources import ResourceError
+
+
+def split_masters(text: str) -> list[str]:
+    masters = [m.strip().rstrip("/") for m in text.split(",") if m.strip()]
+    for m in masters:
+        if not m.startswith(("http://", "https://")):
+            raise click.BadParameter(f"{m!r}: expected http://host:port", param_hint="--master")
+    if not masters:
+        raise click.BadParameter("at least one master URL is needed", param_hint="--master")
+    return masters
+
+
+@click.command("agent")
+@click.option("--master", "master_urls", default="http://127.0.0.1:5050", show_default=True,
+              envvar="MESOSLITE_MASTER",
+              help="Master URL, or several separated by commas (the agent follows the leader).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5051, show_default=True, type=int)
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("~/.mesoslite/agent"),
+              show_default=True,
+              help="Checkpoints and task sandboxes. Restart with the same dir to re-attach.")
+@click.option("--resources", default=None,
+              help="Mesos text form, e.g. 'cpus:4;mem:8192;ports:[31000-32000]'. "
+                   "Kinds not given are detected.")
+@click.option("--attributes", default=None, help="e.g. 'rack:r1;zone:a'.")
+@click.option("--hostname", default=None, help="Name in offers (default: this machine's name).")
+@click.option("--advertise-ip", default=None,
+              help="Address tasks are reached at (default: --host).")
+@click.option("--containerizers", default=None,
+              help="Comma list of 'docker', 'process' (default: docker when an engine "
+                   "answers, plus process).")
+@click.option("--status-update-retry", default=2.0, show_default=True, type=float,
+              help="First resend interval of unacknowledged status updates (doubles).")
+@log_options
+def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str | None,
+          attributes: str | None, hostname: str | None, advertise_ip: str | None,
+          containerizers: str | None, status_update_retry: float, log_level: str,
+          log_format: str) -> None:
+    """Run an agent: offer this machine's resources and run tasks.
+
+    Tasks keep running when the agent stops or crashes; start it again with the same
+    --work-dir and it re-attaches to them.
+    """
+    from mesoslite.agent.containerizers import available_containerizers, make_containerizers
+    from mesoslite.agent.host import agent_resources, parse_attributes
+    from mesoslite.agent.server import Agent, AgentConfig
+
+    setup_logging(log_level, log_format)
+    work_dir = work_dir.expanduser()
+    try:
+        res = agent_resources(resources, work_dir)
+        attrs = parse_attributes(attributes)
+    except ResourceError as exc:
+        raise click.BadParameter(str(exc)) from None
+    names = ([c.strip() for c in containerizers.split(",") if c.strip()] if containerizers
+             else available_containerizers())
+    config = AgentConfig(
+        masters=split_masters(master_urls), work_dir=work_dir, resources=res, host=host,
+        port=port, hostname=hostname, advertise_address=advertise_ip, attributes=attrs,
+        containerizers=names, status_update_retry=status_update_retry,
+    )
+    holder: dict[str, Agent] = {}
+
+    async def start() -> None:
+        try:
+            cz = make_containerizers(names, work_dir)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        holder["agent"] = Agent(config, cz)
+        bound = await holder["agent"].start()
+        click.echo(f"mesoslite agent listening on http://{host}:{bound}", err=True)
+
+    async def stop() -> None:
+        await holder["agent"].stop(kill_tasks=False)
+
+    run_until_signalled(start, stop)

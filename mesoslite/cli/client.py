@@ -1,0 +1,55 @@
+"""A small synchronous HTTP client for the CLI: JSON in and out, one-line errors.
+
+Every failure becomes a ``click.ClickException`` whose text is one plain line (the
+server's ``message`` when it sent one), so commands never show a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import click
+
+TIMEOUT = 10.0
+
+
+def request(method: str, url: str, body: Any = None, timeout: float = TIMEOUT,
+            raw: bool = False) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    req.add_header("Accept", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            payload = resp.read()
+            if raw:
+                return payload, dict(resp.headers)
+            return json.loads(payload) if payload else None
+    except urllib.error.HTTPError as exc:
+        raise click.ClickException(_error_line(exc)) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise click.ClickException(f"cannot reach {url}: {reason}") from None
+    except json.JSONDecodeError:
+        raise click.ClickException(f"{url} did not answer with JSON") from None
+
+
+def get(url: str, **kwargs: Any) -> Any:
+    return request("GET", url, **kwargs)
+
+
+def _error_line(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(exc.read() or b"{}")
+        message = body.get("message") or exc.reason
+        details = body.get("details") or []
+        if details:
+            first = details[0]
+            message += f" ({first.get('path')}: {'; '.join(first.get('errors', []))})"
+    except (json.JSONDecodeError, AttributeError):
+        message = exc.reason
+    return f"{exc.code}: {message}"

@@ -1,0 +1,253 @@
+"""Agent lifecycle in the master: register, re-register (with task reconciliation),
+disconnect, ping timeouts, unreachable and back."""
+
+from __future__ import annotations
+
+import hmac
+
+import msgspec
+
+from mesoslite.master.model import (
+    AgentRecord,
+    AgentState,
+    CloseAgentLink,
+    FrameworkRecord,
+    FrameworkState,
+    SendToAgent,
+    TaskRecord,
+)
+from mesoslite.master.tasks import TaskOps
+from mesoslite.messages.agent import AgentTask, KillTask, Register, Registered
+from mesoslite.messages.mesos import (
+    ID,
+    FrameworkInfo,
+    Reason,
+    TaskState,
+    to_resources,
+)
+from mesoslite.resources import ResourceError, Resources
+
+
+class AgentRefused(Exception):
+    """Registration refused; the text goes back to the agent."""
+
+
+class AgentOps(TaskOps):
+    def register_agent(self, msg: Register, connection: int, now: float, mono: float) -> str:
+        """Admit an agent on a new link; reconcile the tasks it reports; return its id.
+
+        A known ``agent_id`` re-registers (after an agent restart, a link drop, a
+        partition or a master failover); an unknown one is admitted with its id.
+        ``Registered`` is queued for the agent ahead of any command this causes.
+        """
+        self._check_secret(msg.secret)
+        first_command = len(self.outbox)
+        try:
+            total = to_resources(msg.resources)
+        except ResourceError as exc:
+            raise AgentRefused(f"invalid resources: {exc} (at {exc.path})") from None
+        agent_id = msg.agent_id or self.next_id("S")
+        agent = self.agents.get(agent_id)
+        previous = agent.state if agent is not None else None
+        if agent is not None:
+            self.rescind_agent_offers(agent_id, mono)
+            agent.reregistered_time = now
+        else:
+            agent = AgentRecord(id=agent_id, hostname=msg.hostname, address=msg.address,
+                                port=msg.port, total=total, registered_time=now)
+            self.agents[agent_id] = agent
+        agent.hostname, agent.address, agent.port = msg.hostname, msg.address, msg.port
+        agent.total = total
+        agent.attributes = dict(msg.attributes)
+        agent.containerizers = list(msg.containerizers)
+        agent.version = msg.version
+        agent.state = AgentState.ACTIVE
+        agent.connection = connection
+        agent.last_seen = mono
+        agent.unreachable_time = None
+        kill_ids = self._reconcile_agent_tasks(agent, msg, previous, now, mono)
+        self._readd_to_allocator(agent)
+        self.dirty_agents.add(agent_id)
+        self.changed_agents.add(agent_id)
+        for task in self.agent_tasks(agent_id):
+            if task.kill_pending and not task.latest_state.terminal:
+                task.kill_pending = False
+                self.to_agent(agent_id, KillTask(framework_id=task.framework_id, task_id=task.id))
+        registered = Registered(
+            agent_id=agent_id, master_id=self.master_id, epoch=self.epoch,
+            ping_interval_seconds=self.config.agent_ping_timeout, kill_task_ids=kill_ids,
+        )
+        self.outbox.insert(first_command, SendToAgent(agent_id, registered))
+        return agent_id
+
+    def _check_secret(self, secret: str | None) -> None:
+        expected = self.config.agent_secret
+        if expected is None:
+            return
+        if secret is None or not hmac.compare_digest(secret.encode(), expected.encode()):
+            raise AgentRefused("agent authentication failed")
+
+    def _readd_to_allocator(self, agent: AgentRecord) -> None:
+        if agent.id in self.in_allocator:
+            self.allocator.remove_agent(agent.id)
+        allocated: dict[tuple[str, str], Resources] = {}
+        for task in self.agent_tasks(agent.id):
+            if not task.released:
+                key = (task.framework_id, task.role)
+                allocated[key] = allocated.get(key, Resources()) + task.resources
+        self.allocator.add_agent(agent.id, agent.total, allocated)
+        self.in_allocator.add(agent.id)
+
+    def _reconcile_agent_tasks(
+        self,
+        agent: AgentRecord,
+        msg: Register,
+        previous: AgentState | None,
+        now: float,
+        mono: float,
+    ) -> list[str]:
+        """Merge the agent's view of its tasks into ours; returns task ids to kill."""
+        infos = {f.id.value: f for f in msg.frameworks if f.id is not None}
+        reported: set[tuple[str, str]] = set()
+        kill_ids: list[str] = []
+        for item in msg.tasks:
+            key = (item.framework_id, item.task.task_id.value)
+            reported.add(key)
+            if not self._keep_reported_task(agent, item, infos, previous, now, mono):
+                kill_ids.append(item.task.task_id.value)
+        for key in sorted(self.tasks_by_agent.get(agent.id, set()) - reported):
+            self._task_missing_on_agent(self.tasks[key], now, mono)
+        return kill_ids
+
+    def _keep_reported_task(
+        self,
+        agent: AgentRecord,
+        item: AgentTask,
+        infos: dict[str, FrameworkInfo],
+        previous: AgentState | None,
+        now: float,
+        mono: float,
+    ) -> bool:
+        fid = item.framework_id
+        if fid in self.removed_framework_ids:
+            return False
+        if fid not in self.frameworks:
+            self._recover_framework(fid, infos.get(fid), now, mono)
+        task = self.tasks.get((fid, item.task.task_id.value))
+        if task is not None and task.agent_id != agent.id:
+            return True  # the master placed it elsewhere; leave the agent's copy alone
+        was_unreachable = previous == AgentState.UNREACHABLE
+        if was_unreachable and not self.partition_aware(fid):
+            # It was reported LOST; Mesos shuts such tasks down when the agent returns.
+            if task is not None:
+                self.release_task_resources(task, mono)
+                self.unindex_task(task)
+            return item.status.state.terminal
+        if task is None:
+            task = TaskRecord(
+                framework_id=fid, agent_id=agent.id, info=item.task,
+                role=_task_role(item, self.frameworks[fid].roles),
+                resources=to_resources(item.task.resources), status=item.status,
+                statuses=[(item.status.state.value, item.status.timestamp or now)],
+            )
+            self.index_task(task)
+        returning = task.status.state == TaskState.TASK_UNREACHABLE
+        task.status = item.status
+        task.latest_state = item.status.state
+        task.released = item.status.state.terminal
+        self.dirty_tasks.add(task.key)
+        if returning:
+            self.send_update(fid, self.master_update(
+                fid, task.id, agent.id, item.status.state, Reason.REASON_AGENT_REREGISTERED,
+                f"Agent {agent.id} re-registered", now, healthy=item.status.healthy))
+        return True
+
+    def _recover_framework(self, framework_id: str, info: FrameworkInfo | None, now: float,
+                           mono: float) -> None:
+        """A framework the master doesn't know but an agent runs tasks for (the
+        master's store was lost): keep it, disconnected, until it re-subscribes."""
+        info = info or FrameworkInfo(user="", name=framework_id, id=ID(framework_id))
+        fw = FrameworkRecord(id=framework_id, info=info, state=FrameworkState.RECOVERED,
+                             registered_time=now, disconnected_at=mono)
+        self.frameworks[framework_id] = fw
+        self.allocator.add_framework(framework_id, fw.roles, set(), False)
+        self.dirty_frameworks.add(framework_id)
+
+    def _task_missing_on_agent(self, task: TaskRecord, now: float, mono: float) -> None:
+        """The agent does not know a task we placed there."""
+        if not task.latest_state.terminal:
+            pa_state = (
+                TaskState.TASK_DROPPED if task.latest_state == TaskState.TASK_STAGING
+                else TaskState.TASK_GONE
+            )
+            self.send_update(task.framework_id, self.master_update(
+                task.framework_id, task.id, task.agent_id,
+                self.lost_state(task.framework_id, pa_state), Reason.REASON_AGENT_REREGISTERED,
+                "Task is unknown to the agent after it re-registered", now))
+        self.release_task_resources(task, mono)
+        self.unindex_task(task)
+
+    # ---------------------------------------------------------------- liveness
+
+    def agent_seen(self, agent_id: str, connection: int, mono: float) -> bool:
+        """Any message from the agent's current link; False when the link is stale."""
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.connection != connection or agent.state != AgentState.ACTIVE:
+            return False
+        agent.last_seen = mono
+        return True
+
+    def agent_disconnected(self, agent_id: str, connection: int, mono: float) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.connection != connection or agent.state != AgentState.ACTIVE:
+            return
+        agent.state = AgentState.DISCONNECTED
+        self.rescind_agent_offers(agent_id, mono)
+        self.allocator.deactivate_agent(agent_id)
+
+    def check_agents(self, now: float, mono: float) -> None:
+        """Mark agents unreachable once they've been silent for too long."""
+        limit = self.config.agent_ping_timeout * self.config.max_agent_ping_timeouts
+        for agent in list(self.agents.values()):
+            silent = agent.state in (AgentState.ACTIVE, AgentState.DISCONNECTED) and (
+                mono - agent.last_seen >= limit)
+            not_back = agent.state == AgentState.RECOVERED and (
+                mono - self.start_mono >= self.config.agent_reregister_timeout)
+            if silent or not_back:
+                self.mark_unreachable(agent, now, mono)
+
+    def mark_unreachable(self, agent: AgentRecord, now: float, mono: float) -> None:
+        if agent.state == AgentState.ACTIVE:
+            self.outbox.append(CloseAgentLink(agent.id, agent.connection))
+        self.rescind_agent_offers(agent.id, mono)
+        if agent.id in self.in_allocator:
+            self.allocator.remove_agent(agent.id)
+            self.in_allocator.discard(agent.id)
+        agent.state = AgentState.UNREACHABLE
+        agent.unreachable_time = now
+        self.dirty_agents.add(agent.id)
+        for task in self.agent_tasks(agent.id):
+            if task.latest_state.terminal:
+                continue
+            status = self.master_update(
+                task.framework_id, task.id, agent.id, TaskState.TASK_UNREACHABLE,
+                Reason.REASON_AGENT_REMOVED, f"Agent {agent.id} is unreachable", now,
+                unreachable_time=now,
+            )
+            task.status = status
+            task.latest_state = TaskState.TASK_UNREACHABLE
+            task.statuses.append((TaskState.TASK_UNREACHABLE.value, now))
+            self.dirty_tasks.add(task.key)
+            if self.partition_aware(task.framework_id):
+                self.send_update(task.framework_id, status)
+            else:
+                self.send_update(
+                    task.framework_id, msgspec.structs.replace(status, state=TaskState.TASK_LOST)
+                )
+
+
+def _task_role(item: AgentTask, roles: list[str]) -> str:
+    for resource in item.task.resources:
+        if resource.allocation_info is not None and resource.allocation_info.role:
+            return resource.allocation_info.role
+    return roles[0] if roles else "*"

@@ -1,0 +1,211 @@
+"""The master's shared state and the small helpers every part of it uses.
+
+``MasterCore`` holds the records (agents, frameworks, tasks, offers), the outbox of
+commands, and the sets of records changed since the last durable flush.  The
+operations live in mixins (``agents.py``, ``frameworks.py``, ``tasks.py``,
+``offers.py``) combined by ``state.MasterState``.  No method here does I/O or reads
+a clock: times arrive as arguments (``now`` wall seconds, ``mono`` monotonic).
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid as uuidlib
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mesoslite.master.allocator import Allocator
+from mesoslite.master.model import (
+    AgentRecord,
+    AgentState,
+    CloseStream,
+    Command,
+    FrameworkRecord,
+    OfferRecord,
+    SendToAgent,
+    SendToFramework,
+    TaskRecord,
+)
+from mesoslite.messages.agent import MasterMessage
+from mesoslite.messages.mesos import (
+    ID,
+    CapabilityType,
+    Reason,
+    Source,
+    TaskState,
+    TaskStatus,
+    TimeInfo,
+)
+from mesoslite.messages.scheduler import Event, EventType, Update
+
+
+@dataclass
+class MasterConfig:
+    """Tunables, with Mesos' defaults where Mesos has one."""
+
+    hostname: str = "127.0.0.1"
+    port: int = 5050
+    agent_ping_timeout: float = 15.0
+    max_agent_ping_timeouts: int = 5
+    agent_reregister_timeout: float = 600.0
+    offer_timeout: float | None = 60.0
+    heartbeat_interval: float = 15.0
+    allocation_interval: float = 1.0
+    role_weights: dict[str, float] = field(default_factory=dict)
+    max_completed_frameworks: int = 50
+    max_completed_tasks: int = 1000
+    agent_secret: str | None = None
+
+
+class MasterCore:
+    """Records, indexes, the outbox and dirty tracking (see module docstring)."""
+
+    def __init__(self, master_id: str, config: MasterConfig, allocator: Allocator) -> None:
+        self.master_id = master_id
+        self.config = config
+        self.allocator = allocator
+        self.epoch = 0
+        self.start_mono = 0.0
+        self.agents: dict[str, AgentRecord] = {}
+        self.frameworks: dict[str, FrameworkRecord] = {}
+        self.completed_frameworks: deque[FrameworkRecord] = deque(
+            maxlen=config.max_completed_frameworks
+        )
+        self.removed_framework_ids: set[str] = set()
+        self.tasks: dict[tuple[str, str], TaskRecord] = {}
+        self.tasks_by_agent: dict[str, set[tuple[str, str]]] = {}
+        self.tasks_by_framework: dict[str, set[tuple[str, str]]] = {}
+        self.completed_tasks: deque[TaskRecord] = deque(maxlen=config.max_completed_tasks)
+        self.offers: dict[str, OfferRecord] = {}
+        self.outbox: list[Command] = []
+        self.dirty_agents: set[str] = set()
+        self.dirty_frameworks: set[str] = set()
+        self.dirty_tasks: set[tuple[str, str]] = set()
+        # agents whose available resources changed: the next partial round offers them
+        self.changed_agents: set[str] = set()
+        # agents the allocator knows (unreachable and recovered agents are not in it)
+        self.in_allocator: set[str] = set()
+        self._ids: dict[str, itertools.count[int]] = {}
+        self.counters: dict[str, int] = {
+            "offers_sent": 0,
+            "offers_declined": 0,
+            "offers_rescinded": 0,
+            "offers_accepted": 0,
+            "tasks_launched": 0,
+            "tasks_dropped": 0,
+            "tasks_error": 0,
+            "status_updates": 0,
+            "calls_invalid": 0,
+        }
+
+    # -- ids ----------------------------------------------------------------
+
+    def next_id(self, kind: str) -> str:
+        """Mesos-shaped ids: ``<master>-0003`` frameworks, ``<master>-S3`` agents..."""
+        n = next(self._ids.setdefault(kind, itertools.count()))
+        return f"{self.master_id}-{kind}{n:04d}" if kind else f"{self.master_id}-{n:04d}"
+
+    # -- outbox --------------------------------------------------------------
+
+    def drain(self) -> list[Command]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    def to_framework(self, framework_id: str, event: Event) -> None:
+        fw = self.frameworks.get(framework_id)
+        if fw is not None and fw.connected:
+            self.outbox.append(SendToFramework(framework_id, event))
+
+    def to_agent(self, agent_id: str, message: MasterMessage) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is not None and agent.state == AgentState.ACTIVE:
+            message.epoch = self.epoch
+            self.outbox.append(SendToAgent(agent_id, message))
+
+    def close_stream(self, framework_id: str, stream_id: str, error: str | None = None) -> None:
+        self.outbox.append(CloseStream(framework_id, stream_id, error))
+
+    # -- tasks index ---------------------------------------------------------
+
+    def index_task(self, task: TaskRecord) -> None:
+        self.tasks[task.key] = task
+        self.tasks_by_agent.setdefault(task.agent_id, set()).add(task.key)
+        self.tasks_by_framework.setdefault(task.framework_id, set()).add(task.key)
+        self.dirty_tasks.add(task.key)
+
+    def unindex_task(self, task: TaskRecord, completed: bool = True) -> None:
+        self.tasks.pop(task.key, None)
+        self.tasks_by_agent.get(task.agent_id, set()).discard(task.key)
+        self.tasks_by_framework.get(task.framework_id, set()).discard(task.key)
+        self.dirty_tasks.add(task.key)
+        if completed:
+            self.completed_tasks.append(task)
+
+    def agent_tasks(self, agent_id: str) -> list[TaskRecord]:
+        return [self.tasks[k] for k in sorted(self.tasks_by_agent.get(agent_id, ()))]
+
+    def framework_tasks(self, framework_id: str) -> list[TaskRecord]:
+        return [self.tasks[k] for k in sorted(self.tasks_by_framework.get(framework_id, ()))]
+
+    # -- status updates ------------------------------------------------------
+
+    def partition_aware(self, framework_id: str) -> bool:
+        fw = self.frameworks.get(framework_id)
+        return fw is not None and fw.info.has_capability(CapabilityType.PARTITION_AWARE)
+
+    def master_update(
+        self,
+        framework_id: str,
+        task_id: str,
+        agent_id: str | None,
+        state: TaskState,
+        reason: Reason,
+        message: str,
+        now: float,
+        healthy: bool | None = None,
+        unreachable_time: float | None = None,
+    ) -> TaskStatus:
+        """A status generated by the master (no uuid: nothing to acknowledge)."""
+        return TaskStatus(
+            task_id=ID(task_id),
+            state=state,
+            message=message,
+            source=Source.SOURCE_MASTER,
+            reason=reason,
+            agent_id=ID(agent_id) if agent_id else None,
+            timestamp=now,
+            healthy=healthy,
+            unreachable_time=(
+                TimeInfo(nanoseconds=int(unreachable_time * 1e9))
+                if unreachable_time is not None
+                else None
+            ),
+        )
+
+    def send_update(self, framework_id: str, status: TaskStatus) -> None:
+        self.to_framework(framework_id, Event(type=EventType.UPDATE, update=Update(status=status)))
+
+    def lost_state(self, framework_id: str, partition_aware_state: TaskState) -> TaskState:
+        """What a non-PARTITION_AWARE framework is told instead of the newer states."""
+        return partition_aware_state if self.partition_aware(framework_id) else TaskState.TASK_LOST
+
+    def release_task_resources(self, task: TaskRecord, mono: float) -> None:
+        """Give a task's resources back to the allocator, once."""
+        if task.released:
+            return
+        task.released = True
+        if task.agent_id in self.in_allocator:
+            self.allocator.recover(
+                task.framework_id, task.role, task.agent_id, task.resources, mono
+            )
+            self.changed_agents.add(task.agent_id)
+
+    # -- helpers -------------------------------------------------------------
+
+    @staticmethod
+    def new_uuid() -> bytes:
+        return uuidlib.uuid4().bytes
+
+    def mark_changed(self, agent_ids: Iterable[str]) -> None:
+        self.changed_agents.update(agent_ids)

@@ -1,0 +1,153 @@
+"""Offers: turning allocations into OFFERS events, and taking them back.
+
+An offer holds its resources in the allocator (as allocated to its framework) until
+it is accepted, declined, rescinded or times out; every path out of an offer
+returns the unused resources to the allocator exactly once.
+"""
+
+from __future__ import annotations
+
+from mesoslite.master.core import MasterCore
+from mesoslite.master.model import AgentState, OfferRecord
+from mesoslite.messages.mesos import (
+    ID,
+    URL,
+    AllocationInfo,
+    Offer,
+    attributes_to_json,
+    from_resources,
+)
+from mesoslite.messages.scheduler import Event, EventType, Offers, Rescind
+from mesoslite.resources import Resources
+
+
+class OfferOps(MasterCore):
+    offers_by_agent: dict[str, set[str]]
+    offers_by_framework: dict[str, set[str]]
+
+    def _init_offers(self) -> None:
+        self.offers_by_agent = {}
+        self.offers_by_framework = {}
+
+    def allocate(self, now: float, mono: float, full: bool) -> int:
+        """Run an allocation round and send the offers; returns how many were made.
+
+        ``full`` considers every agent; otherwise only agents whose resources changed
+        since the last round.
+        """
+        if full:
+            agent_ids = None
+        else:
+            if not self.changed_agents:
+                return 0
+            agent_ids = [a for a in self.changed_agents if a in self.agents]
+        self.changed_agents = set()
+        allocations = self.allocator.allocate(mono, agent_ids)
+        by_framework: dict[str, list[Offer]] = {}
+        for alloc in allocations:
+            agent = self.agents.get(alloc.agent_id)
+            fw = self.frameworks.get(alloc.framework_id)
+            if agent is None or fw is None or agent.state != AgentState.ACTIVE or not fw.connected:
+                # Cannot happen while the allocator mirrors our states; be safe anyway.
+                self.allocator.recover(alloc.framework_id, alloc.role, alloc.agent_id,
+                                       alloc.resources, mono)
+                continue
+            offer = OfferRecord(
+                id=self.next_id("O"),
+                framework_id=fw.id,
+                agent_id=agent.id,
+                role=alloc.role,
+                resources=alloc.resources,
+                created=mono,
+            )
+            self._add_offer(offer)
+            by_framework.setdefault(fw.id, []).append(self.offer_message(offer))
+        for framework_id, offers in by_framework.items():
+            self.counters["offers_sent"] += len(offers)
+            self.to_framework(
+                framework_id, Event(type=EventType.OFFERS, offers=Offers(offers=offers))
+            )
+        return len(allocations)
+
+    def offer_message(self, offer: OfferRecord) -> Offer:
+        agent = self.agents[offer.agent_id]
+        return Offer(
+            id=ID(offer.id),
+            framework_id=ID(offer.framework_id),
+            agent_id=ID(agent.id),
+            hostname=agent.hostname,
+            resources=from_resources(offer.resources, offer.role),
+            attributes=attributes_to_json(agent.attributes),
+            url=URL(
+                scheme="http",
+                address={"hostname": agent.hostname, "ip": agent.address, "port": agent.port},
+                path="/slave(1)",
+            ),
+            allocation_info=AllocationInfo(role=offer.role),
+        )
+
+    def _add_offer(self, offer: OfferRecord) -> None:
+        self.offers[offer.id] = offer
+        self.offers_by_agent.setdefault(offer.agent_id, set()).add(offer.id)
+        self.offers_by_framework.setdefault(offer.framework_id, set()).add(offer.id)
+
+    def pop_offer(self, offer_id: str) -> OfferRecord | None:
+        """Remove an offer from the books WITHOUT returning its resources."""
+        offer = self.offers.pop(offer_id, None)
+        if offer is not None:
+            self.offers_by_agent.get(offer.agent_id, set()).discard(offer_id)
+            self.offers_by_framework.get(offer.framework_id, set()).discard(offer_id)
+        return offer
+
+    def release_offer(
+        self,
+        offer_id: str,
+        mono: float,
+        refuse_seconds: float | None = None,
+        rescind: bool = False,
+        unused: Resources | None = None,
+    ) -> None:
+        """End an offer and give its (``unused``, default all) resources back."""
+        offer = self.pop_offer(offer_id)
+        if offer is None:
+            return
+        resources = offer.resources if unused is None else unused
+        if resources:
+            self.allocator.recover(
+                offer.framework_id, offer.role, offer.agent_id, resources, mono, refuse_seconds
+            )
+            self.changed_agents.add(offer.agent_id)
+        if rescind:
+            self.counters["offers_rescinded"] += 1
+            self.to_framework(
+                offer.framework_id,
+                Event(type=EventType.RESCIND, rescind=Rescind(offer_id=ID(offer_id))),
+            )
+
+    def rescind_agent_offers(self, agent_id: str, mono: float) -> None:
+        for offer_id in sorted(self.offers_by_agent.get(agent_id, set())):
+            self.release_offer(offer_id, mono, rescind=True)
+
+    def rescind_framework_offers(self, framework_id: str, mono: float) -> None:
+        for offer_id in sorted(self.offers_by_framework.get(framework_id, set())):
+            self.release_offer(offer_id, mono, rescind=True)
+
+    def expire_offers(self, mono: float) -> None:
+        """Rescind offers held longer than ``offer_timeout`` (Mesos' --offer_timeout)."""
+        timeout = self.config.offer_timeout
+        if timeout is None:
+            return
+        expired = [o.id for o in self.offers.values() if mono - o.created >= timeout]
+        for offer_id in expired:
+            self.release_offer(offer_id, mono, rescind=True)
+
+    def offered_resources(self, agent_id: str | None = None, framework_id: str | None = None
+                          ) -> Resources:
+        ids = (
+            self.offers_by_agent.get(agent_id, set()) if agent_id is not None
+            else self.offers_by_framework.get(framework_id or "", set())
+        )
+        total = Resources()
+        for offer_id in ids:
+            total = total + self.offers[offer_id].resources
+        return total

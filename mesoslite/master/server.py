@@ -1,0 +1,282 @@
+"""The master process: wiring of the state machine to HTTP, WebSockets, the store
+and timers.  No decisions are made here.
+
+Each tick: handlers mutate ``MasterState``; ``kick()`` wakes the flusher, which runs
+a partial allocation round, collects the changed records into one ``Writes`` batch,
+commits it (in a worker thread, retried until it succeeds), and only then executes
+the commands of that tick (so nothing is promised before it is durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from mesoslite import __version__
+from mesoslite.clock import Clock, SystemClock
+from mesoslite.httpapi import error_response, json_response, make_app
+from mesoslite.master.agent_link import AgentLink, AgentLinkHandler
+from mesoslite.master.core import MasterConfig
+from mesoslite.master.metrics import CONTENT_TYPE, MasterMetrics
+from mesoslite.master.model import (
+    CloseAgentLink,
+    CloseStream,
+    Command,
+    SendToAgent,
+    SendToFramework,
+)
+from mesoslite.master.scheduler_api import FrameworkStream, SchedulerAPI
+from mesoslite.master.state import MasterState
+from mesoslite.master.views import state_view, tasks_view
+from mesoslite.messages.agent import AckUpdates, MasterMessage, Ping, RunTasks, Usage
+from mesoslite.messages.scheduler import HEARTBEAT, Error, Event, EventType, encode_record
+from mesoslite.store.db import redact_url
+from mesoslite.store.master_store import MasterStore, Writes
+
+log = logging.getLogger(__name__)
+
+
+class MasterServer:
+    def __init__(self, config: MasterConfig, store_url: str, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = MasterStore(store_url)
+        self.state = MasterState(str(uuid.uuid4()), config)
+        self.metrics = MasterMetrics(self.state)
+        self.streams: dict[str, FrameworkStream] = {}
+        self.retired_streams: dict[str, FrameworkStream] = {}
+        self.links: dict[str, AgentLink] = {}
+        self.usage: dict[str, Usage] = {}
+        self.start_time = self.clock.now()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="master-store")
+        self._runner: web.AppRunner | None = None
+        self._ping_seq = 0
+        self.port = config.port
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def start(self, host: str = "127.0.0.1") -> int:
+        """Recover from the store, start listening and the timers; return the port."""
+        loop = asyncio.get_running_loop()
+        self.state.epoch = await loop.run_in_executor(self._db, self.store.next_epoch)
+        snapshot = await loop.run_in_executor(self._db, self.store.load)
+        self.state.recover(snapshot, self.clock.monotonic())
+        log.info("master %s (epoch %d) recovered %d agents, %d frameworks, %d tasks from %s",
+                 self.state.master_id, self.state.epoch, len(snapshot["agents"]),
+                 len(snapshot["frameworks"]), len(snapshot["tasks"]),
+                 redact_url(self.store.url))
+        self._runner = web.AppRunner(self.make_app(), handler_cancellation=True,
+                                     access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, self.config.port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.config.port = self.port
+        for coro in (self._flush_loop(), self._allocation_loop(), self._timer_loop(),
+                     self._ping_loop(), self._heartbeat_loop()):
+            self._tasks.append(asyncio.create_task(coro))
+        return self.port
+
+    async def stop(self) -> None:
+        for stream in list(self.streams.values()):
+            stream.close()
+        for link in list(self.links.values()):
+            link.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self._db.shutdown(wait=True)
+        self.store.close()
+
+    def make_app(self) -> web.Application:
+        app = make_app()
+        api = SchedulerAPI(self)
+        links = AgentLinkHandler(self)
+        app.router.add_post("/api/v1/scheduler", api.handle)
+        app.router.add_get("/agent/v1/link", links.handle)
+        for path in ("/master/state", "/master/state.json", "/state", "/state.json"):
+            app.router.add_get(path, self._state)
+        app.router.add_get("/master/tasks", self._tasks_view)
+        app.router.add_get("/master/redirect", self._redirect)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/version", self._version)
+        return app
+
+    # ---------------------------------------------------------------- hooks
+
+    def check_leader(self, request: web.Request) -> None:
+        """Single master: always the leader (the HA issue adds followers)."""
+
+    def authorize_subscribe(self, request: web.Request, call: Any) -> None:
+        """No authentication configured: everyone may subscribe."""
+
+    def authorize_call(self, request: web.Request, call: Any) -> None:
+        """No authentication configured: every subscribed framework may call."""
+
+    # ---------------------------------------------------------------- loops
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            clock = self.clock
+            with self.metrics.allocation_seconds.time():
+                self.state.allocate(clock.now(), clock.monotonic(), full=False)
+            commands = self.state.drain()
+            writes = self._collect_writes()
+            if writes:
+                await self._commit(writes)
+            self._dispatch(commands)
+
+    async def _commit(self, writes: Writes) -> None:
+        """Commit, retrying with backoff: nothing is sent until this succeeds."""
+        delay = 0.05
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                with self.metrics.store_commit_seconds.time():
+                    await loop.run_in_executor(self._db, self.store.apply, writes)
+                return
+            except Exception as exc:  # noqa: BLE001 - the store is outside our control
+                log.error("store commit failed (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _collect_writes(self) -> Writes:
+        s = self.state
+        writes = Writes()
+        for aid in s.dirty_agents:
+            if aid in s.agents:
+                writes.agents[aid] = s.agents[aid].to_store()
+        for fid in s.dirty_frameworks:
+            fw = s.frameworks.get(fid) or next(
+                (f for f in s.completed_frameworks if f.id == fid), None)
+            if fw is not None:
+                writes.frameworks[fid] = fw.to_store()
+        for key in s.dirty_tasks:
+            task = s.tasks.get(key)
+            if task is not None:
+                writes.tasks[key] = task.to_store()
+            else:
+                writes.deleted_tasks.add(key)
+        s.dirty_agents.clear()
+        s.dirty_frameworks.clear()
+        s.dirty_tasks.clear()
+        return writes
+
+    def _dispatch(self, commands: list[Command]) -> None:
+        per_agent: dict[str, list[MasterMessage]] = {}
+        for command in commands:
+            if isinstance(command, SendToFramework):
+                stream = self.streams.get(command.framework_id)
+                if stream is not None:
+                    stream.send(encode_record(command.event))
+            elif isinstance(command, SendToAgent):
+                _append_merged(per_agent.setdefault(command.agent_id, []), command.message)
+            elif isinstance(command, CloseStream):
+                self._close_stream(command)
+            elif isinstance(command, CloseAgentLink):
+                link = self.links.get(command.agent_id)
+                if link is not None and link.connection == command.connection:
+                    link.close()
+        for agent_id, messages in per_agent.items():
+            link = self.links.get(agent_id)
+            if link is not None:
+                for message in messages:
+                    link.send(message)
+
+    def _close_stream(self, command: CloseStream) -> None:
+        stream = self.retired_streams.pop(command.stream_id, None)
+        current = self.streams.get(command.framework_id)
+        if stream is None and current is not None and current.stream_id == command.stream_id:
+            stream = current
+        if stream is None:
+            return
+        if command.error:
+            stream.send(encode_record(Event(type=EventType.ERROR,
+                                            error=Error(message=command.error))))
+        stream.close()
+
+    async def _allocation_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.allocation_interval)
+            clock = self.clock
+            with self.metrics.allocation_seconds.time():
+                self.state.allocate(clock.now(), clock.monotonic(), full=True)
+            self.kick()
+
+    async def _timer_loop(self) -> None:
+        interval = max(0.02, min(1.0, self.config.agent_ping_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            self.state.tick(self.clock.now(), self.clock.monotonic())
+            self.kick()
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.agent_ping_timeout)
+            self._ping_seq += 1
+            for link in list(self.links.values()):
+                link.send(Ping(seq=self._ping_seq, epoch=self.state.epoch))
+
+    async def _heartbeat_loop(self) -> None:
+        record = encode_record(HEARTBEAT)
+        while True:
+            await asyncio.sleep(self.config.heartbeat_interval)
+            for stream in list(self.streams.values()):
+                stream.send(record)
+
+    # ---------------------------------------------------------------- status endpoints
+
+    async def _state(self, request: web.Request) -> web.Response:
+        return json_response(state_view(self.state, self.start_time, self.usage))
+
+    async def _tasks_view(self, request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit", "100"))
+            offset = int(request.query.get("offset", "0"))
+        except ValueError:
+            return error_response(400, "'limit' and 'offset' must be integers",
+                                  [("limit", ["must be an integer"])])
+        if limit < 0 or offset < 0:
+            return error_response(400, "'limit' and 'offset' must not be negative")
+        return json_response(tasks_view(self.state, limit, offset))
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        location = f"//{self.config.hostname}:{self.port}"
+        raise web.HTTPTemporaryRedirect(location)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="OK\n")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return json_response({"version": __version__, "build_date": "", "build_time": 0,
+                              "build_user": "", "git_sha": "", "git_branch": "",
+                              "git_tag": __version__})
+
+
+def _append_merged(queue: list[MasterMessage], message: MasterMessage) -> None:
+    """Coalesce adjacent launches and acks for one agent into one message each."""
+    last = queue[-1] if queue else None
+    if isinstance(message, RunTasks) and isinstance(last, RunTasks):
+        last.launches.extend(message.launches)
+    elif isinstance(message, AckUpdates) and isinstance(last, AckUpdates):
+        last.acks.extend(message.acks)
+    else:
+        queue.append(message)

@@ -1,0 +1,320 @@
+"""Task lifecycle in the master: ACCEPT (launch), status updates from agents,
+acknowledgements, KILL, SHUTDOWN, MESSAGE and RECONCILE.
+
+Semantics follow Mesos: invalid tasks get TASK_ERROR, launches on invalid offers get
+TASK_DROPPED (TASK_LOST for frameworks without PARTITION_AWARE), the unused part of
+accepted offers goes back to the allocator with the call's filter, a terminal task
+stays in the master until its terminal update is acknowledged.
+"""
+
+from __future__ import annotations
+
+from mesoslite.master.frameworks import DEFAULT_REFUSE_SECONDS, FrameworkOps
+from mesoslite.master.model import AgentState, OfferRecord, TaskRecord
+from mesoslite.master.validation import check_fits, task_resources, validate_task
+from mesoslite.messages.agent import (
+    Ack,
+    AckUpdates,
+    FrameworkMessage,
+    KillTask,
+    LaunchTasks,
+    RunTasks,
+    StatusUpdate,
+)
+from mesoslite.messages.mesos import (
+    ID,
+    Operation,
+    OperationType,
+    Reason,
+    Source,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+)
+from mesoslite.messages.scheduler import Accept, Kill, Message, Reconcile, ReconcileTask, Shutdown
+from mesoslite.resources import Resources
+
+
+class TaskOps(FrameworkOps):
+    # ---------------------------------------------------------------- launch
+
+    def accept(self, framework_id: str, accept: Accept, now: float, mono: float) -> None:
+        """Consume the offers and launch what the operations ask for."""
+        refuse = accept.filters.refuse_seconds if accept.filters else DEFAULT_REFUSE_SECONDS
+        launches = [op for op in accept.operations if op.type in _LAUNCH_TYPES]
+        offers, error = self._take_offers(framework_id, [o.value for o in accept.offer_ids], mono)
+        if error is not None:
+            self.counters["calls_invalid"] += 1
+            for task in _tasks_of(launches):
+                self.counters["tasks_dropped"] += 1
+                self.send_update(framework_id, self.master_update(
+                    framework_id, task.task_id.value, task.agent_id.value,
+                    self.lost_state(framework_id, TaskState.TASK_DROPPED),
+                    Reason.REASON_INVALID_OFFERS, error, now,
+                ))
+            return
+        self.counters["offers_accepted"] += len(offers)
+        agent = self.agents[offers[0].agent_id]
+        role = offers[0].role
+        remaining = Resources()
+        for offer in offers:
+            remaining = remaining + offer.resources
+        seen: set[str] = set()
+        run: list[LaunchTasks] = []
+        fw_info = self.frameworks[framework_id].info
+        for op in launches:
+            accepted, remaining = self._launch_operation(
+                framework_id, op, agent.id, agent.containerizers, role, remaining, seen, now
+            )
+            if accepted:
+                group = op.type == OperationType.LAUNCH_GROUP
+                run.append(LaunchTasks(framework=fw_info, tasks=accepted, group=group))
+        if remaining:
+            self.allocator.recover(framework_id, role, agent.id, remaining, mono, refuse)
+            self.changed_agents.add(agent.id)
+        if run:
+            self.to_agent(agent.id, RunTasks(launches=run))
+
+    def _take_offers(
+        self, framework_id: str, offer_ids: list[str], mono: float
+    ) -> tuple[list[OfferRecord], str | None]:
+        """Pop the offers of an ACCEPT, or return them all and explain what's wrong."""
+        error = None
+        if not offer_ids:
+            error = "No offers specified"
+        elif len(set(offer_ids)) != len(offer_ids):
+            error = "Offers contain duplicates"
+        else:
+            for offer_id in offer_ids:
+                offer = self.offers.get(offer_id)
+                if offer is None or offer.framework_id != framework_id:
+                    error = f"Offer {offer_id} is no longer valid"
+                    break
+        if error is None:
+            offers = [self.offers[o] for o in offer_ids]
+            if len({o.agent_id for o in offers}) > 1:
+                error = "Aggregated offers must belong to the same agent"
+            elif len({o.role for o in offers}) > 1:
+                error = "Aggregated offers must be allocated to the same role"
+            elif self.agents[offers[0].agent_id].state != AgentState.ACTIVE:
+                error = f"Agent {offers[0].agent_id} is not active"
+        if error is not None:
+            # Valid offers named alongside an invalid one go back untouched (no filter).
+            for offer_id in offer_ids:
+                offer = self.offers.get(offer_id)
+                if offer is not None and offer.framework_id == framework_id:
+                    self.release_offer(offer_id, mono)
+            return [], error
+        return [self.pop_offer(o) for o in offer_ids], None  # type: ignore[misc]
+
+    def _launch_operation(
+        self,
+        framework_id: str,
+        op: Operation,
+        agent_id: str,
+        containerizers: list[str],
+        role: str,
+        remaining: Resources,
+        seen: set[str],
+        now: float,
+    ) -> tuple[list[TaskInfo], Resources]:
+        """Validate one LAUNCH / LAUNCH_GROUP; returns the tasks accepted and what's left.
+
+        A LAUNCH_GROUP is all-or-nothing: one invalid task fails the whole group.
+        """
+        is_group = op.type == OperationType.LAUNCH_GROUP
+        infos = op.launch_group.task_group.tasks if is_group and op.launch_group else (
+            op.launch.task_infos if op.launch else []
+        )
+        accepted: list[tuple[TaskInfo, Resources]] = []
+        errors: dict[str, str] = {}
+        left = remaining
+        for info in infos:
+            resources, error = task_resources(info)
+            tid = info.task_id.value
+            if error is None:
+                error = validate_task(info, agent_id, role, containerizers)
+            if error is None and (tid in seen or (framework_id, tid) in self.tasks):
+                error = f"Task has duplicate ID: {tid}"
+            if error is None:
+                error = check_fits(info, resources, left)  # type: ignore[arg-type]
+            seen.add(tid)
+            if error is not None:
+                errors[tid] = error
+                continue
+            left = left - resources  # type: ignore[operator]
+            accepted.append((info, resources))  # type: ignore[arg-type]
+        if is_group and errors:
+            reason = Reason.REASON_TASK_GROUP_INVALID
+            first = next(iter(errors.values()))
+            errors = {i.task_id.value: errors.get(i.task_id.value, first) for i in infos}
+            accepted, left = [], remaining
+        else:
+            reason = Reason.REASON_TASK_INVALID
+        for tid, error in errors.items():
+            self.counters["tasks_error"] += 1
+            self.send_update(framework_id, self.master_update(
+                framework_id, tid, agent_id, TaskState.TASK_ERROR, reason, error, now))
+        group_id = f"group-{infos[0].task_id.value}" if is_group and infos else None
+        for info, resources in accepted:
+            self._add_launched_task(framework_id, agent_id, role, info, resources, group_id, now)
+        return [info for info, _ in accepted], left
+
+    def _add_launched_task(
+        self,
+        framework_id: str,
+        agent_id: str,
+        role: str,
+        info: TaskInfo,
+        resources: Resources,
+        group_id: str | None,
+        now: float,
+    ) -> None:
+        status = TaskStatus(
+            task_id=info.task_id, state=TaskState.TASK_STAGING,
+            source=Source.SOURCE_MASTER, agent_id=ID(agent_id), timestamp=now,
+        )
+        task = TaskRecord(
+            framework_id=framework_id, agent_id=agent_id, info=info, role=role,
+            resources=resources, status=status, statuses=[(TaskState.TASK_STAGING.value, now)],
+            group_id=group_id,
+        )
+        self.index_task(task)
+        self.counters["tasks_launched"] += 1
+
+    # ---------------------------------------------------------------- updates
+
+    def status_updates(
+        self, agent_id: str, updates: list[StatusUpdate], now: float, mono: float
+    ) -> None:
+        """Record and forward updates from an agent (at-least-once: duplicates are fine)."""
+        immediate_acks: list[Ack] = []
+        for update in updates:
+            status = update.status
+            fid, tid = update.framework_id, status.task_id.value
+            self.counters["status_updates"] += 1
+            if fid in self.removed_framework_ids or fid not in self.frameworks:
+                # Nobody will ever acknowledge it: stop the agent from retrying.
+                if status.uuid:
+                    immediate_acks.append(Ack(framework_id=fid, task_id=tid, uuid=status.uuid))
+                continue
+            task = self.tasks.get((fid, tid))
+            if task is not None and task.agent_id == agent_id:
+                self._record_update(task, update, mono)
+            self.send_update(fid, status)
+        if immediate_acks:
+            self.to_agent(agent_id, AckUpdates(acks=immediate_acks))
+
+    def _record_update(self, task: TaskRecord, update: StatusUpdate, mono: float) -> None:
+        status = update.status
+        latest = update.latest_state or status.state
+        if not task.statuses or task.statuses[-1][0] != status.state.value:
+            task.statuses.append((status.state.value, status.timestamp or 0.0))
+        task.status = status
+        task.latest_state = latest
+        if status.state.terminal and status.uuid:
+            task.terminal_uuid = status.uuid
+        if latest.terminal:
+            self.release_task_resources(task, mono)
+        self.dirty_tasks.add(task.key)
+
+    def acknowledge(self, framework_id: str, agent_id: str, task_id: str, uuid: bytes) -> None:
+        """Forward an acknowledgement to the agent; a terminal one retires the task."""
+        task = self.tasks.get((framework_id, task_id))
+        self.to_agent(
+            agent_id, AckUpdates(acks=[Ack(framework_id=framework_id, task_id=task_id, uuid=uuid)])
+        )
+        if task is not None and task.terminal_uuid == uuid and task.agent_id == agent_id:
+            self.unindex_task(task)
+
+    # ---------------------------------------------------------------- kill
+
+    def kill(self, framework_id: str, kill: Kill, now: float) -> None:
+        task = self.tasks.get((framework_id, kill.task_id.value))
+        if task is None:
+            # Mesos: an unknown task is answered by reconciling it.
+            self.reconcile(framework_id, Reconcile(tasks=[
+                ReconcileTask(task_id=kill.task_id, agent_id=kill.agent_id)]), now)
+            return
+        if kill.agent_id is not None and kill.agent_id.value != task.agent_id:
+            return
+        grace = None
+        policy = kill.kill_policy or task.info.kill_policy
+        if policy is not None and policy.grace_period is not None:
+            grace = policy.grace_period.nanoseconds / 1e9
+        agent = self.agents.get(task.agent_id)
+        if agent is not None and agent.state == AgentState.ACTIVE:
+            self.to_agent(task.agent_id, KillTask(
+                framework_id=framework_id, task_id=task.id, grace_period_seconds=grace))
+        else:
+            task.kill_pending = True  # sent when the agent re-registers
+
+    def shutdown(self, framework_id: str, shutdown: Shutdown, now: float) -> None:
+        """Each task runs under its own built-in executor whose id is the task id."""
+        self.kill(framework_id, Kill(task_id=shutdown.executor_id, agent_id=shutdown.agent_id), now)
+
+    def message(self, framework_id: str, message: Message) -> None:
+        self.to_agent(message.agent_id.value, FrameworkMessage(
+            framework_id=framework_id, executor_id=message.executor_id.value, data=message.data))
+
+    # ---------------------------------------------------------------- reconcile
+
+    def reconcile(self, framework_id: str, reconcile: Reconcile, now: float) -> None:
+        """Mesos' explicit and implicit task reconciliation."""
+        if not reconcile.tasks:
+            for task in self.framework_tasks(framework_id):
+                self.send_update(framework_id, self._reconcile_known(task, now))
+            return
+        for item in reconcile.tasks:
+            status = self._reconcile_one(framework_id, item, now)
+            if status is not None:
+                self.send_update(framework_id, status)
+
+    def _reconcile_known(self, task: TaskRecord, now: float) -> TaskStatus:
+        state = task.status.state
+        if state == TaskState.TASK_UNREACHABLE:
+            state = self.lost_state(task.framework_id, state)
+        return self.master_update(
+            task.framework_id, task.id, task.agent_id, state, Reason.REASON_RECONCILIATION,
+            "Reconciliation: Latest task state", now, healthy=task.status.healthy,
+            unreachable_time=self.agents[task.agent_id].unreachable_time
+            if state == TaskState.TASK_UNREACHABLE and task.agent_id in self.agents else None,
+        )
+
+    def _reconcile_one(self, framework_id: str, item: ReconcileTask, now: float
+                       ) -> TaskStatus | None:
+        task = self.tasks.get((framework_id, item.task_id.value))
+        if task is not None:
+            return self._reconcile_known(task, now)
+        agent_id = item.agent_id.value if item.agent_id else None
+        agent = self.agents.get(agent_id) if agent_id else None
+        recovering = any(a.state == AgentState.RECOVERED for a in self.agents.values())
+        if (agent is not None and agent.state == AgentState.RECOVERED) or (
+            agent_id is None and recovering
+        ):
+            return None  # Mesos: wait until the agent has re-registered
+        if agent is not None and agent.state == AgentState.UNREACHABLE:
+            state, message = TaskState.TASK_UNREACHABLE, "Reconciliation: Task is unreachable"
+        elif agent is not None:
+            state, message = TaskState.TASK_GONE, "Reconciliation: Task is unknown to the agent"
+        else:
+            state, message = TaskState.TASK_UNKNOWN, "Reconciliation: Task is unknown"
+        return self.master_update(
+            framework_id, item.task_id.value, agent_id, self.lost_state(framework_id, state),
+            Reason.REASON_RECONCILIATION, message, now,
+            unreachable_time=agent.unreachable_time if agent is not None
+            and state == TaskState.TASK_UNREACHABLE else None,
+        )
+
+
+_LAUNCH_TYPES = (OperationType.LAUNCH, OperationType.LAUNCH_GROUP)
+
+
+def _tasks_of(operations: list[Operation]) -> list[TaskInfo]:
+    out: list[TaskInfo] = []
+    for op in operations:
+        if op.type == OperationType.LAUNCH and op.launch:
+            out.extend(op.launch.task_infos)
+        elif op.type == OperationType.LAUNCH_GROUP and op.launch_group:
+            out.extend(op.launch_group.task_group.tasks)
+    return out

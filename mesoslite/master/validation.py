@@ -1,0 +1,119 @@
+"""Validation of what frameworks ask the master to launch (pure functions).
+
+Each check returns ``None`` when fine or a message meant for the framework author,
+naming the offending field.  Mirrors Mesos' ``master/validation.cpp`` where it
+applies; mesoslite-specific rules (no custom executors) say so.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mesoslite.messages.mesos import (
+    ContainerType,
+    HealthCheckType,
+    TaskInfo,
+    to_resources,
+)
+from mesoslite.resources import ResourceError, Resources
+
+MAX_ID_LENGTH = 255
+_BAD_ID_CHARS = re.compile(r"[\s/\\\x00-\x1f\x7f]")
+
+
+def validate_id(value: str, what: str) -> str | None:
+    """Mesos' ID rules: non-empty, no whitespace, control characters, '/' or '\\'."""
+    if not value:
+        return f"{what} must not be empty"
+    if len(value) > MAX_ID_LENGTH:
+        return f"{what} is longer than {MAX_ID_LENGTH} characters"
+    if value in (".", ".."):
+        return f"{what} must not be '.' or '..'"
+    if _BAD_ID_CHARS.search(value):
+        return f"{what} '{value}' contains whitespace, control characters, '/' or '\\'"
+    return None
+
+
+def task_resources(task: TaskInfo) -> tuple[Resources | None, str | None]:
+    """The task's resources, or an error naming the field."""
+    try:
+        return to_resources(task.resources, "resources"), None
+    except ResourceError as exc:
+        return None, f"Task uses invalid resources: {exc} (at {exc.path})"
+
+
+def validate_task(
+    task: TaskInfo,
+    agent_id: str,
+    role: str,
+    agent_containerizers: list[str],
+) -> str | None:
+    """Structural checks on one TaskInfo (resources are checked by the caller)."""
+    error = validate_id(task.task_id.value, "Task ID")
+    if error:
+        return error
+    if task.agent_id.value != agent_id:
+        return f"Task uses invalid agent: {task.agent_id.value}, the offer is for {agent_id}"
+    if task.executor is not None:
+        return "Task has an executor: mesoslite runs tasks with its built-in executor only"
+    for resource in task.resources:
+        alloc_role = resource.allocation_info.role if resource.allocation_info else None
+        if alloc_role is not None and alloc_role != role:
+            return (
+                f"Task resource '{resource.name}' is allocated to role '{alloc_role}',"
+                f" the offer to role '{role}'"
+            )
+    return _validate_command_and_container(task, agent_containerizers) or _validate_health(task)
+
+
+def _validate_command_and_container(task: TaskInfo, containerizers: list[str]) -> str | None:
+    container = task.container
+    if container is not None and container.type == ContainerType.DOCKER:
+        if container.docker is None or not container.docker.image:
+            return "Task 'container.docker.image' must be set for a DOCKER container"
+        if "docker" not in containerizers:
+            return "The agent has no docker containerizer (it runs: " + ",".join(
+                containerizers
+            ) + ")"
+    elif task.command is None:
+        return "Task must set 'command' (or a DOCKER 'container')"
+    command = task.command
+    if command is not None:
+        if command.shell and not command.value and container is None:
+            return "Task 'command.value' must be set when 'command.shell' is true"
+        if not command.shell and not command.value and not command.arguments and (
+            container is None
+        ):
+            return "Task 'command.value' must name the executable when 'command.shell' is false"
+    grace = task.kill_policy.grace_period if task.kill_policy else None
+    if grace is not None and grace.nanoseconds < 0:
+        return "Task 'kill_policy.grace_period' must not be negative"
+    return None
+
+
+def _validate_health(task: TaskInfo) -> str | None:
+    check = task.health_check
+    if check is None:
+        return None
+    needed = {
+        HealthCheckType.COMMAND: ("command", check.command),
+        HealthCheckType.HTTP: ("http", check.http),
+        HealthCheckType.TCP: ("tcp", check.tcp),
+    }
+    if check.type not in needed:
+        return "Task 'health_check.type' must be COMMAND, HTTP or TCP"
+    field, value = needed[check.type]
+    if value is None:
+        return f"Task 'health_check.{field}' must be set for a {check.type.value} check"
+    for name in ("delay_seconds", "interval_seconds", "timeout_seconds", "grace_period_seconds"):
+        if getattr(check, name) < 0:
+            return f"Task 'health_check.{name}' must not be negative"
+    return None
+
+
+def check_fits(task: TaskInfo, resources: Resources, available: Resources) -> str | None:
+    if not resources:
+        return "Task uses no resources"
+    if not available.contains(resources):
+        return f"Task uses more resources {resources} than available {available}"
+    return None

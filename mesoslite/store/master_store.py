@@ -1,0 +1,143 @@
+"""The master's durable state: agents, frameworks, tasks with their latest status.
+
+Offers are deliberately not durable (Mesos does the same: they are re-made).  Each
+record is a JSON document keyed by its id; ``apply`` writes one ``Writes`` batch in
+one transaction (group commit: the server collects every change of an event-loop
+tick into one batch).  ``MasterStore`` is the only code that writes these tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    insert,
+    select,
+    tuple_,
+    update,
+)
+
+from mesoslite.store.db import make_engine
+
+metadata = MetaData()
+
+meta = Table(
+    "master_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+agents = Table(
+    "master_agents",
+    metadata,
+    Column("id", String(300), primary_key=True),
+    Column("data", Text, nullable=False),
+)
+frameworks = Table(
+    "master_frameworks",
+    metadata,
+    Column("id", String(300), primary_key=True),
+    Column("data", Text, nullable=False),
+)
+tasks = Table(
+    "master_tasks",
+    metadata,
+    Column("framework_id", String(300), primary_key=True),
+    Column("task_id", String(300), primary_key=True),
+    Column("agent_id", String(300), nullable=False, index=True),
+    Column("data", Text, nullable=False),
+)
+epochs = Table(
+    "master_epoch",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("epoch", Integer, nullable=False),
+)
+
+_enc = msgspec.json.Encoder()
+
+
+@dataclass
+class Writes:
+    """One group commit: upserts (id -> document) and deletions."""
+
+    agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    frameworks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tasks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    deleted_tasks: set[tuple[str, str]] = field(default_factory=set)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.agents or self.frameworks or self.tasks or self.deleted_tasks
+                    or self.meta)
+
+
+class MasterStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def next_epoch(self) -> int:
+        """Increment and return the leader epoch (one row, updated in a transaction)."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(epochs.c.epoch).where(epochs.c.id == 1)
+                               .with_for_update()).first()
+            if row is None:
+                conn.execute(insert(epochs).values(id=1, epoch=1))
+                return 1
+            epoch = row[0] + 1
+            conn.execute(update(epochs).where(epochs.c.id == 1).values(epoch=epoch))
+            return epoch
+
+    def load(self) -> dict[str, list[dict[str, Any]]]:
+        dec = msgspec.json.decode
+        with self.engine.connect() as conn:
+            return {
+                "agents": [dec(r[0]) for r in conn.execute(select(agents.c.data))],
+                "frameworks": [dec(r[0]) for r in conn.execute(select(frameworks.c.data))],
+                "tasks": [dec(r[0]) for r in conn.execute(select(tasks.c.data))],
+                "meta": [{"key": k, "value": v} for k, v in conn.execute(select(meta))],
+            }
+
+    def apply(self, writes: Writes) -> None:
+        """Write the batch atomically: all of it or (on an exception) none of it."""
+        with self.engine.begin() as conn:
+            _upsert(conn, agents, "id", writes.agents)
+            _upsert(conn, frameworks, "id", writes.frameworks)
+            stale = list(writes.deleted_tasks | set(writes.tasks))
+            for i in range(0, len(stale), 500):
+                conn.execute(delete(tasks).where(
+                    tuple_(tasks.c.framework_id, tasks.c.task_id).in_(stale[i:i + 500])))
+            if writes.tasks:
+                conn.execute(insert(tasks), [
+                    {"framework_id": fid, "task_id": tid, "agent_id": doc["agent_id"],
+                     "data": _enc.encode(doc).decode()}
+                    for (fid, tid), doc in writes.tasks.items()
+                ])
+            for key, value in writes.meta.items():
+                conn.execute(delete(meta).where(meta.c.key == key))
+                conn.execute(insert(meta).values(key=key, value=value))
+
+
+def _upsert(conn: Any, table: Table, key: str, docs: dict[str, dict[str, Any]]) -> None:
+    # Delete + insert is portable across SQLite and PostgreSQL and, inside one
+    # transaction, as atomic as a native upsert.
+    if not docs:
+        return
+    col = table.c[key]
+    conn.execute(delete(table).where(col.in_(list(docs))))
+    conn.execute(insert(table), [{key: k, "data": _enc.encode(v).decode()}
+                                 for k, v in docs.items()])

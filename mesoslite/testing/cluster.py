@@ -1,0 +1,119 @@
+"""An in-process cluster: one master and N agents on one event loop, real HTTP and
+WebSockets on loopback, real processes for tasks.  ``mesoslite up`` runs one; tests
+use it with short timeouts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mesoslite.agent.containerizers import make_containerizers
+from mesoslite.agent.server import Agent, AgentConfig
+from mesoslite.master.core import MasterConfig
+from mesoslite.master.server import MasterServer
+from mesoslite.resources import Resources
+from mesoslite.store.db import sqlite_url
+
+
+@dataclass
+class ClusterSpec:
+    work_dir: Path
+    agents: int = 3
+    host: str = "127.0.0.1"
+    master_port: int = 0  # 0: any free port
+    agent_resources: Resources | None = None  # default: an equal share of this host
+    agent_attributes: list[dict[str, str]] = field(default_factory=list)
+    containerizers: list[str] | None = None
+    master_config: MasterConfig = field(default_factory=MasterConfig)
+    store_url: str | None = None
+    status_update_retry: float = 2.0
+
+
+def share_of_host(n: int, index: int, work_dir: Path) -> Resources:
+    """Agent ``index`` of ``n`` on one machine: cpus and memory split between them,
+    at least one cpu each, and its own slice of ports so tasks never collide."""
+    from mesoslite.agent.host import detect_resources
+
+    host = detect_resources(work_dir)
+    width = 1000 // max(n, 1)
+    first = 31000 + index * width
+    return Resources(
+        scalars={
+            "cpus": max(1.0, round(host.scalar("cpus") / n, 1)),
+            "mem": float(int(host.scalar("mem") / n)),
+            "disk": float(int(host.scalar("disk") / n)),
+        },
+        ranges={"ports": [(first, first + width - 1)]},
+    )
+
+
+class LocalCluster:
+    def __init__(self, spec: ClusterSpec) -> None:
+        self.spec = spec
+        self.master: MasterServer | None = None
+        self.agents: list[Agent] = []
+
+    @property
+    def master_url(self) -> str:
+        assert self.master is not None
+        return f"http://{self.spec.host}:{self.master.port}"
+
+    async def start(self) -> None:
+        spec = self.spec
+        spec.work_dir.mkdir(parents=True, exist_ok=True)
+        spec.master_config.port = spec.master_port
+        spec.master_config.hostname = spec.host
+        self.master = MasterServer(
+            spec.master_config, spec.store_url or sqlite_url(spec.work_dir / "master.db"))
+        await self.master.start(spec.host)
+        for i in range(spec.agents):
+            await self.start_agent(i)
+
+    def agent_config(self, index: int) -> AgentConfig:
+        spec = self.spec
+        work_dir = spec.work_dir / f"agent{index + 1}"
+        resources = spec.agent_resources or share_of_host(spec.agents, index, spec.work_dir)
+        if spec.agent_resources is not None and spec.agents > 1:
+            # one host: give each agent its own slice of the given port range
+            ports = spec.agent_resources.ports()
+            if ports:
+                lo, hi = ports[0]
+                width = (hi - lo + 1) // spec.agents
+                resources = Resources(spec.agent_resources.scalars,
+                                      {"ports": [(lo + index * width,
+                                                  lo + (index + 1) * width - 1)]})
+        attributes = (spec.agent_attributes[index] if index < len(spec.agent_attributes)
+                      else {})
+        return AgentConfig(
+            masters=[self.master_url], work_dir=work_dir, resources=resources,
+            host=spec.host, port=0, hostname=f"agent{index + 1}",
+            attributes=attributes, status_update_retry=spec.status_update_retry,
+            containerizers=spec.containerizers or ["process"],
+        )
+
+    async def start_agent(self, index: int) -> Agent:
+        config = self.agent_config(index)
+        agent = Agent(config, make_containerizers(config.containerizers, config.work_dir))
+        await agent.start()
+        if index < len(self.agents):
+            self.agents[index] = agent
+        else:
+            self.agents.append(agent)
+        return agent
+
+    async def stop_agent(self, index: int, kill_tasks: bool = False) -> None:
+        await self.agents[index].stop(kill_tasks=kill_tasks)
+
+    async def stop(self, kill_tasks: bool = True) -> None:
+        for agent in self.agents:
+            if not agent._stopping:
+                await agent.stop(kill_tasks=kill_tasks)
+        if self.master is not None:
+            await self.master.stop()
+
+
+def default_work_dir() -> Path:
+    base = os.environ.get("MESOSLITE_HOME")
+    return Path(base).expanduser() if base else Path("~/.mesoslite").expanduser()
