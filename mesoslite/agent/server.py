@@ -106,8 +106,14 @@ class Agent:
                  self.address, self.config.port, len(recovered))
         return self.config.port
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopping
+
     async def stop(self, kill_tasks: bool = False) -> None:
         """Stop the agent.  Tasks keep running unless ``kill_tasks`` (``mesoslite up``)."""
+        if self._stopping:
+            return
         self._stopping = True
         if kill_tasks:
             await self.tasks.kill_all()

@@ -97,6 +97,7 @@ class MasterCore:
             "tasks_error": 0,
             "status_updates": 0,
             "calls_invalid": 0,
+            "allocation_rounds": 0,
         }
 
     # -- ids ----------------------------------------------------------------

@@ -42,6 +42,7 @@ class OfferOps(MasterCore):
                 return 0
             agent_ids = [a for a in self.changed_agents if a in self.agents]
         self.changed_agents = set()
+        self.counters["allocation_rounds"] += 1
         allocations = self.allocator.allocate(mono, agent_ids)
         by_framework: dict[str, list[Offer]] = {}
         for alloc in allocations:

@@ -58,6 +58,7 @@ class MasterServer:
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="master-store")
         self._runner: web.AppRunner | None = None
         self._ping_seq = 0
+        self._stopped = False
         self.port = config.port
 
     # ---------------------------------------------------------------- lifecycle
@@ -84,7 +85,14 @@ class MasterServer:
             self._tasks.append(asyncio.create_task(coro))
         return self.port
 
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         for stream in list(self.streams.values()):
             stream.close()
         for link in list(self.links.values()):

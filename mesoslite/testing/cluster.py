@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mesoslite.agent.containerizers import make_containerizers
 from mesoslite.agent.server import Agent, AgentConfig
+from mesoslite.clock import Clock
 from mesoslite.master.core import MasterConfig
 from mesoslite.master.server import MasterServer
 from mesoslite.resources import Resources
@@ -50,8 +51,9 @@ def share_of_host(n: int, index: int, work_dir: Path) -> Resources:
 
 
 class LocalCluster:
-    def __init__(self, spec: ClusterSpec) -> None:
+    def __init__(self, spec: ClusterSpec, clock: Clock | None = None) -> None:
         self.spec = spec
+        self.clock = clock
         self.master: MasterServer | None = None
         self.agents: list[Agent] = []
 
@@ -65,11 +67,22 @@ class LocalCluster:
         spec.work_dir.mkdir(parents=True, exist_ok=True)
         spec.master_config.port = spec.master_port
         spec.master_config.hostname = spec.host
-        self.master = MasterServer(
-            spec.master_config, spec.store_url or sqlite_url(spec.work_dir / "master.db"))
-        await self.master.start(spec.host)
+        await self.start_master()
         for i in range(spec.agents):
             await self.start_agent(i)
+
+    async def start_master(self) -> MasterServer:
+        spec = self.spec
+        self.master = MasterServer(
+            spec.master_config, spec.store_url or sqlite_url(spec.work_dir / "master.db"),
+            clock=self.clock)
+        await self.master.start(spec.host)
+        spec.master_config.port = self.master.port
+        return self.master
+
+    async def stop_master(self) -> None:
+        assert self.master is not None
+        await self.master.stop()
 
     def agent_config(self, index: int) -> AgentConfig:
         spec = self.spec
@@ -108,9 +121,9 @@ class LocalCluster:
 
     async def stop(self, kill_tasks: bool = True) -> None:
         for agent in self.agents:
-            if not agent._stopping:
+            if not agent.stopped:
                 await agent.stop(kill_tasks=kill_tasks)
-        if self.master is not None:
+        if self.master is not None and not self.master.stopped:
             await self.master.stop()
 
 
