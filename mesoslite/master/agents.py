@@ -152,6 +152,8 @@ class AgentOps(TaskOps):
             )
             self.index_task(task)
         returning = task.status.state == TaskState.TASK_UNREACHABLE
+        if returning:
+            task.statuses.append((item.status.state.value, now))
         task.status = item.status
         task.latest_state = item.status.state
         task.released = item.status.state.terminal

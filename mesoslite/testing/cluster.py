@@ -5,6 +5,7 @@ use it with short timeouts.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,13 @@ class LocalCluster:
         await self.start_master()
         for i in range(spec.agents):
             await self.start_agent(i)
+        await self.wait_registered()
+
+    async def wait_registered(self, timeout: float = 30.0) -> None:
+        """Until every running agent has registered with the master."""
+        await asyncio.wait_for(
+            asyncio.gather(*(a.registered.wait() for a in self.agents if not a.stopped)),
+            timeout)
 
     async def start_master(self) -> MasterServer:
         spec = self.spec

@@ -153,18 +153,20 @@ class ProcessContainer(Container):
             self._done.set_result(term)
 
     async def _supervisor_exit(self) -> None:
-        if self._pidfd is not None:
+        fd = self._pidfd
+        if fd is not None:
             ready: asyncio.Future[None] = self._loop.create_future()
 
             def on_readable() -> None:  # a pidfd turns readable when the process exits
                 if not ready.done():
                     ready.set_result(None)
 
-            self._loop.add_reader(self._pidfd, on_readable)
+            self._loop.add_reader(fd, on_readable)
             try:
                 await ready
             finally:
-                self._loop.remove_reader(self._pidfd)
+                if self._pidfd == fd:  # close() may have released it already
+                    self._loop.remove_reader(fd)
         elif not self._pidfd_supported:
             sup = (self.record["supervisor_pid"], self.record["supervisor_start"])
             while osutil.same_process(*sup):
@@ -172,6 +174,7 @@ class ProcessContainer(Container):
 
     def _close_pidfd(self) -> None:
         if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
             os.close(self._pidfd)
             self._pidfd = None
 

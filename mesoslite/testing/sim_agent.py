@@ -1,0 +1,531 @@
+"""Simulated agents for scale benchmarks: the real agent protocol, no real tasks.
+
+A ``SimAgentPool`` runs many ``SimAgent`` objects on one event loop over one shared
+``aiohttp.ClientSession``; each keeps its own WebSocket to the master at
+``GET /agent/v1/link`` and behaves, on the wire, like ``mesoslite.agent.server.Agent``:
+
+* it registers with its resources (re-registering with its id and the tasks it
+  holds after a dropped link) and answers every ``Ping`` with a ``Pong``;
+* on ``RunTasks`` each task gets ``TASK_STARTING`` then ``TASK_RUNNING`` (after
+  ``launch_delay`` and ``running_delay`` seconds, 0 by default), then
+  ``TASK_FINISHED`` after ``task_duration`` seconds if that is set;
+* a task's updates form an ordered stream: only the head is in flight, each with a
+  fresh 16-byte uuid, and it is resent with exponential backoff (``retry_base``
+  doubling up to ``retry_max``) until an ``AckUpdates`` names its uuid; every head
+  due in one event-loop tick travels in one ``StatusUpdates`` frame per agent;
+* ``KillTask`` and ``ShutdownFramework`` end tasks with ``TASK_KILLED``; a task is
+  forgotten once its terminal update is acknowledged.
+
+Nothing is checkpointed: a simulated agent lives as long as its process.  Run a
+pool as its own process (so it does not compete with the code being measured)::
+
+    python -m mesoslite.testing.sim_agent --master http://127.0.0.1:5050 --agents 1000
+
+It prints one JSON line ``{"event": "registered", ...}`` once every agent is
+registered, and ``{"event": "stats", ...}`` when it exits (SIGTERM, SIGINT or the
+end of its standard input).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import heapq
+import itertools
+import json
+import logging
+import random
+import signal
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiohttp
+
+from mesoslite import __version__
+from mesoslite.messages.agent import (
+    AckUpdates,
+    AgentTask,
+    KillTask,
+    Ping,
+    Pong,
+    ProtocolError,
+    Refused,
+    Register,
+    Registered,
+    RunTasks,
+    ShutdownFramework,
+    StatusUpdate,
+    StatusUpdates,
+    decode_from_master,
+    encode,
+)
+from mesoslite.messages.mesos import (
+    ID,
+    CapabilityType,
+    ContainerStatus,
+    FrameworkInfo,
+    Reason,
+    Source,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+    from_resources,
+)
+from mesoslite.resources import Resources
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RESOURCES = "cpus:8;mem:32768;disk:100000;ports:[31000-32000]"
+MAX_FRAME = 64 * 2**20
+_AGENT_STATES = {TaskState.TASK_STARTING, TaskState.TASK_LOST, TaskState.TASK_DROPPED}
+
+Key = tuple[str, str]
+
+
+@dataclass
+class SimAgentConfig:
+    """How every agent of a pool behaves (times in seconds)."""
+
+    resources: Resources = field(default_factory=lambda: Resources.parse(DEFAULT_RESOURCES))
+    attributes: dict[str, str] = field(default_factory=dict)
+    launch_delay: float = 0.0  # RunTasks -> TASK_STARTING
+    running_delay: float = 0.0  # TASK_STARTING -> TASK_RUNNING
+    task_duration: float | None = None  # TASK_RUNNING -> TASK_FINISHED; None: until killed
+    retry_base: float = 2.0  # first resend of an unacknowledged update
+    retry_max: float = 60.0
+    reconnect_max: float = 5.0
+    connect_concurrency: int = 64  # WebSocket handshakes in flight at once, per pool
+    secret: str | None = None
+    hostname_prefix: str = "sim"
+    address: str = "127.0.0.1"
+    port: int = 5051
+
+
+@dataclass
+class SimStats:
+    """Counters over all agents of a pool."""
+
+    registrations: int = 0
+    refusals: int = 0
+    disconnects: int = 0
+    run_tasks_frames: int = 0
+    tasks_launched: int = 0
+    duplicate_launches: int = 0
+    kills: int = 0
+    update_frames: int = 0
+    updates_sent: int = 0
+    updates_resent: int = 0
+    acks: int = 0
+    stale_acks: int = 0
+    pings: int = 0
+
+
+@dataclass
+class SimTask:
+    """A task a simulated agent holds, with its update stream."""
+
+    framework_id: str
+    info: TaskInfo
+    state: TaskState = TaskState.TASK_STAGING
+    latest: TaskStatus | None = None
+    pending: deque[TaskStatus] = field(default_factory=deque)
+    backoff: float = 0.0
+    next_retry: float = 0.0
+    timer: asyncio.TimerHandle | None = None
+
+
+class SimAgent:
+    """One simulated agent; see the module docstring.  Created by ``SimAgentPool``."""
+
+    def __init__(self, pool: SimAgentPool, index: int) -> None:
+        self.pool = pool
+        self.index = index
+        self.config = pool.config
+        self.hostname = f"{self.config.hostname_prefix}-{index}"
+        self.agent_id: str | None = None
+        self.max_epoch = 0
+        self.registered = asyncio.Event()
+        self.tasks: dict[Key, SimTask] = {}
+        self.frameworks: dict[str, FrameworkInfo] = {}
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._due: set[Key] = set()
+        self._flush_scheduled = False
+
+    # ---------------------------------------------------------------- link
+
+    async def run(self) -> None:
+        """Keep a registered link to the master until cancelled."""
+        delay = 0.1
+        while True:
+            try:
+                await self._connect()
+                delay = 0.1
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                log.debug("%s: master unreachable: %s", self.hostname, exc)
+            except ProtocolError as exc:
+                log.error("%s: master sent a bad frame: %s", self.hostname, exc)
+            if self.registered.is_set():
+                self.pool.stats.disconnects += 1
+            self.registered.clear()
+            self._ws = None
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, self.config.reconnect_max)
+
+    async def _connect(self) -> None:
+        pool = self.pool
+        async with pool.connect_slots:
+            ws = await pool.session.ws_connect(pool.link_url, max_msg_size=MAX_FRAME,
+                                               heartbeat=None)
+            await ws.send_bytes(encode(self.register_message()))
+        async with ws:
+            async for frame in ws:
+                if frame.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    break
+                message = decode_from_master(frame.data)
+                if message.epoch < self.max_epoch:
+                    continue  # a deposed master
+                self.max_epoch = message.epoch
+                if isinstance(message, Registered):
+                    self._on_registered(ws, message)
+                elif isinstance(message, Refused):
+                    pool.stats.refusals += 1
+                    log.error("%s: registration refused: %s", self.hostname, message.message)
+                    return
+                else:
+                    self._on_command(ws, message)
+
+    def register_message(self) -> Register:
+        """What this agent sends first on every link (its tasks, after a drop)."""
+        cfg = self.config
+        tasks = [AgentTask(framework_id=t.framework_id, task=t.info,
+                           status=t.latest or TaskStatus(task_id=t.info.task_id, state=t.state))
+                 for t in self.tasks.values()]
+        return Register(
+            agent_id=self.agent_id, hostname=self.hostname, address=cfg.address,
+            port=cfg.port, resources=from_resources(cfg.resources), attributes=cfg.attributes,
+            tasks=tasks, frameworks=list(self.frameworks.values()), version=__version__,
+            secret=cfg.secret,
+        )
+
+    def _on_registered(self, ws: aiohttp.ClientWebSocketResponse, msg: Registered) -> None:
+        self.agent_id = msg.agent_id
+        self._ws = ws
+        self.pool.stats.registrations += 1
+        self.registered.set()
+        for key, task in list(self.tasks.items()):
+            if task.info.task_id.value in msg.kill_task_ids:
+                self.kill(*key)
+        for key, task in self.tasks.items():
+            if task.pending:
+                task.backoff = 0.0
+                self._due.add(key)
+        self._schedule_flush()
+
+    def _on_command(self, ws: aiohttp.ClientWebSocketResponse, message: Any) -> None:
+        if isinstance(message, Ping):
+            self.pool.stats.pings += 1
+            self._send(ws, encode(Pong(seq=message.seq)))
+        elif isinstance(message, AckUpdates):
+            for ack in message.acks:
+                self.acknowledge(ack.framework_id, ack.task_id, ack.uuid)
+        elif isinstance(message, RunTasks):
+            self.pool.stats.run_tasks_frames += 1
+            for launch in message.launches:
+                for info in launch.tasks:
+                    self.launch(launch.framework, info)
+        elif isinstance(message, KillTask):
+            self.kill(message.framework_id, message.task_id)
+        elif isinstance(message, ShutdownFramework):
+            for fid, tid in list(self.tasks):
+                if fid == message.framework_id:
+                    self.kill(fid, tid, Reason.REASON_FRAMEWORK_REMOVED, "Framework shut down")
+
+    def _send(self, ws: aiohttp.ClientWebSocketResponse, data: bytes) -> None:
+        asyncio.get_running_loop().create_task(_send_quietly(ws, data))
+
+    # ---------------------------------------------------------------- tasks
+
+    def launch(self, framework: FrameworkInfo, info: TaskInfo) -> None:
+        """Start the simulated task: STARTING, RUNNING and maybe FINISHED, on time."""
+        assert framework.id is not None
+        fid = framework.id.value
+        key = (fid, info.task_id.value)
+        if key in self.tasks:
+            self.pool.stats.duplicate_launches += 1
+            return
+        self.pool.stats.tasks_launched += 1
+        self.frameworks[fid] = framework
+        task = self.tasks[key] = SimTask(fid, info)
+        self._after(task, self.config.launch_delay, self._starting, task)
+
+    def _after(self, task: SimTask, delay: float, step: Any, *args: Any) -> None:
+        if delay <= 0:
+            step(*args)
+        else:
+            task.timer = asyncio.get_running_loop().call_later(delay, step, *args)
+
+    def _starting(self, task: SimTask) -> None:
+        self.update(task, TaskState.TASK_STARTING)
+        self._after(task, self.config.running_delay, self._running, task)
+
+    def _running(self, task: SimTask) -> None:
+        self.update(task, TaskState.TASK_RUNNING)
+        if self.config.task_duration is not None:
+            self._after(task, self.config.task_duration, self.update, task,
+                        TaskState.TASK_FINISHED, None, "Command exited with status 0")
+
+    def kill(self, framework_id: str, task_id: str, reason: Reason | None = None,
+             message: str = "Task killed") -> None:
+        """Kill a task (TASK_KILLING first if its framework asked for that state)."""
+        task = self.tasks.get((framework_id, task_id))
+        if task is None or task.state.terminal or task.state == TaskState.TASK_KILLING:
+            return
+        self.pool.stats.kills += 1
+        if task.timer is not None:
+            task.timer.cancel()
+            task.timer = None
+        fw = self.frameworks.get(framework_id)
+        if fw is not None and fw.has_capability(CapabilityType.TASK_KILLING_STATE):
+            self.update(task, TaskState.TASK_KILLING)
+        self.update(task, TaskState.TASK_KILLED, reason, message)
+
+    def update(self, task: SimTask, state: TaskState, reason: Reason | None = None,
+               message: str | None = None) -> None:
+        """Append a new update (fresh uuid) to the task's stream."""
+        if task.state.terminal:
+            return
+        task.state = state
+        tid = task.info.task_id.value
+        status = TaskStatus(
+            task_id=task.info.task_id, state=state, message=message,
+            source=Source.SOURCE_AGENT if state in _AGENT_STATES else Source.SOURCE_EXECUTOR,
+            reason=reason, agent_id=ID(self.agent_id or ""), executor_id=ID(tid),
+            timestamp=time.time(), uuid=uuid.uuid4().bytes,
+            container_status=ContainerStatus(container_id=ID(f"{self.hostname}-{tid}")),
+        )
+        task.latest = status
+        task.pending.append(status)
+        if len(task.pending) == 1:
+            self._make_due((task.framework_id, tid))
+
+    def acknowledge(self, framework_id: str, task_id: str, uuid_: bytes) -> None:
+        """Apply an ack: drop the head it names, send the next, forget a done task."""
+        key = (framework_id, task_id)
+        task = self.tasks.get(key)
+        stats = self.pool.stats
+        if task is None or not task.pending or task.pending[0].uuid != uuid_:
+            stats.stale_acks += 1
+            return
+        stats.acks += 1
+        task.pending.popleft()
+        task.backoff = 0.0
+        task.next_retry = 0.0
+        if task.pending:
+            self._make_due(key)
+        elif task.state.terminal:
+            del self.tasks[key]
+            self._due.discard(key)
+
+    def unacknowledged(self) -> int:
+        return sum(len(t.pending) for t in self.tasks.values())
+
+    # ---------------------------------------------------------------- sending
+
+    def _make_due(self, key: Key) -> None:
+        self._due.add(key)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Send every due head in one frame and schedule its resend."""
+        self._flush_scheduled = False
+        ws = self._ws
+        if ws is None or ws.closed or not self.registered.is_set():
+            return  # kept in _due: sent after the next registration
+        now = time.monotonic()
+        cfg = self.config
+        batch: list[StatusUpdate] = []
+        resent = 0
+        for key in self._due:
+            task = self.tasks.get(key)
+            if task is None or not task.pending:
+                continue
+            head = task.pending[0]
+            batch.append(StatusUpdate(framework_id=task.framework_id, status=head,
+                                      latest_state=task.state))
+            if task.backoff:
+                resent += 1
+            task.backoff = min(cfg.retry_max, (task.backoff * 2) or cfg.retry_base)
+            task.next_retry = now + task.backoff
+            self.pool.schedule_retry(task.next_retry, self, key)
+        self._due.clear()
+        if batch:
+            stats = self.pool.stats
+            stats.update_frames += 1
+            stats.updates_sent += len(batch)
+            stats.updates_resent += resent
+            self._send(ws, encode(StatusUpdates(updates=batch)))
+
+    def retry(self, key: Key, when: float) -> None:
+        """A resend timer fired: resend the head if it is still the one it was for."""
+        task = self.tasks.get(key)
+        if task is not None and task.pending and task.next_retry == when:
+            self._make_due(key)
+
+
+class SimAgentPool:
+    """``count`` simulated agents of one master on the running event loop.
+
+    ``start`` opens the links (at most ``config.connect_concurrency`` handshakes at
+    once, so the master's listen backlog never overflows); ``wait_registered``
+    waits for all of them; ``stop`` closes everything.  A ``session`` passed in is
+    used and left open; otherwise the pool owns one with no connection limit.
+    """
+
+    def __init__(self, master_url: str, count: int, config: SimAgentConfig | None = None,
+                 session: aiohttp.ClientSession | None = None) -> None:
+        self.master_url = master_url.rstrip("/")
+        self.link_url = self.master_url + "/agent/v1/link"
+        self.config = config or SimAgentConfig()
+        self.stats = SimStats()
+        self.agents = [SimAgent(self, i) for i in range(count)]
+        self._own_session = session is None
+        self._session = session
+        self.connect_slots = asyncio.Semaphore(max(1, self.config.connect_concurrency))
+        self._retries: list[tuple[float, int, SimAgent, Key]] = []
+        self._seq = itertools.count()
+        self._runs: list[asyncio.Task[None]] = []
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        assert self._session is not None, "SimAgentPool.start() first"
+        return self._session
+
+    async def start(self) -> None:
+        """Open every agent's link (returns at once; see ``wait_registered``)."""
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, force_close=False)
+            self._session = aiohttp.ClientSession(connector=connector)
+        self._runs = [asyncio.create_task(a.run(), name=f"sim-agent-{a.index}")
+                      for a in self.agents]
+        self._runs.append(asyncio.create_task(self._retry_loop(), name="sim-agent-retries"))
+
+    def registered_count(self) -> int:
+        return sum(1 for a in self.agents if a.registered.is_set())
+
+    async def wait_registered(self, timeout: float = 60.0) -> None:
+        """Return once every agent is registered; raise TimeoutError after ``timeout``."""
+        await asyncio.wait_for(
+            asyncio.gather(*(a.registered.wait() for a in self.agents)), timeout)
+
+    def unacknowledged(self) -> int:
+        return sum(a.unacknowledged() for a in self.agents)
+
+    def tasks(self) -> Iterable[SimTask]:
+        for agent in self.agents:
+            yield from agent.tasks.values()
+
+    def schedule_retry(self, when: float, agent: SimAgent, key: Key) -> None:
+        heapq.heappush(self._retries, (when, next(self._seq), agent, key))
+
+    async def _retry_loop(self) -> None:
+        tick = max(0.01, min(0.5, self.config.retry_base / 4))
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            heap = self._retries
+            while heap and heap[0][0] <= now:
+                when, _, agent, key = heapq.heappop(heap)
+                agent.retry(key, when)
+
+    async def stop(self) -> None:
+        """Close every link and the session we own."""
+        for run in self._runs:
+            run.cancel()
+        await asyncio.gather(*self._runs, return_exceptions=True)
+        self._runs = []
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+async def _send_quietly(ws: aiohttp.ClientWebSocketResponse, data: bytes) -> None:
+    try:
+        await ws.send_str(data.decode())
+    except (ConnectionResetError, RuntimeError, aiohttp.ClientError):
+        pass  # the retry timer resends once the link is back
+
+
+# -------------------------------------------------------------------- command line
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m mesoslite.testing.sim_agent",
+                                description="Run simulated agents against a master.")
+    p.add_argument("--master", required=True, help="master URL, e.g. http://127.0.0.1:5050")
+    p.add_argument("--agents", type=int, default=100)
+    p.add_argument("--resources", default=DEFAULT_RESOURCES)
+    p.add_argument("--launch-delay", type=float, default=0.0)
+    p.add_argument("--running-delay", type=float, default=0.0)
+    p.add_argument("--task-duration", type=float, default=None)
+    p.add_argument("--retry", type=float, default=2.0, help="first resend after (s)")
+    p.add_argument("--register-timeout", type=float, default=120.0)
+    p.add_argument("--log-level", default="warning")
+    return p.parse_args(argv)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    config = SimAgentConfig(
+        resources=Resources.parse(args.resources), launch_delay=args.launch_delay,
+        running_delay=args.running_delay, task_duration=args.task_duration,
+        retry_base=args.retry)
+    pool = SimAgentPool(args.master, args.agents, config)
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    with contextlib.suppress(ValueError, OSError):  # no usable stdin: signals only
+        loop.add_reader(sys.stdin.fileno(), lambda: sys.stdin.buffer.read1() or done.set())
+    start = time.monotonic()
+    await pool.start()
+    try:
+        await pool.wait_registered(args.register_timeout)
+    except TimeoutError:
+        _emit({"event": "error", "message": "agents did not register",
+               "registered": pool.registered_count()})
+        await pool.stop()
+        return 1
+    _emit({"event": "registered", "agents": len(pool.agents),
+           "seconds": round(time.monotonic() - start, 3)})
+    await done.wait()
+    stats = asdict(pool.stats) | {"unacknowledged": pool.unacknowledged()}
+    await pool.stop()
+    _emit({"event": "stats", **stats})
+    return 0
+
+
+def _emit(data: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m mesoslite.testing.sim_agent``; returns the exit code."""
+    args = _parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    return asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
