@@ -364,7 +364,10 @@ class LaunchScheduler(Scheduler):
 
     async def update(self, driver: Driver, status: TaskStatus) -> None:
         tid = status.task_id.value
-        self.seen.setdefault((tid, status.state), time.perf_counter())
+        if (tid, status.state) in self.seen:
+            self.duplicate_updates += 1  # a resend: acknowledged again, as Mesos asks
+        else:
+            self.seen[(tid, status.state)] = time.perf_counter()
         if status.state in FAILED_STATES and tid not in self.failed:
             self.failed[tid] = f"{status.state.value}: {status.message}"
             self._check_done()
@@ -381,12 +384,9 @@ class LaunchScheduler(Scheduler):
             return
         tid = status.task_id.value
         self.acked.setdefault((tid, status.state), time.perf_counter())
-        if status.state == TaskState.TASK_RUNNING:
-            if tid in self.running_at:
-                self.duplicate_updates += 1
-            else:
-                self.running_at[tid] = time.perf_counter()
-                self._check_done()
+        if status.state == TaskState.TASK_RUNNING and tid not in self.running_at:
+            self.running_at[tid] = time.perf_counter()
+            self._check_done()
 
     async def settle(self, timeout: float = 10.0) -> None:
         """Let the calls in flight (acks of late duplicates) finish."""
@@ -413,6 +413,7 @@ class Result:
     p99: float = 0.0
     max: float = 0.0
     accept_p50: float = 0.0
+    duplicates: int = 0
     phases: dict[str, float] = field(default_factory=dict)  # step -> median seconds
     accepts: int = 0
     offers: int = 0
@@ -493,7 +494,10 @@ def _fill(result: Result, sched: LaunchScheduler, subscribe_at: float) -> None:
     result.failed = len(sched.failed)
     result.accepts = sched.accepts
     result.offers = sched.offers_received
-    result.errors += sched.errors[:5]
+    result.duplicates = sched.duplicate_updates
+    if sched.errors:
+        result.errors.append(f"{len(sched.errors)} calls failed; the first ones:")
+        result.errors += sched.errors[:3]
     if sched.failed:
         result.errors += [f"{t}: {why}" for t, why in list(sched.failed.items())[:3]]
     if sched.first_offer_at:
@@ -517,15 +521,15 @@ def _phases(sched: LaunchScheduler) -> dict[str, float]:
     steps = {
         "ACCEPT 202": (sched.accept_at, sched.accepted_at),
         "-> STARTING received": (sched.accepted_at, _by_task(sched.seen, starting)),
-        "-> its ack 202": (_by_task(sched.seen, starting), _by_task(sched.acked, starting)),
+        "-> STARTING ack 202": (_by_task(sched.seen, starting), _by_task(sched.acked, starting)),
         "-> RUNNING received": (_by_task(sched.acked, starting), _by_task(sched.seen, running)),
-        "-> its ack 202 ": (_by_task(sched.seen, running), _by_task(sched.acked, running)),
+        "-> RUNNING ack 202": (_by_task(sched.seen, running), _by_task(sched.acked, running)),
     }
     out: dict[str, float] = {}
     for name, (before, after) in steps.items():
         deltas = [after[t] - before[t] for t in after if t in before]
         if deltas:
-            out[name.strip()] = statistics.median(deltas)
+            out[name] = statistics.median(deltas)
     return out
 
 
@@ -556,7 +560,8 @@ def report(r: Result) -> str:
             f"      agents: {s.get('update_frames', 0)} update frames, "
             f"{s.get('updates_sent', 0)} updates ({s.get('updates_resent', 0)} resends), "
             f"{s.get('run_tasks_frames', 0)} RunTasks frames, {s.get('acks', 0)} acks, "
-            f"{s.get('unacknowledged', 0)} left unacknowledged")
+            f"{s.get('unacknowledged', 0)} left unacknowledged; the framework got "
+            f"{r.duplicates} duplicate updates")
     lines += [f"      ! {e}" for e in r.errors]
     if r.profile:
         lines.append("      master profile (py-spy):\n" + r.profile)

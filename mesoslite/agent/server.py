@@ -57,7 +57,9 @@ class AgentConfig:
     advertise_address: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
     containerizers: list[str] = field(default_factory=lambda: ["process"])
-    status_update_retry: float = 2.0
+    # Mesos' agent starts resending unacknowledged updates after 10 s: shorter
+    # intervals make every update in flight during a launch burst go out again.
+    status_update_retry: float = 10.0
     reconnect_max: float = 5.0
     agent_secret: str | None = None
 

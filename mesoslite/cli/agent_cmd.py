@@ -39,7 +39,7 @@ def split_masters(text: str) -> list[str]:
 @click.option("--containerizers", default=None,
               help="Comma list of 'docker', 'process' (default: docker when an engine "
                    "answers, plus process).")
-@click.option("--status-update-retry", default=2.0, show_default=True, type=float,
+@click.option("--status-update-retry", default=10.0, show_default=True, type=float,
               help="First resend interval of unacknowledged status updates (doubles).")
 @log_options
 def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str | None,

@@ -119,6 +119,8 @@ class TaskRecord:
     # a kill arrived while the agent was away; sent when it returns
     kill_pending: bool = False
     group_id: str | None = None
+    # TaskInfo never changes: its JSON-ready form is computed once, for the store
+    _info_doc: dict | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -136,13 +138,18 @@ class TaskRecord:
         return {
             "framework_id": self.framework_id,
             "agent_id": self.agent_id,
-            "info": msgspec.to_builtins(self.info),
+            "info": self._info_builtins(),
             "role": self.role,
             "status": msgspec.to_builtins(self.status),
             "latest_state": self.latest_state.value,
             "statuses": self.statuses,
             "group_id": self.group_id,
         }
+
+    def _info_builtins(self) -> dict:
+        if self._info_doc is None:
+            self._info_doc = msgspec.to_builtins(self.info)
+        return self._info_doc
 
     def as_agent_task(self) -> AgentTask:
         return AgentTask(framework_id=self.framework_id, task=self.info, status=self.status)

@@ -208,6 +208,9 @@ class TaskOps(FrameworkOps):
     def _record_update(self, task: TaskRecord, update: StatusUpdate, mono: float) -> None:
         status = update.status
         latest = update.latest_state or status.state
+        if status.uuid is not None and status.uuid == task.status.uuid and (
+                latest == task.latest_state):
+            return  # a retransmission: already recorded (and still forwarded)
         if not task.statuses or task.statuses[-1][0] != status.state.value:
             task.statuses.append((status.state.value, status.timestamp or 0.0))
         task.status = status

@@ -111,6 +111,7 @@ class Driver(CallMethods):
         self._heartbeat_interval = DEFAULT_HEARTBEAT_INTERVAL
         self._suppressed: set[str] = set()
         self._acks: set[asyncio.Task[None]] = set()
+        self._acks_in_flight: set[tuple[str, bytes]] = set()
         self._main: asyncio.Task[None] | None = None
         # True only while the main task waits on I/O or a backoff sleep, i.e. where
         # stop() may cancel it; never while a scheduler callback runs.
@@ -341,6 +342,9 @@ class Driver(CallMethods):
         if status.agent_id is None or status.uuid is None:
             log.warning("update of task %s has no agent_id; not acknowledged", status.task_id.value)
             return
+        key = (status.task_id.value, status.uuid)
+        if key in self._acks_in_flight:
+            return  # a retransmission of an update whose ack is on its way
         call = calls.acknowledge(status.agent_id, status.task_id, status.uuid)
         try:
             # Bind the current stream now: the ack may run after stop() closed it.
@@ -352,7 +356,9 @@ class Driver(CallMethods):
             return
         task = asyncio.create_task(self._acknowledge(call, target))
         self._acks.add(task)
+        self._acks_in_flight.add(key)
         task.add_done_callback(self._acks.discard)
+        task.add_done_callback(lambda _: self._acks_in_flight.discard(key))
 
     async def _acknowledge(self, call: Call, target: tuple[str, str]) -> None:
         try:

@@ -19,10 +19,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     insert,
     select,
-    tuple_,
     update,
 )
 
@@ -115,29 +115,39 @@ class MasterStore:
     def apply(self, writes: Writes) -> None:
         """Write the batch atomically: all of it or (on an exception) none of it."""
         with self.engine.begin() as conn:
-            _upsert(conn, agents, "id", writes.agents)
-            _upsert(conn, frameworks, "id", writes.frameworks)
-            stale = list(writes.deleted_tasks | set(writes.tasks))
-            for i in range(0, len(stale), 500):
-                conn.execute(delete(tasks).where(
-                    tuple_(tasks.c.framework_id, tasks.c.task_id).in_(stale[i:i + 500])))
-            if writes.tasks:
-                conn.execute(insert(tasks), [
-                    {"framework_id": fid, "task_id": tid, "agent_id": doc["agent_id"],
-                     "data": _enc.encode(doc).decode()}
-                    for (fid, tid), doc in writes.tasks.items()
-                ])
-            for key, value in writes.meta.items():
-                conn.execute(delete(meta).where(meta.c.key == key))
-                conn.execute(insert(meta).values(key=key, value=value))
+            _upsert(conn, agents, ["id"], [
+                {"id": k, "data": _json(v)} for k, v in writes.agents.items()])
+            _upsert(conn, frameworks, ["id"], [
+                {"id": k, "data": _json(v)} for k, v in writes.frameworks.items()])
+            gone = writes.deleted_tasks - set(writes.tasks)
+            if gone:
+                conn.execute(
+                    delete(tasks).where(tasks.c.framework_id == bindparam("fid"),
+                                        tasks.c.task_id == bindparam("tid")),
+                    [{"fid": fid, "tid": tid} for fid, tid in gone])
+            _upsert(conn, tasks, ["framework_id", "task_id"], [
+                {"framework_id": fid, "task_id": tid, "agent_id": doc["agent_id"],
+                 "data": _json(doc)} for (fid, tid), doc in writes.tasks.items()])
+            _upsert(conn, meta, ["key"], [{"key": k, "value": v}
+                                          for k, v in writes.meta.items()])
 
 
-def _upsert(conn: Any, table: Table, key: str, docs: dict[str, dict[str, Any]]) -> None:
-    # Delete + insert is portable across SQLite and PostgreSQL and, inside one
-    # transaction, as atomic as a native upsert.
-    if not docs:
+def _json(doc: dict[str, Any]) -> str:
+    return _enc.encode(doc).decode()
+
+
+def _upsert(conn: Any, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    """Insert or replace ``rows`` by primary key in one batched statement.
+
+    Both engines we support have a native upsert keyed on the primary key, which
+    (unlike delete-then-insert with a row-value IN) uses the index."""
+    if not rows:
         return
-    col = table.c[key]
-    conn.execute(delete(table).where(col.in_(list(docs))))
-    conn.execute(insert(table), [{key: k, "data": _enc.encode(v).decode()}
-                                 for k, v in docs.items()])
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(table)
+    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)

@@ -67,7 +67,17 @@ class RecordingScheduler(Scheduler):
     # -- queries ----------------------------------------------------------------
 
     def states(self, task_id: str) -> list[TaskState]:
-        return [u.state for u in self.updates if u.task_id.value == task_id]
+        """The task's states in order; a retransmitted update (same uuid: delivery is
+        at-least-once) counts once."""
+        seen: set[bytes] = set()
+        out = []
+        for u in self.updates:
+            if u.task_id.value != task_id or (u.uuid is not None and u.uuid in seen):
+                continue
+            if u.uuid is not None:
+                seen.add(u.uuid)
+            out.append(u.state)
+        return out
 
     def last(self, task_id: str) -> TaskStatus | None:
         for status in reversed(self.updates):

@@ -37,14 +37,16 @@ class Process:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def _spawn(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mesoslite.cli.main", *self.args],
+                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+
     async def start(self, timeout: float = 30.0) -> Process:
-        out = open(self.log, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mesoslite.cli.main", *self.args],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
-            start_new_session=True,
-        )
-        out.close()
+        self._spawn()
         await wait_for(self._healthy, timeout, interval=0.05,
                        message=f"{self.args[0]} on port {self.port} to answer (log {self.log})")
         return self

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
 from click.testing import CliRunner
 
 from mesoslite.cli.main import cli
 from mesoslite.messages.mesos import TaskState
 from mesoslite.testing.processes import free_port
-
 
 
 async def run(*args: str):

@@ -4,6 +4,7 @@ nothing, and a restarted master recovers agents, frameworks and tasks from it.""
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from mesoslite.messages.mesos import TaskState
 from mesoslite.store.db import sqlite_url
@@ -40,7 +41,7 @@ def test_a_failed_batch_writes_nothing(store_url):
     store.apply(Writes(agents={"a1": {"id": "a1"}}))
     bad = Writes(agents={"a2": {"id": "a2"}},
                  tasks={("f", "t"): {"agent_id": None}})  # NOT NULL violated at the end
-    with pytest.raises(Exception):
+    with pytest.raises(IntegrityError):
         store.apply(bad)
     assert store.load()["agents"] == [{"id": "a1"}]
     store.close()

@@ -119,7 +119,7 @@ async def test_several_tasks_in_one_offer_and_a_launch_group(cluster, framework)
 async def test_unacknowledged_updates_are_resent_until_acknowledged(cluster, framework_factory):
     fw = await framework_factory(cluster.master_url, implicit_acks=False)
     await fw.run_task("noack", "sleep 60")
-    await wait_for(lambda: fw.sched.states("noack").count(TaskState.TASK_STARTING) >= 2,
+    await wait_for(lambda: [u.state for u in fw.sched.updates].count(TaskState.TASK_STARTING) >= 2,
                    message="TASK_STARTING to be sent again while unacknowledged")
     first, again = [u for u in fw.sched.updates if u.state == TaskState.TASK_STARTING][:2]
     assert first.uuid == again.uuid  # the same update, retried

@@ -12,12 +12,12 @@ import math
 import os
 
 import hypothesis.strategies as st
-from alloc_model import NaiveAllocator
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from mesoslite.master.allocator import Allocator
 from mesoslite.resources import Resources
+from tests.unit.allocator.alloc_model import NaiveAllocator
 
 ROLES = ["*", "a", "a/b", "a/b/c", "c"]
 FRAMEWORKS = ["f0", "f1", "f2", "f3"]

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from conftest import DEADLINE, HANGUP, FakeMaster, Recorder, dead_url
 
 from mesoslite.messages.mesos import (
     ID,
@@ -42,6 +41,7 @@ from mesoslite.scheduler import (
     task_info,
 )
 from mesoslite.scheduler.recordio import encode
+from tests.unit.scheduler.conftest import DEADLINE, HANGUP, FakeMaster, Recorder, dead_url
 
 INFO = FrameworkInfo(user="alice", name="test-framework")
 

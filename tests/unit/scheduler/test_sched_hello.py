@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from conftest import FakeMaster
 
 from mesoslite.messages.mesos import ID, Offer, TaskState, TaskStatus
 from mesoslite.messages.scheduler import CallType, Event, EventType, Offers, Update
 from mesoslite.resources import Resources
 from mesoslite.scheduler import resource_list
+from tests.unit.scheduler.conftest import FakeMaster
 
 REPO = Path(__file__).resolve().parents[3]
 HELLO = REPO / "examples" / "frameworks" / "hello.py"

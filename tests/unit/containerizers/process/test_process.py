@@ -13,11 +13,11 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import PY, ended, pid_alive, read_pid, task_info
 
 from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec
 from mesoslite.agent.containerizers.process import ProcessContainerizer
 from mesoslite.testing.poll import wait_for
+from tests.unit.containerizers.process.conftest import PY, ended, pid_alive, read_pid, task_info
 
 SpecFactory = Callable[..., LaunchSpec]
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import PY, ended, pid_alive, read_pid
 
 from mesoslite.agent.containerizers import cgroup_manager, osutil
 from mesoslite.agent.containerizers.base import LaunchSpec
@@ -23,6 +22,7 @@ from mesoslite.agent.containerizers.cgroup_manager import CgroupManager
 from mesoslite.agent.containerizers.cgroups import Cgroup, safe_name
 from mesoslite.agent.containerizers.process import ProcessContainerizer
 from mesoslite.testing.poll import wait_for, wait_until
+from tests.unit.containerizers.process.conftest import PY, ended, pid_alive, read_pid
 
 SpecFactory = Callable[..., LaunchSpec]
 HOST = CgroupManager()

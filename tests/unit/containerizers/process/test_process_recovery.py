@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PY, ended, pid_alive
 
 from mesoslite.agent.containerizers import osutil
 from mesoslite.agent.containerizers.base import Container, LaunchSpec, Termination
 from mesoslite.agent.containerizers.cgroups import Cgroup
 from mesoslite.agent.containerizers.process import ProcessContainerizer
 from mesoslite.testing.poll import wait_for
+from tests.unit.containerizers.process.conftest import PY, ended, pid_alive
 
 SpecFactory = Callable[..., LaunchSpec]
 # Runs until the test creates "go" in the sandbox, then exits 7.
