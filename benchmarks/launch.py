@@ -578,7 +578,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--task-cpus", type=float, default=0.1)
     p.add_argument("--task-mem", type=float, default=32.0)
     p.add_argument("--allocation-interval", type=float, default=1.0)
-    p.add_argument("--agent-retry", type=float, default=2.0,
+    p.add_argument("--agent-retry", type=float, default=10.0,
                    help="agents' first resend of an unacknowledged update (s)")
     p.add_argument("--agents-in-process", action="store_true",
                    help="run the simulated agents on this process's event loop")
