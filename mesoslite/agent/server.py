@@ -18,6 +18,7 @@ from aiohttp import web
 from mesoslite import __version__
 from mesoslite.agent.checkpoint import Checkpoints
 from mesoslite.agent.containerizers.base import Containerizer
+from mesoslite.agent.health import HealthMonitor
 from mesoslite.agent.sandbox_http import SandboxHTTP
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.tasks import AgentIdentity, TaskManager
@@ -80,6 +81,9 @@ class Agent:
         self.tasks = TaskManager(
             AgentIdentity(lambda: self.agent_id or "", self.hostname, self.address, config.port),
             containerizers, self.cp, self.updates, self.io, self.clock)
+        self.health = HealthMonitor(self.tasks, self.clock)
+        self.tasks.on_running = self.health.start
+        self.tasks.on_ended = self.health.stop
         self.max_epoch = 0
         self.registered = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -117,6 +121,7 @@ class Agent:
         if self._stopping:
             return
         self._stopping = True
+        await self.health.close()
         if kill_tasks:
             await self.tasks.kill_all()
             await self._drain_updates()
@@ -142,14 +147,25 @@ class Agent:
     # ---------------------------------------------------------------- master link
 
     async def _link_loop(self) -> None:
+        """Stay linked to the leading master: try the configured masters in turn, and
+        follow a follower's 307 to the leader straight away."""
         delay = 0.1
         attempt = 0
+        leader: str | None = None
         while not self._stopping:
-            master = self.config.masters[attempt % len(self.config.masters)]
+            master = leader or self.config.masters[attempt % len(self.config.masters)]
+            leader = None
             attempt += 1
             try:
                 await self._connect(master)
                 delay = 0.1
+            except aiohttp.WSServerHandshakeError as exc:
+                location = exc.headers.get("Location") if exc.headers else None
+                if exc.status == 307 and location:
+                    leader = location.split("/agent/v1/link")[0]
+                    log.info("master %s is not the leader; following it to %s", master, leader)
+                    continue
+                log.debug("master %s refused the link: %s", master, exc.status)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 log.debug("master %s unreachable: %s", master, exc)
             except ProtocolError as exc:

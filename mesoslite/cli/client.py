@@ -53,3 +53,16 @@ def _error_line(exc: urllib.error.HTTPError) -> str:
     except (json.JSONDecodeError, AttributeError):
         message = exc.reason
     return f"{exc.code}: {message}"
+
+
+def master_get(masters: str, path: str) -> Any:
+    """GET ``path`` from the first of the comma-separated ``masters`` that answers
+    (followers redirect to the leader; urllib follows the 307)."""
+    urls = [m.strip().rstrip("/") for m in masters.split(",") if m.strip()]
+    last: click.ClickException | None = None
+    for url in urls:
+        try:
+            return get(url + path)
+        except click.ClickException as exc:
+            last = exc
+    raise last or click.ClickException("no master URL given")

@@ -8,7 +8,7 @@ import urllib.parse
 
 import click
 
-from mesoslite.cli.client import get, request
+from mesoslite.cli.client import master_get, request
 from mesoslite.cli.state_cmd import MASTER_OPTION
 
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST",
@@ -17,7 +17,7 @@ TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_L
 
 def find_task(master: str, task_id: str) -> tuple[dict, dict]:
     """(task, agent) for ``task_id``, searching running then completed tasks."""
-    state = get(master.rstrip("/") + "/master/state")
+    state = master_get(master, "/master/state")
     agents = {a["id"]: a for a in state["slaves"]}
     for fw in state["frameworks"] + state["completed_frameworks"]:
         for task in fw["tasks"] + fw["unreachable_tasks"] + fw["completed_tasks"]:

@@ -36,6 +36,9 @@ def parse_weights(text: str | None) -> dict[str, float]:
               help="SQLAlchemy URL of the store (default: SQLite in --work-dir). "
                    "Example: postgresql://user:pass@host/db")
 @click.option("--hostname", default=None, help="Name advertised to frameworks (default: --host).")
+@click.option("--advertise-url", default=None,
+              help="URL other masters redirect to while this one leads "
+                   "(default: http://HOSTNAME:PORT).")
 @click.option("--agent-ping-timeout", default=15.0, show_default=True, type=float,
               help="Seconds between pings to each agent.")
 @click.option("--max-agent-ping-timeouts", default=5, show_default=True, type=int,
@@ -50,11 +53,17 @@ def parse_weights(text: str | None) -> dict[str, float]:
 @click.option("--weights", default=None, help="Role weights for DRF, e.g. 'web=2,batch=1'.")
 @log_options
 def master(host: str, port: int, work_dir: Path, store_url: str | None, hostname: str | None,
+           advertise_url: str | None,
            agent_ping_timeout: float, max_agent_ping_timeouts: int,
            agent_reregister_timeout: float, offer_timeout: float, allocation_interval: float,
            heartbeat_interval: float, weights: str | None, log_level: str,
            log_format: str) -> None:
     """Run a master: agents register with it, frameworks subscribe to it.
+
+    \b
+    High availability: start several masters with the same PostgreSQL --store.
+    One leads; the others answer 307 to it and take over when it goes.  A master
+    that loses the lead exits with status 1 (restart it: it comes back a follower).
 
     \b
     Frameworks speak the Mesos v1 scheduler HTTP API at POST /api/v1/scheduler.
@@ -70,6 +79,7 @@ def master(host: str, port: int, work_dir: Path, store_url: str | None, hostname
         agent_reregister_timeout=agent_reregister_timeout,
         offer_timeout=offer_timeout or None, allocation_interval=allocation_interval,
         heartbeat_interval=heartbeat_interval, role_weights=parse_weights(weights),
+        advertise_url=advertise_url,
     )
     holder: dict[str, MasterServer] = {}
 
@@ -82,4 +92,7 @@ def master(host: str, port: int, work_dir: Path, store_url: str | None, hostname
     async def stop() -> None:
         await holder["server"].stop()
 
-    run_until_signalled(start, stop)
+    async def ended() -> None:
+        await holder["server"].stopped_event.wait()
+
+    run_until_signalled(start, stop, ended)

@@ -48,19 +48,30 @@ def log_options(f: Callable) -> Callable:
 
 
 def run_until_signalled(start: Callable[[], Awaitable[object]],
-                        stop: Callable[[], Awaitable[object]]) -> None:
-    """Run ``start``, wait for SIGINT/SIGTERM, then run ``stop`` (exactly once)."""
+                        stop: Callable[[], Awaitable[object]],
+                        ended: Callable[[], Awaitable[object]] | None = None) -> None:
+    """Run ``start``, wait for SIGINT/SIGTERM (or for ``ended`` to return: the
+    component stopped by itself, e.g. a deposed master), then run ``stop`` once.
+    Exits with status 1 when it ended by itself."""
 
-    async def main() -> None:
+    async def main() -> bool:
         loop = asyncio.get_running_loop()
-        done = asyncio.Event()
+        signalled = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, done.set)
+            loop.add_signal_handler(sig, signalled.set)
         await start()
-        await done.wait()
+        waits = {asyncio.create_task(signalled.wait())}
+        if ended is not None:
+            waits.add(asyncio.create_task(ended()))
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in waits:
+            task.cancel()
         await stop()
+        return signalled.is_set()
 
     try:
-        asyncio.run(main())
+        by_signal = asyncio.run(main())
     except OSError as exc:
         raise click.ClickException(str(exc)) from None
+    if not by_signal:
+        sys.exit(1)

@@ -6,11 +6,11 @@ import json
 
 import click
 
-from mesoslite.cli.client import get
+from mesoslite.cli.client import master_get
 
 MASTER_OPTION = click.option(
     "--master", default="http://127.0.0.1:5050", show_default=True, envvar="MESOSLITE_MASTER",
-    help="Master URL.")
+    help="Master URL (several, comma-separated: the leader is found).")
 
 
 @click.command("state")
@@ -18,7 +18,7 @@ MASTER_OPTION = click.option(
 @click.option("--json", "as_json", is_flag=True, help="Print the master's /master/state JSON.")
 def state(master: str, as_json: bool) -> None:
     """Show agents, frameworks and tasks."""
-    data = get(master.rstrip("/") + "/master/state")
+    data = master_get(master, "/master/state")
     if as_json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return

@@ -67,7 +67,7 @@ class AgentLinkHandler:
         self._connections = itertools.count(1)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.server.check_leader(request)
+        await self.server.check_leader(request)
         ws = web.WebSocketResponse(max_msg_size=MAX_FRAME)
         await ws.prepare(request)
         connection = next(self._connections)

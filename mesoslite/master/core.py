@@ -56,6 +56,8 @@ class MasterConfig:
     max_completed_frameworks: int = 50
     max_completed_tasks: int = 1000
     agent_secret: str | None = None
+    # the URL other masters redirect to while this one leads (default http://host:port)
+    advertise_url: str | None = None
 
 
 class MasterCore:

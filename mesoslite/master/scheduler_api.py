@@ -52,7 +52,7 @@ class SchedulerAPI:
         self.server = server
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.server.check_leader(request)
+        await self.server.check_leader(request)
         content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
         if content_type != _JSON:
             raise HTTPError(415, "Expecting 'Content-Type' of application/json"

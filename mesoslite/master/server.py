@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -19,9 +20,10 @@ from aiohttp import web
 
 from mesoslite import __version__
 from mesoslite.clock import Clock, SystemClock
-from mesoslite.httpapi import error_response, json_response, make_app
+from mesoslite.httpapi import HTTPError, error_response, json_response, make_app
 from mesoslite.master.agent_link import AgentLink, AgentLinkHandler
 from mesoslite.master.core import MasterConfig
+from mesoslite.master.leadership import Leadership, SoleLeadership, make_leadership
 from mesoslite.master.metrics import CONTENT_TYPE, MasterMetrics
 from mesoslite.master.model import (
     CloseAgentLink,
@@ -36,13 +38,14 @@ from mesoslite.master.views import state_view, tasks_view
 from mesoslite.messages.agent import AckUpdates, MasterMessage, Ping, RunTasks, Usage
 from mesoslite.messages.scheduler import HEARTBEAT, Error, Event, EventType, encode_record
 from mesoslite.store.db import redact_url
-from mesoslite.store.master_store import MasterStore, Writes
+from mesoslite.store.master_store import Deposed, MasterStore, Writes
 
 log = logging.getLogger(__name__)
 
 
 class MasterServer:
-    def __init__(self, config: MasterConfig, store_url: str, clock: Clock | None = None) -> None:
+    def __init__(self, config: MasterConfig, store_url: str, clock: Clock | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.store = MasterStore(store_url)
@@ -59,31 +62,74 @@ class MasterServer:
         self._runner: web.AppRunner | None = None
         self._ping_seq = 0
         self._stopped = False
+        self.ssl_context = ssl_context
+        self.elected = asyncio.Event()
+        self.stopped_event = asyncio.Event()
+        self.deposed = False
+        self.leadership: Leadership = SoleLeadership("")
+        self._lead_task: asyncio.Task[None] | None = None
         self.port = config.port
 
     # ---------------------------------------------------------------- lifecycle
 
-    async def start(self, host: str = "127.0.0.1") -> int:
-        """Recover from the store, start listening and the timers; return the port."""
+    async def start(self, host: str = "127.0.0.1", wait_elected: bool | None = None) -> int:
+        """Listen, then campaign for leadership; return the port.
+
+        A sole master (SQLite store) leads at once and ``start`` returns once it has
+        recovered.  Masters sharing PostgreSQL return as soon as they listen
+        (``wait_elected`` to wait); followers redirect to the leader meanwhile.
+        """
+        self._runner = web.AppRunner(self.make_app(), handler_cancellation=True,
+                                     access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, self.config.port,
+                           ssl_context=self.ssl_context)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        self.config.port = self.port
+        scheme = "https" if self.ssl_context else "http"
+        url = self.config.advertise_url or f"{scheme}://{self.config.hostname}:{self.port}"
+        self.leadership = make_leadership(self.store, url, self.state.master_id)
+        self._lead_task = asyncio.create_task(self._lead())
+        if wait_elected or (wait_elected is None and isinstance(self.leadership,
+                                                                  SoleLeadership)):
+            await self.wait_elected()
+        return self.port
+
+    async def wait_elected(self) -> None:
+        """Until this master leads (raises if it stopped before that)."""
+        elected = asyncio.create_task(self.elected.wait())
+        done, _ = await asyncio.wait({elected, self._lead_task},
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if elected not in done:
+            elected.cancel()
+            self._lead_task.result()
+            raise RuntimeError("master stopped before it was elected")
+
+    async def _lead(self) -> None:
+        await self.leadership.campaign()
         loop = asyncio.get_running_loop()
         self.state.epoch = await loop.run_in_executor(self._db, self.store.next_epoch)
         snapshot = await loop.run_in_executor(self._db, self.store.load)
         self.state.recover(snapshot, self.clock.monotonic())
-        log.info("master %s (epoch %d) recovered %d agents, %d frameworks, %d tasks from %s",
-                 self.state.master_id, self.state.epoch, len(snapshot["agents"]),
+        log.info("master %s leads (epoch %d): recovered %d agents, %d frameworks, %d tasks"
+                 " from %s", self.state.master_id, self.state.epoch, len(snapshot["agents"]),
                  len(snapshot["frameworks"]), len(snapshot["tasks"]),
                  redact_url(self.store.url))
-        self._runner = web.AppRunner(self.make_app(), handler_cancellation=True,
-                                     access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, self.config.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        self.config.port = self.port
+        self.start_time = self.clock.now()
         for coro in (self._flush_loop(), self._allocation_loop(), self._timer_loop(),
                      self._ping_loop(), self._heartbeat_loop()):
             self._tasks.append(asyncio.create_task(coro))
-        return self.port
+        self.elected.set()
+        await self.leadership.lost()
+        await self._step_down("lost the leadership lock")
+
+    async def _step_down(self, why: str) -> None:
+        """A leader that may have been replaced stops at once (Mesos' masters abort
+        too); its process manager restarts it, and it comes back as a follower."""
+        log.critical("stepping down: %s", why)
+        self.deposed = True
+        asyncio.get_running_loop().create_task(self.stop())
 
     @property
     def stopped(self) -> bool:
@@ -93,13 +139,17 @@ class MasterServer:
         if self._stopped:
             return
         self._stopped = True
+        self.stopped_event.set()
         for stream in list(self.streams.values()):
             stream.close()
         for link in list(self.links.values()):
             link.close()
-        for task in self._tasks:
+        current = asyncio.current_task()
+        tasks = [t for t in [*self._tasks, self._lead_task] if t is not None and t is not current]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.leadership.close()
         if self._runner is not None:
             await self._runner.cleanup()
         self._db.shutdown(wait=True)
@@ -122,8 +172,17 @@ class MasterServer:
 
     # ---------------------------------------------------------------- hooks
 
-    def check_leader(self, request: web.Request) -> None:
-        """Single master: always the leader (the HA issue adds followers)."""
+    async def check_leader(self, request: web.Request) -> None:
+        """Followers answer 307 to the leader (Mesos' behaviour), 503 without one."""
+        if self.elected.is_set() and not self.deposed:
+            return
+        leader = await self.leadership.leader_url()
+        if leader and not self.deposed and leader != self.leadership_url():
+            raise web.HTTPTemporaryRedirect(leader.rstrip("/") + request.path_qs)
+        raise HTTPError(503, "No leading master is elected yet; retry shortly")
+
+    def leadership_url(self) -> str:
+        return getattr(self.leadership, "url", "")
 
     def authorize_subscribe(self, request: web.Request, call: Any) -> None:
         """No authentication configured: everyone may subscribe."""
@@ -156,8 +215,12 @@ class MasterServer:
         while True:
             try:
                 with self.metrics.store_commit_seconds.time():
-                    await loop.run_in_executor(self._db, self.store.apply, writes)
+                    await loop.run_in_executor(self._db, self.store.apply, writes,
+                                               self.state.epoch)
                 return
+            except Deposed as exc:
+                await self._step_down(str(exc))
+                raise asyncio.CancelledError from exc
             except Exception as exc:  # noqa: BLE001 - the store is outside our control
                 log.error("store commit failed (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
@@ -250,9 +313,11 @@ class MasterServer:
     # ---------------------------------------------------------------- status endpoints
 
     async def _state(self, request: web.Request) -> web.Response:
+        await self.check_leader(request)
         return json_response(state_view(self.state, self.start_time, self.usage))
 
     async def _tasks_view(self, request: web.Request) -> web.Response:
+        await self.check_leader(request)
         try:
             limit = int(request.query.get("limit", "100"))
             offset = int(request.query.get("offset", "0"))
@@ -264,8 +329,11 @@ class MasterServer:
         return json_response(tasks_view(self.state, limit, offset))
 
     async def _redirect(self, request: web.Request) -> web.Response:
-        location = f"//{self.config.hostname}:{self.port}"
-        raise web.HTTPTemporaryRedirect(location)
+        """Mesos' /master/redirect: 307 to the leading master."""
+        leader = await self.leadership.leader_url()
+        if not leader:
+            raise HTTPError(503, "No leading master is elected yet")
+        raise web.HTTPTemporaryRedirect(leader)
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="OK\n")

@@ -87,7 +87,9 @@ class Driver(CallMethods):
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        masters = [master] if isinstance(master, str) else list(master)
+        # "http://m1:5050,http://m2:5050" is accepted as the list it spells
+        masters = ([m.strip() for m in master.split(",") if m.strip()]
+                   if isinstance(master, str) else list(master))
         if not masters:
             raise ValueError("at least one master URL is needed")
         if heartbeat_grace <= 0:

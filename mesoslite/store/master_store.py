@@ -62,6 +62,17 @@ epochs = Table(
     Column("id", Integer, primary_key=True),
     Column("epoch", Integer, nullable=False),
 )
+leader = Table(
+    "master_leader",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("master_id", String(64), nullable=False),
+    Column("url", Text, nullable=False),
+)
+
+
+class Deposed(Exception):
+    """A newer leader has taken over: this master must not write any more."""
 
 _enc = msgspec.json.Encoder()
 
@@ -112,9 +123,29 @@ class MasterStore:
                 "meta": [{"key": k, "value": v} for k, v in conn.execute(select(meta))],
             }
 
-    def apply(self, writes: Writes) -> None:
-        """Write the batch atomically: all of it or (on an exception) none of it."""
+    def set_leader(self, master_id: str, url: str) -> None:
         with self.engine.begin() as conn:
+            _upsert(conn, leader, ["id"], [{"id": 1, "master_id": master_id, "url": url}])
+
+    def leader_url(self) -> str | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(leader.c.url).where(leader.c.id == 1)).first()
+            return row[0] if row else None
+
+    def apply(self, writes: Writes, epoch: int | None = None) -> None:
+        """Write the batch atomically: all of it or (on an exception) none of it.
+
+        With ``epoch``, the batch is fenced: it commits only while ``epoch`` is still
+        the newest leader epoch, else ``Deposed`` is raised and nothing is written.
+        """
+        with self.engine.begin() as conn:
+            if epoch is not None:
+                # A row lock on the epoch row serialises us against a new leader's
+                # next_epoch(): either we commit first or we see the new epoch.
+                row = conn.execute(select(epochs.c.epoch).where(epochs.c.id == 1)
+                                   .with_for_update(read=True)).first()
+                if row is not None and row[0] != epoch:
+                    raise Deposed(f"epoch {epoch} was superseded by {row[0]}")
             _upsert(conn, agents, ["id"], [
                 {"id": k, "data": _json(v)} for k, v in writes.agents.items()])
             _upsert(conn, frameworks, ["id"], [

@@ -84,7 +84,7 @@ class LocalCluster:
         self.master = MasterServer(
             spec.master_config, spec.store_url or sqlite_url(spec.work_dir / "master.db"),
             clock=self.clock)
-        await self.master.start(spec.host)
+        await self.master.start(spec.host, wait_elected=True)
         spec.master_config.port = self.master.port
         return self.master
 

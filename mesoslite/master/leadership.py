@@ -1,0 +1,140 @@
+"""Which master leads: one leader, the others follow and redirect to it.
+
+There is no home-made consensus: the store's database decides.
+
+* ``SoleLeadership`` (SQLite, one master): leads at once.
+* ``PostgresLeadership``: masters sharing a PostgreSQL store contend for a session
+  advisory lock held on a dedicated connection.  The lock holder leads; it writes its
+  URL to ``master_leader`` so followers can redirect.  PostgreSQL frees the lock when
+  the leader's session ends (process death, or its TCP keepalives failing after a
+  partition), and a leader that cannot reach the database steps down
+  (``lost()`` returns).  Split brain is fenced by the epoch: every group commit of
+  the master checks the epoch it was elected with (``MasterStore.apply``), and agents
+  ignore commands from an older epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from mesoslite.store.master_store import MasterStore
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = 0x6D65736F  # "meso": the advisory lock every mesoslite master contends for
+
+
+class Leadership(Protocol):
+    async def campaign(self) -> None:
+        """Return once this master leads."""
+
+    async def lost(self) -> None:
+        """Return when this master no longer leads (only after ``campaign``)."""
+
+    async def leader_url(self) -> str | None:
+        """The current leader's URL, as followers redirect to it."""
+
+    async def close(self) -> None: ...
+
+
+class SoleLeadership:
+    """A single master: always the leader."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def campaign(self) -> None:
+        return None
+
+    async def lost(self) -> None:
+        await asyncio.Event().wait()  # never
+
+    async def leader_url(self) -> str | None:
+        return self.url
+
+    async def close(self) -> None:
+        return None
+
+
+class PostgresLeadership:
+    def __init__(self, store: MasterStore, url: str, master_id: str,
+                 interval: float = 0.5, check_timeout: float = 3.0) -> None:
+        self.store = store
+        self.url = url
+        self.master_id = master_id
+        self.interval = interval
+        self.check_timeout = check_timeout
+        self._conn = None  # psycopg.AsyncConnection holding the lock
+
+    async def _connect(self):  # type: ignore[no-untyped-def]
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(
+            _conninfo(self.store.url), autocommit=True,
+            keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=3,
+            connect_timeout=5)
+        # The server's view of this session dies fast too, so the lock is freed soon
+        # after a leader is cut off from the database.
+        for setting in ("tcp_keepalives_idle = 2", "tcp_keepalives_interval = 1",
+                        "tcp_keepalives_count = 3"):
+            await conn.execute(f"SET {setting}")
+        return conn
+
+    async def campaign(self) -> None:
+        while True:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await self._connect()
+                cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
+                row = await cur.fetchone()
+                if row and row[0]:
+                    await asyncio.to_thread(self.store.set_leader, self.master_id, self.url)
+                    log.info("elected leader (%s)", self.url)
+                    return
+            except Exception as exc:  # noqa: BLE001 - the database is outside our control
+                log.warning("leader election: database unreachable (%s); retrying", exc)
+                await self._drop()
+            await asyncio.sleep(self.interval)
+
+    async def lost(self) -> None:
+        """Poll the lock's session; return when it is gone or unhealthy."""
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                assert self._conn is not None
+                await asyncio.wait_for(self._conn.execute("SELECT 1"), self.check_timeout)
+            except Exception as exc:  # noqa: BLE001
+                log.error("lost the leader lock's database session (%s)", exc)
+                await self._drop()
+                return
+
+    async def leader_url(self) -> str | None:
+        try:
+            return await asyncio.to_thread(self.store.leader_url)
+        except Exception:  # noqa: BLE001
+            return None
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        await self._drop()
+
+
+def _conninfo(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql://" + url[len(prefix):]
+    return url
+
+
+def make_leadership(store: MasterStore, url: str, master_id: str) -> Leadership:
+    if store.engine.dialect.name == "postgresql":
+        return PostgresLeadership(store, url, master_id)
+    return SoleLeadership(url)
