@@ -7,6 +7,7 @@ import asyncio
 import logging
 import random
 import socket
+import ssl
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +20,11 @@ from mesoslite import __version__
 from mesoslite.agent.checkpoint import Checkpoints
 from mesoslite.agent.containerizers.base import Containerizer
 from mesoslite.agent.health import HealthMonitor
+from mesoslite.agent.metrics import AgentMetrics
 from mesoslite.agent.sandbox_http import SandboxHTTP
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.tasks import AgentIdentity, TaskManager
+from mesoslite.auth import Auth
 from mesoslite.clock import Clock, SystemClock
 from mesoslite.httpapi import json_response, make_app
 from mesoslite.messages.agent import (
@@ -67,15 +70,24 @@ class AgentConfig:
 
 class Agent:
     def __init__(self, config: AgentConfig, containerizers: dict[str, Containerizer],
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, auth: Auth | None = None,
+                 ssl_context: ssl.SSLContext | None = None,
+                 master_ssl: ssl.SSLContext | None = None) -> None:
+        """``auth`` guards the agent's own HTTP API, ``ssl_context`` serves it over TLS,
+        ``master_ssl`` verifies an https master."""
         self.config = config
+        self.auth = auth or Auth()
+        self.ssl_context = ssl_context
+        self.master_ssl = master_ssl
         self.clock = clock or SystemClock()
         self.cp = Checkpoints(config.work_dir)
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-io")
         self.agent_id: str | None = self.cp.agent_id()
         self.hostname = config.hostname or socket.gethostname()
         self.address = config.advertise_address or config.host
-        self.updates = StatusUpdateManager(self.cp, self._send_updates, self.clock, self.io,
+        self.metrics = AgentMetrics()
+        self.updates = StatusUpdateManager(self.cp, self.metrics.counting_sends(self._send_updates),
+                                           self.clock, self.io,
                                            retry_base=config.status_update_retry)
         self.containerizers = containerizers
         self.tasks = TaskManager(
@@ -84,7 +96,9 @@ class Agent:
         self.health = HealthMonitor(self.tasks, self.clock)
         self.tasks.on_running = self.health.start
         self.tasks.on_ended = self.health.stop
+        self.metrics.instrument(self)
         self.max_epoch = 0
+        self.last_refusal: str | None = None
         self.registered = asyncio.Event()
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -101,11 +115,13 @@ class Agent:
         await self.tasks.recover(recovered)
         self._runner = web.AppRunner(self._make_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        site = web.TCPSite(self._runner, self.config.host, self.config.port,
+                           ssl_context=self.ssl_context)
         await site.start()
         self.config.port = self._runner.addresses[0][1]
         self.tasks.identity.port = self.config.port
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=self.master_ssl) if self.master_ssl else None)
         self._loops = [asyncio.create_task(self._link_loop()),
                        asyncio.create_task(self._retry_loop())]
         log.info("agent %s on %s:%d, %d tasks recovered", self.agent_id or "(new)",
@@ -193,6 +209,7 @@ class Agent:
                 if isinstance(message, Registered):
                     await self._on_registered(ws, message)
                 elif isinstance(message, Refused):
+                    self.last_refusal = message.message
                     log.error("master refused registration: %s", message.message)
                     return
                 else:
@@ -263,10 +280,19 @@ class Agent:
     # ---------------------------------------------------------------- HTTP
 
     def _make_app(self) -> web.Application:
-        app = make_app()
+        auth = self.auth
+
+        @web.middleware
+        async def authorize(request: web.Request, handler: Any) -> web.StreamResponse:
+            if request.path != "/health":
+                auth.require(request, "view_state", "agent")
+            return await handler(request)
+
+        app = make_app(middlewares=[auth.middleware(), authorize])
         SandboxHTTP(self.cp).add_routes(app)
         app.router.add_get("/state", self._state)
         app.router.add_get("/health", self._health)
+        app.router.add_get("/metrics", self.metrics.handle)
         return app
 
     async def _state(self, request: web.Request) -> web.Response:

@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from mesoslite.cli.runtime import log_options, run_until_signalled, setup_logging
+from mesoslite.cli.security_options import (
+    build_security,
+    read_secret_file,
+    server_security_options,
+)
 from mesoslite.resources import ResourceError
+from mesoslite.tls import TLSConfigError, client_context
 
 
 def split_masters(text: str) -> list[str]:
@@ -39,12 +45,19 @@ def split_masters(text: str) -> list[str]:
 @click.option("--containerizers", default=None,
               help="Comma list of 'docker', 'process' (default: docker when an engine "
                    "answers, plus process).")
+@click.option("--agent-secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="File with the secret the master requires of agents.")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="CA bundle to verify an https master with.")
+@server_security_options
 @click.option("--status-update-retry", default=10.0, show_default=True, type=float,
               help="First resend interval of unacknowledged status updates (doubles).")
 @log_options
 def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str | None,
           attributes: str | None, hostname: str | None, advertise_ip: str | None,
-          containerizers: str | None, status_update_retry: float, log_level: str,
+          containerizers: str | None, agent_secret_file: Path | None, ca_file: Path | None,
+          credentials: Path | None, acls: Path | None, tls_cert: Path | None,
+          tls_key: Path | None, insecure: bool, status_update_retry: float, log_level: str,
           log_format: str) -> None:
     """Run an agent: offer this machine's resources and run tasks.
 
@@ -57,6 +70,11 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
 
     setup_logging(log_level, log_format)
     work_dir = work_dir.expanduser()
+    ssl_context, auth = build_security(host, credentials, acls, tls_cert, tls_key, insecure)
+    try:
+        master_ssl = client_context(ca_file)
+    except TLSConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         res = agent_resources(resources, work_dir)
         attrs = parse_attributes(attributes)
@@ -68,6 +86,7 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
         masters=split_masters(master_urls), work_dir=work_dir, resources=res, host=host,
         port=port, hostname=hostname, advertise_address=advertise_ip, attributes=attrs,
         containerizers=names, status_update_retry=status_update_retry,
+        agent_secret=read_secret_file(agent_secret_file),
     )
     holder: dict[str, Agent] = {}
 
@@ -76,7 +95,8 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
             cz = make_containerizers(names, work_dir)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-        holder["agent"] = Agent(config, cz)
+        holder["agent"] = Agent(config, cz, auth=auth, ssl_context=ssl_context,
+                                master_ssl=master_ssl)
         bound = await holder["agent"].start()
         click.echo(f"mesoslite agent listening on http://{host}:{bound}", err=True)
 

@@ -7,11 +7,15 @@ server's ``message`` when it sent one), so commands never show a traceback.
 from __future__ import annotations
 
 import json
+import os
+import ssl
 import urllib.error
 import urllib.request
 from typing import Any
 
 import click
+
+from mesoslite.auth import basic_header
 
 TIMEOUT = 10.0
 
@@ -20,11 +24,14 @@ def request(method: str, url: str, body: Any = None, timeout: float = TIMEOUT,
             raw: bool = False) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
+    auth = authorization_header()
+    if auth:
+        req.add_header("Authorization", auth)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     req.add_header("Accept", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=_ssl_context()) as resp:
             payload = resp.read()
             if raw:
                 return payload, dict(resp.headers)
@@ -36,6 +43,24 @@ def request(method: str, url: str, body: Any = None, timeout: float = TIMEOUT,
         raise click.ClickException(f"cannot reach {url}: {reason}") from None
     except json.JSONDecodeError:
         raise click.ClickException(f"{url} did not answer with JSON") from None
+
+
+def authorization_header() -> str | None:
+    """Credentials for every request, from the environment: MESOSLITE_TOKEN (bearer)
+    or MESOSLITE_PRINCIPAL + MESOSLITE_SECRET (Basic).  Kept out of argv on purpose:
+    command lines are visible to every user of the machine."""
+    token = os.environ.get("MESOSLITE_TOKEN")
+    if token:
+        return f"Bearer {token}"
+    principal, secret = os.environ.get("MESOSLITE_PRINCIPAL"), os.environ.get("MESOSLITE_SECRET")
+    if principal and secret:
+        return basic_header(principal, secret)
+    return None
+
+
+def _ssl_context() -> ssl.SSLContext | None:
+    ca = os.environ.get("MESOSLITE_CA_FILE")
+    return ssl.create_default_context(cafile=ca) if ca else None
 
 
 def get(url: str, **kwargs: Any) -> Any:

@@ -7,6 +7,11 @@ from pathlib import Path
 import click
 
 from mesoslite.cli.runtime import log_options, run_until_signalled, setup_logging
+from mesoslite.cli.security_options import (
+    build_security,
+    read_secret_file,
+    server_security_options,
+)
 from mesoslite.master.core import MasterConfig
 from mesoslite.store.db import sqlite_url
 
@@ -51,13 +56,17 @@ def parse_weights(text: str | None) -> dict[str, float]:
 @click.option("--heartbeat-interval", default=15.0, show_default=True, type=float,
               help="Seconds between HEARTBEAT events on framework streams.")
 @click.option("--weights", default=None, help="Role weights for DRF, e.g. 'web=2,batch=1'.")
+@click.option("--agent-secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="File with the secret agents must present to register.")
+@server_security_options
 @log_options
 def master(host: str, port: int, work_dir: Path, store_url: str | None, hostname: str | None,
            advertise_url: str | None,
            agent_ping_timeout: float, max_agent_ping_timeouts: int,
            agent_reregister_timeout: float, offer_timeout: float, allocation_interval: float,
-           heartbeat_interval: float, weights: str | None, log_level: str,
-           log_format: str) -> None:
+           heartbeat_interval: float, weights: str | None, agent_secret_file: Path | None,
+           credentials: Path | None, acls: Path | None, tls_cert: Path | None,
+           tls_key: Path | None, insecure: bool, log_level: str, log_format: str) -> None:
     """Run a master: agents register with it, frameworks subscribe to it.
 
     \b
@@ -73,21 +82,28 @@ def master(host: str, port: int, work_dir: Path, store_url: str | None, hostname
 
     setup_logging(log_level, log_format)
     work_dir = work_dir.expanduser()
+    ssl_context, auth = build_security(host, credentials, acls, tls_cert, tls_key, insecure)
+    agent_secret = read_secret_file(agent_secret_file)
+    if auth.enabled and agent_secret is None:
+        raise click.UsageError("with --credentials, give --agent-secret-file too: otherwise "
+                               "anyone could register an agent and receive tasks")
     config = MasterConfig(
         hostname=hostname or host, port=port, agent_ping_timeout=agent_ping_timeout,
         max_agent_ping_timeouts=max_agent_ping_timeouts,
         agent_reregister_timeout=agent_reregister_timeout,
         offer_timeout=offer_timeout or None, allocation_interval=allocation_interval,
         heartbeat_interval=heartbeat_interval, role_weights=parse_weights(weights),
-        advertise_url=advertise_url,
+        advertise_url=advertise_url, agent_secret=agent_secret,
     )
     holder: dict[str, MasterServer] = {}
 
     async def start() -> None:
-        server = MasterServer(config, store_url or sqlite_url(work_dir / "master.db"))
+        server = MasterServer(config, store_url or sqlite_url(work_dir / "master.db"),
+                              ssl_context=ssl_context, auth=auth)
         holder["server"] = server
         bound = await server.start(host)
-        click.echo(f"mesoslite master listening on http://{host}:{bound}", err=True)
+        scheme = "https" if ssl_context else "http"
+        click.echo(f"mesoslite master listening on {scheme}://{host}:{bound}", err=True)
 
     async def stop() -> None:
         await holder["server"].stop()

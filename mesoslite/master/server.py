@@ -19,10 +19,14 @@ from typing import Any
 from aiohttp import web
 
 from mesoslite import __version__
+from mesoslite.auth import Auth
 from mesoslite.clock import Clock, SystemClock
 from mesoslite.httpapi import HTTPError, error_response, json_response, make_app
 from mesoslite.master.agent_link import AgentLink, AgentLinkHandler
 from mesoslite.master.core import MasterConfig
+from mesoslite.master.dashboard_http import DashboardHTTP
+from mesoslite.master.events import MasterEvents
+from mesoslite.master.events_http import EventsHTTP
 from mesoslite.master.leadership import Leadership, SoleLeadership, make_leadership
 from mesoslite.master.metrics import CONTENT_TYPE, MasterMetrics
 from mesoslite.master.model import (
@@ -45,12 +49,13 @@ log = logging.getLogger(__name__)
 
 class MasterServer:
     def __init__(self, config: MasterConfig, store_url: str, clock: Clock | None = None,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, auth: Auth | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.store = MasterStore(store_url)
         self.state = MasterState(str(uuid.uuid4()), config)
-        self.metrics = MasterMetrics(self.state)
+        self.events = MasterEvents(self.state)
+        self.metrics = MasterMetrics(self.state, self.events)
         self.streams: dict[str, FrameworkStream] = {}
         self.retired_streams: dict[str, FrameworkStream] = {}
         self.links: dict[str, AgentLink] = {}
@@ -63,6 +68,7 @@ class MasterServer:
         self._ping_seq = 0
         self._stopped = False
         self.ssl_context = ssl_context
+        self.auth = auth or Auth()
         self.elected = asyncio.Event()
         self.stopped_event = asyncio.Event()
         self.deposed = False
@@ -112,6 +118,7 @@ class MasterServer:
         self.state.epoch = await loop.run_in_executor(self._db, self.store.next_epoch)
         snapshot = await loop.run_in_executor(self._db, self.store.load)
         self.state.recover(snapshot, self.clock.monotonic())
+        self.events.prime()
         log.info("master %s leads (epoch %d): recovered %d agents, %d frameworks, %d tasks"
                  " from %s", self.state.master_id, self.state.epoch, len(snapshot["agents"]),
                  len(snapshot["frameworks"]), len(snapshot["tasks"]),
@@ -156,7 +163,9 @@ class MasterServer:
         self.store.close()
 
     def make_app(self) -> web.Application:
-        app = make_app()
+        # Agents prove themselves with the shared agent secret on the link instead.
+        public = {"/health", "/agent/v1/link"} if self.config.agent_secret else {"/health"}
+        app = make_app(middlewares=[self.auth.middleware(public)])
         api = SchedulerAPI(self)
         links = AgentLinkHandler(self)
         app.router.add_post("/api/v1/scheduler", api.handle)
@@ -168,6 +177,8 @@ class MasterServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/version", self._version)
+        EventsHTTP(self).add_routes(app)
+        DashboardHTTP(self).add_routes(app)
         return app
 
     # ---------------------------------------------------------------- hooks
@@ -185,10 +196,27 @@ class MasterServer:
         return getattr(self.leadership, "url", "")
 
     def authorize_subscribe(self, request: web.Request, call: Any) -> None:
-        """No authentication configured: everyone may subscribe."""
+        """The framework registers as the principal it authenticated as, in roles its
+        ACLs allow (Mesos checks FrameworkInfo.principal the same way)."""
+        principal = request.get("principal")
+        info = call.subscribe.framework_info
+        if principal is not None:
+            if info.principal not in (None, principal):
+                raise HTTPError(403, f"FrameworkInfo.principal '{info.principal}' is not the"
+                                f" authenticated principal '{principal}'")
+            info.principal = principal
+        for role in info.effective_roles():
+            self.auth.require(request, "register_framework", role)
 
     def authorize_call(self, request: web.Request, call: Any) -> None:
-        """No authentication configured: every subscribed framework may call."""
+        """Only the principal a framework subscribed as may act for it."""
+        if not self.auth.enabled:
+            return
+        fw = self.state.frameworks[call.framework_id.value]
+        if request.get("principal") != fw.info.principal:
+            raise HTTPError(403, "Calls for a framework must come from its principal")
+        if call.type.value == "TEARDOWN":
+            self.auth.require(request, "teardown_framework", fw.info.principal or "")
 
     # ---------------------------------------------------------------- loops
 
@@ -203,10 +231,12 @@ class MasterServer:
             with self.metrics.allocation_seconds.time():
                 self.state.allocate(clock.now(), clock.monotonic(), full=False)
             commands = self.state.drain()
+            events = self.events.collect()
             writes = self._collect_writes()
             if writes:
                 await self._commit(writes)
             self._dispatch(commands)
+            self.events.publish(events)
 
     async def _commit(self, writes: Writes) -> None:
         """Commit, retrying with backoff: nothing is sent until this succeeds."""
@@ -314,10 +344,12 @@ class MasterServer:
 
     async def _state(self, request: web.Request) -> web.Response:
         await self.check_leader(request)
+        self.auth.require(request, "view_state", "master")
         return json_response(state_view(self.state, self.start_time, self.usage))
 
     async def _tasks_view(self, request: web.Request) -> web.Response:
         await self.check_leader(request)
+        self.auth.require(request, "view_state", "master")
         try:
             limit = int(request.query.get("limit", "100"))
             offset = int(request.query.get("offset", "0"))
@@ -339,6 +371,7 @@ class MasterServer:
         return web.Response(text="OK\n")
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        self.auth.require(request, "view_state", "metrics")
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _version(self, request: web.Request) -> web.Response:

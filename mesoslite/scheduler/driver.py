@@ -24,6 +24,7 @@ import asyncio
 import inspect
 import logging
 import random
+import ssl
 from collections.abc import Sequence
 
 import aiohttp
@@ -66,7 +67,9 @@ class Driver(CallMethods):
     re-subscription attempts; ``max_reconnect_attempts`` (None: forever) bounds how
     many consecutive attempts may find no master before ``run`` raises
     ``MasterUnreachableError``.  A ``session`` passed in is used and left open;
-    otherwise ``run`` creates one and closes it on exit.
+    otherwise ``run`` creates one and closes it on exit, sending ``authorization``
+    (an ``Authorization`` header value, e.g. ``mesoslite.auth.basic_header(p, s)``)
+    with every request and verifying TLS with ``ssl_context``.
     """
 
     def __init__(
@@ -86,6 +89,8 @@ class Driver(CallMethods):
         call_timeout: float = 30.0,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
+        authorization: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         # "http://m1:5050,http://m2:5050" is accepted as the list it spells
         masters = ([m.strip() for m in master.split(",") if m.strip()]
@@ -105,6 +110,8 @@ class Driver(CallMethods):
         self._backoff = Backoff(backoff_initial, backoff_max, backoff_factor, rng)
         self._framework_info = framework_info
         self._session = session
+        self._authorization = authorization
+        self._ssl_context = ssl_context
         self._leader: str | None = None
         self._stream_id: str | None = None
         self._response: aiohttp.ClientResponse | None = None
@@ -169,7 +176,10 @@ class Driver(CallMethods):
         self._abort = None
         owns_session = self._session is None
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(
+                headers={"Authorization": self._authorization} if self._authorization else None,
+                connector=aiohttp.TCPConnector(ssl=self._ssl_context)
+                if self._ssl_context else None)
         self._main = main = asyncio.create_task(self._main_loop(), name="mesoslite-driver")
         try:
             await main

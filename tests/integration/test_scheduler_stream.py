@@ -23,9 +23,9 @@ async def read_record(stream: aiohttp.StreamReader) -> dict:
 async def test_subscribe_streams_recordio_with_subscribed_first_then_heartbeats(cluster):
     body = {"type": "SUBSCRIBE", "subscribe": {"framework_info": {
         "user": "raw", "name": "raw-client", "capabilities": [{"type": "PARTITION_AWARE"}]}}}
-    async with aiohttp.ClientSession() as session:
-        async with session.post(cluster.master_url + "/api/v1/scheduler", json=body,
-                                headers={"Accept": "application/json"}) as resp:
+    async with aiohttp.ClientSession() as session, session.post(
+            cluster.master_url + "/api/v1/scheduler", json=body,
+            headers={"Accept": "application/json"}) as resp:
             assert resp.status == 200
             assert resp.headers["Content-Type"] == "application/json"
             stream_id = resp.headers["Mesos-Stream-Id"]

@@ -83,7 +83,8 @@ async def test_unacknowledged_update_is_resent_until_acked(master, frameworks):
     try:
         fw = await start_framework(master, frameworks, implicit_acks=False)
         await fw.run_task("t1", "true")
-        await wait_for(lambda: len(fw.sched.states("t1")) >= 3, message="resends")
+        await wait_for(lambda: len([u for u in fw.sched.updates if u.task_id.value == "t1"]) >= 3,
+                       message="resends")
         starting = [u for u in fw.sched.updates if u.task_id.value == "t1"]
         assert {u.state for u in starting} == {TaskState.TASK_STARTING}
         assert len({u.uuid for u in starting}) == 1  # the same update, resent
