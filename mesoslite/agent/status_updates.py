@@ -112,7 +112,12 @@ class StatusUpdateManager:
     async def _checkpoint(self, key: Key, stream: _Stream) -> None:
         cp = UpdatesCheckpoint(latest=stream.latest, pending=list(stream.pending))
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._io, self._cp.save_updates, key[0], key[1], cp)
+        try:
+            await loop.run_in_executor(self._io, self._cp.save_updates, key[0], key[1], cp)
+        except OSError as exc:
+            # A full or failing disk: the update still goes out (the framework learns
+            # what happened) but would not survive an agent restart.
+            log.error("cannot checkpoint updates of task %s: %s", key[1], exc)
 
     # ---------------------------------------------------------------- sending
 

@@ -28,6 +28,7 @@ from mesoslite.agent.containerizers.base import (
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.task_env import task_environment
 from mesoslite.clock import Clock
+from mesoslite.faults import crash_point
 from mesoslite.messages.agent import AgentTask
 from mesoslite.messages.mesos import (
     ID,
@@ -115,7 +116,16 @@ class TaskManager:
             launched_at=self.clock.now()))
         self.tasks[(fid, tid)] = task
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.io, self._prepare, framework, task)
+        try:
+            await loop.run_in_executor(self.io, self._prepare, framework, task)
+        except OSError as exc:
+            # e.g. a full disk: refuse this launch, keep the agent and its tasks alive
+            log.error("cannot prepare task %s: %s", tid, exc)
+            await self._terminal(task, TaskState.TASK_FAILED,
+                                 Reason.REASON_CONTAINER_LAUNCH_FAILED,
+                                 f"The agent cannot prepare the task's sandbox: {exc.strerror}")
+            return
+        crash_point("agent.launch.after_checkpoint")
         await self._update(task, TaskState.TASK_STARTING)
         containerizer = self.containerizers.get(kind)
         if containerizer is None:
@@ -128,6 +138,7 @@ class TaskManager:
             return
         try:
             container = await containerizer.launch(self._spec(task))
+            crash_point("agent.launch.after_start")
         except LaunchError as exc:
             await self._terminal(task, TaskState.TASK_FAILED,
                                  Reason.REASON_CONTAINER_LAUNCH_FAILED, str(exc))
@@ -137,7 +148,19 @@ class TaskManager:
             await self._terminal(task, TaskState.TASK_FAILED,
                                  Reason.REASON_CONTAINER_LAUNCH_FAILED, f"launch failed: {exc}")
             return
-        await self._attach(task, container)
+        try:
+            await self._attach(task, container)
+        except OSError as exc:
+            # Without its record the container could not be re-attached after a
+            # restart: better not to run it at all.
+            log.error("cannot checkpoint task %s: %s", tid, exc)
+            task.kill_reason = (TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LAUNCH_FAILED,
+                                f"The agent cannot checkpoint the task: {exc.strerror}")
+            task.container = container
+            task.watcher = asyncio.create_task(self._watch(task, container))
+            await self._kill_container(task)
+            return
+        crash_point("agent.launch.after_record")
         await self._update(task, TaskState.TASK_RUNNING)
         if task.kill_reason is not None:
             await self._kill_container(task)
@@ -282,7 +305,9 @@ class TaskManager:
         self.frameworks.update(self.cp.frameworks())
         for item in recovered:
             await self._recover_one(item)
-        known = {t.cp.container_id for t in self.tasks.values()}
+        # Only containers we re-attached to are known: one started just before a crash
+        # (no record checkpointed) is an orphan and must go.
+        known = {t.cp.container_id for t in self.tasks.values() if t.container is not None}
         for name, containerizer in self.containerizers.items():
             removed = await containerizer.cleanup_orphans(known)
             if removed:
