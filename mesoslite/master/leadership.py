@@ -24,7 +24,10 @@ from mesoslite.store.master_store import MasterStore
 
 log = logging.getLogger(__name__)
 
-LOCK_KEY = 0x6D65736F  # "meso": the advisory lock every mesoslite master contends for
+# The advisory lock's key is derived inside the database from its name and the
+# schema the store lives in, so masters of one store contend for the same lock and
+# two stores sharing a PostgreSQL server (or a test schema) never do.
+LOCK_KEY_SQL = "hashtextextended('mesoslite:' || current_database() || '/' || current_schema(), 0)"
 
 
 class Leadership(Protocol):
@@ -88,7 +91,7 @@ class PostgresLeadership:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = await self._connect()
-                cur = await self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
+                cur = await self._conn.execute(f"SELECT pg_try_advisory_lock({LOCK_KEY_SQL})")
                 row = await cur.fetchone()
                 if row and row[0]:
                     await asyncio.to_thread(self.store.set_leader, self.master_id, self.url)
