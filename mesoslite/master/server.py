@@ -36,6 +36,7 @@ from mesoslite.master.model import (
     SendToAgent,
     SendToFramework,
 )
+from mesoslite.master.openapi_doc import master_openapi
 from mesoslite.master.scheduler_api import FrameworkStream, SchedulerAPI
 from mesoslite.master.state import MasterState
 from mesoslite.master.views import state_view, tasks_view
@@ -122,7 +123,7 @@ class MasterServer:
         log.info("master %s leads (epoch %d): recovered %d agents, %d frameworks, %d tasks"
                  " from %s", self.state.master_id, self.state.epoch, len(snapshot["agents"]),
                  len(snapshot["frameworks"]), len(snapshot["tasks"]),
-                 redact_url(self.store.url))
+                 redact_url(self.store.url), extra={"master_id": self.state.master_id})
         self.start_time = self.clock.now()
         for coro in (self._flush_loop(), self._allocation_loop(), self._timer_loop(),
                      self._ping_loop(), self._heartbeat_loop()):
@@ -177,6 +178,7 @@ class MasterServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/version", self._version)
+        app.router.add_get("/openapi.json", self._openapi)
         EventsHTTP(self).add_routes(app)
         DashboardHTTP(self).add_routes(app)
         return app
@@ -373,6 +375,9 @@ class MasterServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         self.auth.require(request, "view_state", "metrics")
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        return json_response(master_openapi())
 
     async def _version(self, request: web.Request) -> web.Response:
         return json_response({"version": __version__, "build_date": "", "build_time": 0,
