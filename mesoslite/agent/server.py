@@ -234,7 +234,7 @@ class Agent:
         self._ws = ws
         self.registered.set()
         log.info("registered with master %s as %s (epoch %d)", msg.master_id, msg.agent_id,
-                 msg.epoch)
+                 msg.epoch, extra={"agent_id": msg.agent_id, "master_id": msg.master_id})
         for (fid, tid), task in list(self.tasks.tasks.items()):
             if tid in msg.kill_task_ids:
                 await self.tasks.kill(fid, tid, message="Framework was removed")

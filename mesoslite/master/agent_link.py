@@ -124,7 +124,8 @@ class AgentLinkHandler:
         link = AgentLink(ws, agent_id, connection)
         self.server.links[agent_id] = link
         self.server.kick()
-        log.info("agent %s registered from %s", agent_id, message.address)
+        log.info("agent %s registered from %s", agent_id, message.address,
+                 extra={"agent_id": agent_id})
         return link
 
     def _on_message(self, link: AgentLink, message: object) -> None:

@@ -204,6 +204,7 @@ class AgentOps(TaskOps):
         if agent is None or agent.connection != connection or agent.state != AgentState.ACTIVE:
             return
         agent.state = AgentState.DISCONNECTED
+        self.dirty_agents.add(agent_id)  # not stored, but the event stream reports it
         self.rescind_agent_offers(agent_id, mono)
         self.allocator.deactivate_agent(agent_id)
 

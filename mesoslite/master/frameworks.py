@@ -130,6 +130,7 @@ class FrameworkOps(OfferOps):
             return
         fw.state = FrameworkState.DISCONNECTED
         fw.disconnected_at = mono
+        self.dirty_frameworks.add(framework_id)  # not stored, but the event stream reports it
         self.allocator.deactivate_framework(framework_id)
         for offer_id in sorted(self.offers_by_framework.get(framework_id, set())):
             self.release_offer(offer_id, mono)

@@ -100,7 +100,8 @@ class SchedulerAPI:
         response.enable_chunked_encoding()
         await response.prepare(request)
         self.server.kick()
-        log.info("framework %s subscribed (stream %s)", framework_id, stream_id)
+        log.info("framework %s subscribed (stream %s)", framework_id, stream_id,
+                 extra={"framework_id": framework_id})
         try:
             while True:
                 record = await stream.queue.get()
@@ -116,7 +117,8 @@ class SchedulerAPI:
             self.server.retired_streams.pop(stream_id, None)
             self.server.state.stream_closed(framework_id, stream_id, clock.monotonic())
             self.server.kick()
-            log.info("framework %s stream %s closed", framework_id, stream_id)
+            log.info("framework %s stream %s closed", framework_id, stream_id,
+                     extra={"framework_id": framework_id})
         return response
 
     # ---------------------------------------------------------------- other calls

@@ -1,0 +1,45 @@
+"""A Server-Sent Events reader for tests (async: the servers share the loop)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+
+@dataclass
+class SseMessage:
+    id: str | None
+    event: str
+    data: str
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+async def next_message(stream: aiohttp.StreamReader) -> SseMessage:
+    """The next message (comments and ``retry:`` lines skipped); EOFError at the end."""
+    event_id: str | None = None
+    event, data = "message", []
+    while True:
+        raw = await stream.readline()
+        if not raw:
+            raise EOFError("the event stream ended")
+        line = raw.decode().rstrip("\r\n")
+        if not line:
+            if data:
+                return SseMessage(event_id, event, "\n".join(data))
+            event_id, event = None, "message"
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "id":
+            event_id = value
+        elif name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
