@@ -36,6 +36,9 @@ class FrameworkStream:
         self.stream_id = stream_id
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.closed = False
+        # SUBSCRIBED must be the stream's first event: it leaves the master only after
+        # the framework is durable, so heartbeats wait for it.
+        self.subscribed_sent = False
 
     def send(self, record: bytes) -> None:
         if not self.closed:

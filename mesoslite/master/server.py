@@ -286,6 +286,8 @@ class MasterServer:
             if isinstance(command, SendToFramework):
                 stream = self.streams.get(command.framework_id)
                 if stream is not None:
+                    if command.event.type == EventType.SUBSCRIBED:
+                        stream.subscribed_sent = True
                     stream.send(encode_record(command.event))
             elif isinstance(command, SendToAgent):
                 _append_merged(per_agent.setdefault(command.agent_id, []), command.message)
@@ -340,7 +342,8 @@ class MasterServer:
         while True:
             await asyncio.sleep(self.config.heartbeat_interval)
             for stream in list(self.streams.values()):
-                stream.send(record)
+                if stream.subscribed_sent:
+                    stream.send(record)
 
     # ---------------------------------------------------------------- status endpoints
 
