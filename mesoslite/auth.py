@@ -43,6 +43,8 @@ from aiohttp import web
 from mesoslite.httpapi import HTTPError, error_response
 
 ANONYMOUS = None
+# Where the middleware leaves the authenticated principal (None: anonymous).
+PRINCIPAL: web.RequestKey[str | None] = web.RequestKey("principal", object)
 PUBLIC_PATHS = frozenset({"/health", "/ping"})
 
 
@@ -113,7 +115,7 @@ class Auth:
 
     def require(self, request: web.Request, action: str, obj: str) -> None:
         """Raise 403 unless the request's principal may do ``action`` on ``obj``."""
-        principal = request.get("principal")
+        principal = request.get(PRINCIPAL)
         if not self.allowed(principal, action, obj):
             raise HTTPError(403, f"Principal '{principal or 'anonymous'}' is not authorized "
                             f"to {action.replace('_', ' ')} '{obj}'")
@@ -125,10 +127,10 @@ class Auth:
         async def auth_middleware(request: web.Request,
                                   handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                                   ) -> web.StreamResponse:
-            request["principal"] = ANONYMOUS
+            request[PRINCIPAL] = ANONYMOUS
             if self.enabled and request.path not in public_paths:
                 try:
-                    request["principal"] = self.authenticate(
+                    request[PRINCIPAL] = self.authenticate(
                         request.headers.get("Authorization"))
                 except HTTPError as exc:
                     return error_response(exc.status, exc.message, headers={

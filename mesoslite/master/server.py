@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from mesoslite import __version__
-from mesoslite.auth import Auth
+from mesoslite.auth import PRINCIPAL, Auth
 from mesoslite.clock import Clock, SystemClock
 from mesoslite.httpapi import HTTPError, error_response, json_response, make_app
 from mesoslite.master.agent_link import AgentLink, AgentLinkHandler
@@ -200,7 +200,7 @@ class MasterServer:
     def authorize_subscribe(self, request: web.Request, call: Any) -> None:
         """The framework registers as the principal it authenticated as, in roles its
         ACLs allow (Mesos checks FrameworkInfo.principal the same way)."""
-        principal = request.get("principal")
+        principal = request.get(PRINCIPAL)
         info = call.subscribe.framework_info
         if principal is not None:
             if info.principal not in (None, principal):
@@ -215,7 +215,7 @@ class MasterServer:
         if not self.auth.enabled:
             return
         fw = self.state.frameworks[call.framework_id.value]
-        if request.get("principal") != fw.info.principal:
+        if request.get(PRINCIPAL) != fw.info.principal:
             raise HTTPError(403, "Calls for a framework must come from its principal")
         if call.type.value == "TEARDOWN":
             self.auth.require(request, "teardown_framework", fw.info.principal or "")
