@@ -10,7 +10,7 @@ Two parts:
 Semantics (``mesos.HealthCheck``):
 
 * the first check runs ``delay_seconds`` after the task is RUNNING, then one every
-  ``interval_seconds`` after the previous one finished;
+  ``interval_seconds`` (at least ``MIN_INTERVAL``) after the previous one finished;
 * a check that takes longer than ``timeout_seconds`` fails (0: no limit);
 * failures before the first success and within ``grace_period_seconds`` of the start
   are ignored (neither counted nor reported); the first success ends the grace period;
@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 HEALTH_KILL_REASON = Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
 DETAIL_LIMIT = 200  # characters of a failed check's output kept in messages
+MIN_INTERVAL = 0.1  # seconds; an interval of 0 would run checks back to back
 
 
 # ---------------------------------------------------------------- pure state machine
@@ -82,7 +83,7 @@ class HealthPolicy:
     @classmethod
     def from_check(cls, check: HealthCheck) -> HealthPolicy:
         return cls(delay=max(0.0, check.delay_seconds),
-                   interval=max(0.0, check.interval_seconds),
+                   interval=max(MIN_INTERVAL, check.interval_seconds),
                    timeout=max(0.0, check.timeout_seconds),
                    grace=max(0.0, check.grace_period_seconds),
                    max_failures=max(0, check.consecutive_failures))

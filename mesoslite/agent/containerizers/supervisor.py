@@ -31,9 +31,12 @@ import sys
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cgroups  # sibling modules, see docstring
-import osutil
+if __package__:  # imported by the agent (process.py reads constants from it)
+    from mesoslite.agent.containerizers import cgroups, osutil
+else:  # run as a script by path (python -S): its siblings are found next to it
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import cgroups  # type: ignore[no-redef]
+    import osutil  # type: ignore[no-redef]
 
 SUPERVISOR_FILE = "supervisor.json"
 EXIT_STATUS_FILE = "exit_status.json"
