@@ -8,7 +8,7 @@ returns the unused resources to the allocator exactly once.
 from __future__ import annotations
 
 from mesoslite.master.core import MasterCore
-from mesoslite.master.model import AgentState, OfferRecord
+from mesoslite.master.model import AgentRecord, AgentState, OfferRecord
 from mesoslite.messages.mesos import (
     ID,
     URL,
@@ -78,7 +78,7 @@ class OfferOps(MasterCore):
             agent_id=ID(agent.id),
             hostname=agent.hostname,
             resources=from_resources(offer.resources, offer.role),
-            attributes=attributes_to_json(agent.attributes),
+            attributes=attributes_to_json(self.offer_attributes(agent)),
             url=URL(
                 scheme="http",
                 address={"hostname": agent.hostname, "ip": agent.address, "port": agent.port},
@@ -86,6 +86,15 @@ class OfferOps(MasterCore):
             ),
             allocation_info=AllocationInfo(role=offer.role),
         )
+
+    @staticmethod
+    def offer_attributes(agent: AgentRecord) -> dict[str, str]:
+        """The agent's attributes plus ``containerizers`` ("docker,process"), so that
+        frameworks place Docker tasks only where they can run (an attribute the
+        operator set under that name wins)."""
+        attributes = {"containerizers": ",".join(sorted(agent.containerizers))}
+        attributes.update(agent.attributes)
+        return attributes
 
     def _add_offer(self, offer: OfferRecord) -> None:
         self.offers[offer.id] = offer

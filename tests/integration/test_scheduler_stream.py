@@ -67,7 +67,7 @@ async def test_agent_attributes_and_hostname_are_in_offers(tmp_path, framework_f
         offer = await fw.offer()
         assert offer.hostname == "agent1"
         attrs = {a.name: a.text.value for a in offer.attributes}
-        assert attrs == {"rack": "r1", "zone": "a"}
+        assert attrs == {"rack": "r1", "zone": "a", "containerizers": "process"}
         assert offer.url.address["ip"] == "127.0.0.1"
     finally:
         await cluster.stop()
