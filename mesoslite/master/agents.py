@@ -158,7 +158,9 @@ class AgentOps(TaskOps):
         task.latest_state = item.status.state
         task.released = item.status.state.terminal
         self.dirty_tasks.add(task.key)
-        if returning:
+        if returning and not item.status.state.terminal:
+            # A task that ended meanwhile is told by the agent itself (its terminal
+            # update is unacknowledged, so it is re-sent, with the exit status).
             self.send_update(fid, self.master_update(
                 fid, task.id, agent.id, item.status.state, Reason.REASON_AGENT_REREGISTERED,
                 f"Agent {agent.id} re-registered", now, healthy=item.status.healthy))

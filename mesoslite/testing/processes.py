@@ -78,7 +78,7 @@ class Process:
 def master_process(work_dir: Path, port: int | None = None, *extra: str) -> Process:
     port = port or free_port()
     args = ["master", "--port", str(port), "--work-dir", str(work_dir),
-            "--agent-ping-timeout", "0.5", "--max-agent-ping-timeouts", "6",
+            "--agent-ping-timeout", "1", "--max-agent-ping-timeouts", "5",
             "--heartbeat-interval", "1", "--allocation-interval", "0.1",
             "--agent-reregister-timeout", "10", *extra]
     work_dir.mkdir(parents=True, exist_ok=True)
