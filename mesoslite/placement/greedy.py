@@ -8,7 +8,9 @@
   Packing"): fill one agent at a time with the pending task whose demand has the
   largest dot product with the agent's residual capacity.
 * ``worst_fit`` (the ``spread`` objective): the agent whose peak utilisation after
-  taking the task is lowest.
+  taking the task is lowest;
+* ``completion`` (``completion``), for one-dimensional problems without
+  constraints: fill one agent at a time with the subset of tasks that fills it best.
 
 Each heuristic honours every constraint (counting rules are checked online, which
 implies the final-state semantics, see ``constraints``) and gangs (a unit is rolled
@@ -26,9 +28,12 @@ import numpy as np
 
 from . import budget as cost
 from .budget import Budget
+from .completion import applies as completion_applies
+from .completion import complete
 from .instance import Instance, quality
 
 Chooser = Callable[["State", int, np.ndarray], int]
+STALL_VARIANTS = 1  # stop trying variants once one found nothing better
 
 
 class State:
@@ -149,7 +154,7 @@ def size_key(inst: Instance, key: str) -> np.ndarray:
     return norm.sum(axis=1)
 
 
-def _ordered_units(inst: Instance, key: str = "sum") -> list[np.ndarray]:
+def ordered_units(inst: Instance, key: str = "sum") -> list[np.ndarray]:
     """Units by decreasing total size (``key``), members by decreasing size."""
     size = size_key(inst, key)
     units = [unit[np.lexsort((unit, -size[unit]))] for unit in inst.units()]
@@ -170,8 +175,12 @@ def _retry(state: State, units: list[np.ndarray], choose: Chooser) -> None:
 
 
 def item_centric(inst: Instance, choose: Chooser, key: str = "sum") -> np.ndarray:
+    return in_order(inst, ordered_units(inst, key), choose)
+
+
+def in_order(inst: Instance, units: list[np.ndarray], choose: Chooser) -> np.ndarray:
+    """Place ``units`` in this order with ``choose``, then retry those left out."""
     state = State(inst)
-    units = _ordered_units(inst, key)
     for unit in units:
         state.place_unit(unit, choose)
     _retry(state, units, choose)
@@ -180,7 +189,7 @@ def item_centric(inst: Instance, choose: Chooser, key: str = "sum") -> np.ndarra
 
 def dot_product(inst: Instance, key: str = "sum") -> np.ndarray:
     state = State(inst)
-    units = _ordered_units(inst, key)
+    units = ordered_units(inst, key)
     for unit in units:
         if len(unit) > 1:  # gangs first, all-or-nothing, first fit
             state.place_unit(unit, first_fit)
@@ -228,7 +237,7 @@ def fill(inst: Instance, assign: np.ndarray) -> np.ndarray:
     for t in np.flatnonzero(assign >= 0):
         state.put(int(t), int(assign[t]))
     choose = worst_fit if inst.problem.objective == "spread" else first_fit
-    _retry(state, [u for u in _ordered_units(inst) if assign[u[0]] < 0], choose)
+    _retry(state, [u for u in ordered_units(inst) if assign[u[0]] < 0], choose)
     return state.assign
 
 
@@ -238,22 +247,25 @@ class GreedyResult:
     name: str
 
 
-def variant_cost(inst: Instance, bin_centric: bool = False) -> float:
+def variant_cost(inst: Instance, bin_centric: bool = False, completion: bool = False) -> float:
     """Estimated seconds of one heuristic on ``inst`` (see ``budget``)."""
     each = (cost.PER_CELL_GREEDY * inst.n_tasks * inst.n_agents
             + cost.PER_TASK_GREEDY * inst.n_tasks)
+    if completion:
+        return 2 * each
     return each * (1 + inst.n_tasks * cost.BIN_CENTRIC_FACTOR) if bin_centric else each
 
 
 def greedy(inst: Instance, budget: Budget | None = None, floor: int = 0) -> GreedyResult:
     """The best of the heuristics suited to the objective (see module docstring).
 
-    The classic ones run first (most-constrained-first first fit when agents differ
-    in what they may take, first fit, dot product, best fit by norm, by decreasing
-    summed size); then variants ordering by other size measures, which win now and
+    The classic ones run first (bin completion for one-dimensional problems,
+    most-constrained-first first fit when agents differ in what they may take, first
+    fit, dot product, best fit by norm, by decreasing summed size); then variants ordering by other size measures, which win now and
     then.  The first always runs; each further one only while the budget can pay
-    for it several times over (the solver needs time after it), and none once an
-    answer places everything on ``floor`` (a lower bound) agents.
+    for it several times over (the solver needs time after it), none once an
+    answer places everything on ``floor`` (a lower bound) agents, and none after
+    ``STALL_VARIANTS`` in a row found nothing better.
     """
     if inst.problem.objective == "spread":
         variants = {
@@ -261,11 +273,13 @@ def greedy(inst: Instance, budget: Budget | None = None, floor: int = 0) -> Gree
             "worst_fit/tight": lambda: item_centric(inst, worst_fit, "tight"),
         }
     else:
+        # One dimension and interchangeable tasks: bin completion leads.
+        variants = {"completion": lambda: complete(inst)} if completion_applies(inst) else {}
         eligible = inst.eligible().sum(axis=1)
         # With constraints, most-constrained-first leads: when only one heuristic
         # fits the budget it is the one that places most.  Without, it is plain FFD.
-        variants = {"ffd/tight": lambda: item_centric(inst, first_fit, "tight")} \
-            if len(np.unique(eligible)) > 1 else {}
+        if len(np.unique(eligible)) > 1:
+            variants["ffd/tight"] = lambda: item_centric(inst, first_fit, "tight")
         variants |= {
             "ffd": lambda: item_centric(inst, first_fit),
             "dot_product": lambda: dot_product(inst),
@@ -276,17 +290,21 @@ def greedy(inst: Instance, budget: Budget | None = None, floor: int = 0) -> Gree
             "dot_product/l2": lambda: dot_product(inst, "l2"),
         }
     best: GreedyResult | None = None
+    stale = 0  # variants in a row that found nothing better
     for i, (name, run) in enumerate(variants.items()):
-        each = variant_cost(inst, name.startswith("dot_product"))
+        each = variant_cost(inst, name.startswith("dot_product"), name == "completion")
         if best is not None and (
             budget is not None and not budget.affords((2 if i < 4 else 8) * each)
             or quality(inst, best.assign)[:2] <= (-inst.n_tasks, floor)
+            or stale >= STALL_VARIANTS
         ):
             continue
         assign = run()
         if budget is not None:
             budget.charge(each)
         if best is None or quality(inst, assign) < quality(inst, best.assign):
-            best = GreedyResult(assign, name)
+            best, stale = GreedyResult(assign, name), 0
+        else:
+            stale += 1
     assert best is not None
     return best

@@ -28,6 +28,11 @@ class Placement:
     ``status``: ``optimal`` (proven), ``feasible`` (from the solver, not proven) or
     ``greedy`` (the heuristic's answer).  ``solve_ms`` is the solver's own
     measurement of its search; callers time the whole call themselves.
+    ``all_placeable``: whether an answer placing every task exists: True (this
+    answer places every task; where the greedy start left some out, the repair
+    found room for them), False (proven impossible: a task fits no agent, CP-SAT
+    proved the tasks cannot all go at once, or this answer is optimal), None
+    (unknown: the search ended first).
     """
 
     assignments: dict[str, str]
@@ -39,6 +44,7 @@ class Placement:
     solve_ms: float
     status: str
     greedy_placed: int = 0
+    all_placeable: bool | None = None
     why: dict[str, tuple[Rejection, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -51,6 +57,7 @@ class Placement:
             "lower_bound": self.lower_bound,
             "greedy_agents_used": self.greedy_agents_used,
             "greedy_placed": self.greedy_placed,
+            "all_placeable": self.all_placeable,
             "solve_ms": round(self.solve_ms, 3),
             "status": self.status,
         }

@@ -5,12 +5,12 @@ Two uses:
 * *improve* (default): answers strictly better than the start, with exchangeable
   agents merged (``symmetry``).  OPTIMAL proves the answer optimal, INFEASIBLE
   proves the start optimal; either way the status is ``optimal``.
-* *repair*: when the start leaves tasks out, every task that could go somewhere
-  must be placed: a hard constraint and no objective, so CP-SAT stops at the first
-  full placement (the later steps improve it).  Tight packings that a "place as
-  many as you can" objective does not find in a second are often found this way:
-  the hard constraint propagates.  If there is none, the improve step maximises
-  what is placed.
+* *repair*: when the cheaper repairs (``repair``) still leave tasks out, every
+  task that could go somewhere must be placed: a hard constraint and no objective,
+  so CP-SAT stops at the first full placement (the later steps improve it).  Tight
+  packings that a "place as many as you can" objective does not find in a second
+  are often found this way: the hard constraint propagates.  INFEASIBLE proves that
+  the tasks cannot all be placed; then the improve step maximises what is placed.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from .budget import Budget
 from .instance import Instance, agents_used
 from .symmetry import restrict
 
-MIN_SOLVE_S = 0.02  # below this CP-SAT cannot do useful work
+MIN_SOLVE_S = 0.02  # below this CP-SAT cannot do useful work on a mid-size model ...
+SOLVE_S_PER_PAIR, TINY_SOLVE_S = 1e-5, 0.002  # ... a small one needs less
 FULL_MODEL_PAIRS = 20_000  # beyond, the whole-problem model searches too slowly
-FULL_SHARE = 0.5  # of the budget left, while other steps follow
-REPAIR_SHARE = 0.8  # placing more tasks comes first
+REPAIR_SHARE = 0.8  # of the budget left: placing more tasks comes first
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Outcome:
     bound_placed: int = -1
     proven: bool = False
     solved: bool = False
+    complete: bool | None = None  # False: proven that no answer places every task
 
 
 def placeable(inst: Instance) -> np.ndarray:
@@ -57,18 +58,21 @@ def whole_problem(inst: Instance, start: np.ndarray, budget: Budget, workers: in
     problem = inst.problem
     binpack = problem.objective == "binpack"
     all_placed = bool((start >= 0).all())
-    if inst.n_tasks > FULL_MODEL_PAIRS // 4:
-        return None  # at least a few pairs per task: too big, skip the set-up work
     # A better binpack answer placing as many uses fewer agents of any one class.
     per_class = agents_used(start) if binpack and all_placed and not repair else inst.n_tasks
+    # At least min(per_class, agents) agents are kept, and most tasks could go to
+    # most of them: far too big, skip the set-up work.
+    if inst.n_tasks > FULL_MODEL_PAIRS // 4 or \
+            inst.n_tasks * min(per_class, inst.n_agents) > 4 * FULL_MODEL_PAIRS:
+        return None
     budget.charge(cost.PER_CELL_COMPILE * inst.n_tasks * inst.n_agents
                   + cost.PER_RULE_CLASSES * len(inst.rules) * inst.n_agents)
     kept, chains, hint = restrict(inst, start, per_class)
     pairs_t, pairs_a = np.nonzero(inst.eligible() & kept[None, :])
-    rows = inst.n_tasks + inst.n_agents * (len(inst.dims) + 2)
+    rows = inst.n_tasks + int(kept.sum()) * (len(inst.dims) + 2)
     build = cost.PER_PAIR_MODEL * len(pairs_t) + cost.PER_CONSTRAINT_MODEL * rows
-    if len(pairs_t) > FULL_MODEL_PAIRS or \
-            not budget.affords(build + cost.SOLVER_START + MIN_SOLVE_S):
+    least = min(MIN_SOLVE_S, max(TINY_SOLVE_S, SOLVE_S_PER_PAIR * len(pairs_t)))
+    if len(pairs_t) > FULL_MODEL_PAIRS or not budget.affords(build + cost.SOLVER_START + least):
         return None
     sub = cpsat.SubModel(
         tasks=np.arange(inst.n_tasks),
@@ -86,8 +90,8 @@ def whole_problem(inst: Instance, start: np.ndarray, budget: Budget, workers: in
         # the first, and the other steps then improve it.
         objective=not repair,
     )
-    share = REPAIR_SHARE if repair else 1.0 if problem.objective == "spread" else FULL_SHARE
-    time_s = max(MIN_SOLVE_S, (budget.left - build - cost.SOLVER_START) * share)
+    share = REPAIR_SHARE if repair else 1.0
+    time_s = max(least, (budget.left - build - cost.SOLVER_START) * share)
     result = cpsat.solve(inst, sub, time_s, workers, problem.seed)
     budget.charge(cost.PER_PAIR_MODEL * result.n_pairs
                   + cost.PER_CONSTRAINT_MODEL * result.n_constraints
@@ -103,4 +107,6 @@ def whole_problem(inst: Instance, start: np.ndarray, budget: Budget, workers: in
         # beats the start.  A repair answer is only a full placement.
         proven=not repair and result.status in ("OPTIMAL", "INFEASIBLE"),
         solved=found,
+        # Repair, INFEASIBLE: the tasks that could go somewhere cannot all go at once.
+        complete=False if repair and result.status == "INFEASIBLE" else None,
     )

@@ -53,7 +53,7 @@ def check_answer(out: dict) -> None:
 
     answer = Placement(out["assignments"], out["ports"], out["unplaced"], out["agents_used"],
                        out["lower_bound"], out["greedy_agents_used"], out["solve_ms"],
-                       out["status"], out["greedy_placed"])
+                       out["status"], out["greedy_placed"], out["all_placeable"])
     assert validate(problem_from_json(INSTANCE), answer) == []
     # UNIQUE hostname with a3 taken and MAX_PER 2 on two racks: three web tasks fit.
     assert len([t for t in out["assignments"] if int(t[1:]) <= 5]) == 3

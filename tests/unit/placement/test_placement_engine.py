@@ -45,8 +45,9 @@ def test_binpack_packs_and_spread_spreads() -> None:
 
 
 def test_solver_beats_first_fit_decreasing_and_proves_it() -> None:
-    agents = [Agent(f"a{i}", {"mem": 12}) for i in range(4)]
-    work = [Task(f"t{i}", {"mem": m}) for i, m in enumerate([6, 5, 4, 3, 3, 3])]
+    # Two dimensions: one-dimensional problems get bin completion, which finds 2.
+    agents = [Agent(f"a{i}", {"mem": 12, "cpus": 12}) for i in range(4)]
+    work = [Task(f"t{i}", {"mem": m, "cpus": 1}) for i, m in enumerate([6, 5, 4, 3, 3, 3])]
     answer = solve(Problem(agents, work))
     assert answer.greedy_agents_used == 3  # FFD: {6,5} {4,3,3} {3}
     assert answer.agents_used == 2 and answer.lower_bound == 2

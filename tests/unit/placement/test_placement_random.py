@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from mesoslite.placement import Problem, place
+from mesoslite.placement import budget as cost
 
 from .instances import brute_force, problems, puzzles
 from .validator import validate
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture
+def no_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches run to the time limit: optimality, not the stall rule, is under test
+    (tiny problems are proven in milliseconds, but a busy machine may stretch them)."""
+    monkeypatch.setattr(cost, "STALL_MIN_S", 3600.0)
 
 
 @SETTINGS
@@ -23,10 +32,13 @@ def test_every_answer_is_valid(problem: Problem) -> None:
 
 @SETTINGS
 @given(problems(max_agents=3, max_tasks=5))
+@pytest.mark.usefixtures("no_stall")
 def test_tiny_answers_match_brute_force(problem: Problem) -> None:
     answer = place(problem)
     best = brute_force(problem)
     assert len(answer.assignments) == best.placed
+    if answer.all_placeable is False:
+        assert best.placed < len(problem.tasks)
     if problem.objective == "binpack":
         assert answer.agents_used == best.agents
         assert answer.lower_bound <= best.agents
@@ -45,6 +57,7 @@ def test_larger_answers_are_valid_and_bounded(problem: Problem) -> None:
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(puzzles())
+@pytest.mark.usefixtures("no_stall")
 def test_tight_packings_match_brute_force(problem: Problem) -> None:
     answer = place(problem)
     assert validate(problem, answer) == []

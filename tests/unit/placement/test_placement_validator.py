@@ -29,7 +29,7 @@ def answer(assignments: dict[str, str], **changes) -> Placement:
         unplaced={t: "x" for t in ("t0", "t1", "t2", "t3") if t not in assignments},
         agents_used=len(set(assignments.values())), lower_bound=1,
         greedy_agents_used=len(set(assignments.values())), solve_ms=0.0, status="greedy",
-        greedy_placed=len(assignments),
+        greedy_placed=len(assignments), all_placeable=True if len(assignments) == 4 else None,
     )
     return replace(base, **changes)
 
@@ -84,3 +84,5 @@ def test_capacity_ports_gangs_and_statistics_are_checked() -> None:
     assert validate(problem(), answer(SPREAD, greedy_agents_used=3))
     assert validate(problem(), answer(SPREAD, unplaced={"t0": "x"}))
     assert validate(problem(), answer(SPREAD, status="great"))
+    assert validate(problem(), answer(SPREAD, all_placeable=None))
+    assert validate(problem(), answer({"t2": "a0", "t3": "a1"}, all_placeable=True))

@@ -178,6 +178,9 @@ def _check_stats(problem: Problem, answer: Placement, errors: list[str]) -> None
     if (problem.objective == "binpack" and placed == answer.greedy_placed
             and used > answer.greedy_agents_used):
         errors.append(f"agents {used} > greedy {answer.greedy_agents_used}")
+    if (answer.all_placeable is True) != (placed == len(problem.tasks)):
+        errors.append(f"all_placeable {answer.all_placeable} with {placed} of "
+                      f"{len(problem.tasks)} tasks placed")
 
 
 def violations(problem: Problem, assignments: dict[str, str]) -> list[str]:
