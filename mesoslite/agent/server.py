@@ -246,7 +246,7 @@ class Agent:
         elif isinstance(message, RunTasks):
             for launch in message.launches:
                 for info in launch.tasks:
-                    asyncio.create_task(self.tasks.launch(launch.framework, info))
+                    self.tasks.start_launch(launch.framework, info)
         elif isinstance(message, KillTask):
             asyncio.create_task(self.tasks.kill(message.framework_id, message.task_id,
                                                 message.grace_period_seconds))

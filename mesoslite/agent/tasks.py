@@ -94,6 +94,8 @@ class TaskManager:
         self.io = io
         self.clock = clock
         self.tasks: dict[tuple[str, str], AgentTaskState] = {}
+        self.closing = False
+        self._launching: set[asyncio.Task[None]] = set()
         self.frameworks: dict[str, FrameworkInfo] = {}
         # Hooks for health checks (set by the agent): called with the task once RUNNING.
         self.on_running: Callable[[AgentTaskState], None] | None = None
@@ -291,7 +293,20 @@ class TaskManager:
                  for (fid, tid) in list(self.tasks) if fid == framework_id]
         await asyncio.gather(*kills)
 
+    def start_launch(self, framework: FrameworkInfo, info: TaskInfo) -> None:
+        """Launch in the background; ``kill_all`` waits for launches in flight."""
+        if self.closing:
+            return  # the master learns it never started when the agent re-registers
+        task = asyncio.create_task(self.launch(framework, info))
+        self._launching.add(task)
+        task.add_done_callback(self._launching.discard)
+
     async def kill_all(self, message: str = "Agent shut down") -> None:
+        """Kill every task (``mesoslite up`` stopping): no new launch starts, launches
+        in flight finish first so nothing is left running behind us."""
+        self.closing = True
+        if self._launching:
+            await asyncio.wait(set(self._launching), timeout=30)
         await asyncio.gather(*(self.kill(fid, tid, message=message)
                                for (fid, tid) in list(self.tasks)))
         watchers = [t.watcher for t in self.tasks.values() if t.watcher is not None]

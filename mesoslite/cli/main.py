@@ -14,9 +14,14 @@ import click
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
     "agent": "mesoslite.cli.agent_cmd:agent",
+    "apply": "mesoslite.cli.apps_cmd:apply",
+    "apps": "mesoslite.cli.apps_cmd:apps",
+    "batch": "mesoslite.cli.batch_cmd:batch",
+    "deploy": "mesoslite.cli.apps_cmd:deploy",
     "logs": "mesoslite.cli.logs_cmd:logs",
     "master": "mesoslite.cli.master_cmd:master",
     "pack": "mesoslite.cli.pack:pack",
+    "services": "mesoslite.cli.services_cmd:services",
     "state": "mesoslite.cli.state_cmd:state",
     "up": "mesoslite.cli.up:up",
 }

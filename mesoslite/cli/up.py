@@ -21,8 +21,17 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
               show_default=True, help="Master store, agent checkpoints and sandboxes.")
 @click.option("--examples/--no-examples", default=True, show_default=True,
               help="Run the example framework(s) once the cluster is up.")
+@click.option("--services/--no-services", default=True, show_default=True,
+              help="Host the services framework (Marathon API: mesoslite apply/apps ...).")
+@click.option("--services-port", default=8080, show_default=True, type=int,
+              help="Port of the services framework's API.")
+@click.option("--batch/--no-batch", default=True, show_default=True,
+              help="Host the batch framework (jobs, pipelines: mesoslite batch ...).")
+@click.option("--batch-port", default=8090, show_default=True, type=int,
+              help="Port of the batch framework's API.")
 @log_options
-def up(port: int, agents: int, work_dir: Path, examples: bool, log_level: str,
+def up(port: int, agents: int, work_dir: Path, examples: bool, services: bool,
+       services_port: int, batch: bool, batch_port: int, log_level: str,
        log_format: str) -> None:
     """Run a master and N agents on this machine until Ctrl-C.
 
@@ -35,14 +44,33 @@ def up(port: int, agents: int, work_dir: Path, examples: bool, log_level: str,
     from mesoslite.testing.cluster import ClusterSpec, LocalCluster
 
     setup_logging(log_level, log_format)
-    spec = ClusterSpec(work_dir=work_dir.expanduser(), agents=agents, master_port=port)
+    from mesoslite.agent.containerizers import available_containerizers
+
+    # Docker when an engine answers, so image-based jobs (examples/batch) run too.
+    spec = ClusterSpec(work_dir=work_dir.expanduser(), agents=agents, master_port=port,
+                       containerizers=available_containerizers())
     cluster = LocalCluster(spec)
     background: list[asyncio.Task[None]] = []
+    from frameworks.common.hosting import FrameworkHost
+
+    host = FrameworkHost()
 
     async def start() -> None:
         await cluster.start()
         click.echo(f"mesoslite is up: master {cluster.master_url}, {agents} agents, "
                    f"work dir {spec.work_dir}", err=True)
+        if services:
+            from frameworks.services.server import hosted as hosted_services
+
+            url = await host.start(hosted_services(cluster.master_url, spec.work_dir,
+                                                   services_port))
+            click.echo(f"services framework: {url or 'failed to start (see the log)'}",
+                       err=True)
+        if batch:
+            from frameworks.batch.server import hosted
+
+            url = await host.start(hosted(cluster.master_url, spec.work_dir, batch_port))
+            click.echo(f"batch framework: {url or 'failed to start (see the log)'}", err=True)
         hello = EXAMPLES / "frameworks" / "hello.py"
         if examples and hello.exists():
             background.append(asyncio.create_task(_run_example(hello, cluster.master_url)))
@@ -51,6 +79,9 @@ def up(port: int, agents: int, work_dir: Path, examples: bool, log_level: str,
         click.echo("stopping: killing tasks, then agents and master", err=True)
         for task in background:
             task.cancel()
+        # Tasks first, while the frameworks still acknowledge their last updates.
+        await cluster.kill_tasks()
+        await host.stop()
         await cluster.stop(kill_tasks=True)
 
     run_until_signalled(start, stop)

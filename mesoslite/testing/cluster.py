@@ -127,6 +127,10 @@ class LocalCluster:
     async def stop_agent(self, index: int, kill_tasks: bool = False) -> None:
         await self.agents[index].stop(kill_tasks=kill_tasks)
 
+    async def kill_tasks(self) -> None:
+        """Kill every task on every running agent, while frameworks can still hear of it."""
+        await asyncio.gather(*(a.tasks.kill_all() for a in self.agents if not a.stopped))
+
     async def stop(self, kill_tasks: bool = True) -> None:
         for agent in self.agents:
             if not agent.stopped:

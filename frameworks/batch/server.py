@@ -1,0 +1,152 @@
+"""Wiring: store + state + scheduler + driver + HTTP API, as one startable object.
+
+``BatchServer`` is both what ``mesoslite batch server`` runs and the hosted
+framework ``mesoslite up`` starts in its own event loop (it has the ``name`` /
+``start() -> url`` / ``stop()`` shape of ``frameworks.common.hosting``).
+
+Start-up order matters for "never launch an attempt twice": the store is loaded
+(framework id, jobs, active runs with every recorded attempt) *before* the driver
+subscribes with that framework id, so the first reconciliation already knows every
+attempt that may be running.  A framework id the master has removed (its failover
+timeout passed while the framework was down) is dropped and the framework subscribes
+afresh; the attempts it had are then answered "unknown" and replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from frameworks.batch.api import build_app
+from frameworks.batch.scheduler import BatchScheduler, SchedulerConfig
+from frameworks.batch.state import BatchState
+from frameworks.batch.store import BatchStore, Journal
+from frameworks.common.sse import SseBroadcaster
+from mesoslite.clock import Clock, SystemClock
+from mesoslite.messages.mesos import ID, FrameworkInfo
+from mesoslite.scheduler import Driver, DriverAborted
+from mesoslite.store.db import sqlite_url
+
+log = logging.getLogger(__name__)
+WEEK = 7 * 24 * 3600.0
+Doc = dict[str, Any]
+
+
+@dataclass
+class BatchConfig:
+    masters: list[str]
+    work_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8090  # 0: any free port
+    store_url: str | None = None  # default: SQLite in work_dir/batch.db
+    name: str = "batch"
+    role: str = "*"
+    user: str = field(default_factory=getpass.getuser)
+    failover_timeout: float = WEEK  # how long the master keeps our tasks while we are down
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    driver_backoff_max: float = 5.0
+
+
+class BatchServer:
+    """The batch framework; ``await start()`` returns the API's URL."""
+
+    def __init__(self, config: BatchConfig, clock: Clock | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.clock = clock or SystemClock()
+        self.store = BatchStore(config.store_url or sqlite_url(config.work_dir / "batch.db"))
+        self.events = SseBroadcaster()
+        self.state = BatchState(Journal(self.store), self.events.publish)
+        self.scheduler = BatchScheduler(self.state, self.clock, config.scheduler)
+        self.driver: Driver | None = None
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._driver_task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def master_url(self) -> str:
+        return self.config.masters[0]
+
+    @property
+    def subscribed(self) -> bool:
+        return self.driver is not None and self.driver.subscribed
+
+    def kick(self) -> None:
+        self.scheduler.kick()
+
+    async def start(self) -> str:
+        self.config.work_dir.mkdir(parents=True, exist_ok=True)
+        fid, jobs, active = await asyncio.to_thread(self._load)
+        self.state.framework_id = fid or None
+        self.state.load(jobs, active)
+        log.info("batch: %d jobs, %d active runs, framework id %s", len(jobs), len(active),
+                 fid or "(new)")
+        self._runner = web.AppRunner(build_app(self), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://{self.config.host}:{port}"
+        self.scheduler.start()
+        self._driver_task = asyncio.create_task(self._run_driver(), name="batch-driver")
+        return self.url
+
+    def _load(self) -> tuple[str | None, list[Doc], list[tuple[Doc, list[Doc]]]]:
+        return (self.store.get_meta("framework_id"), self.store.load_jobs(),
+                self.store.load_active_runs())
+
+    def _framework_info(self) -> FrameworkInfo:
+        fid = self.state.framework_id
+        return FrameworkInfo(user=self.config.user, name=self.config.name,
+                             id=ID(value=fid) if fid else None,
+                             failover_timeout=self.config.failover_timeout,
+                             role=self.config.role, webui_url=self.url or None)
+
+    async def _run_driver(self) -> None:
+        """Keep a subscription; start afresh if the master removed our framework id."""
+        while not self._stopping:
+            self.driver = Driver(self.scheduler, self._framework_info(), self.config.masters,
+                                 implicit_acknowledgements=False,
+                                 backoff_max=self.config.driver_backoff_max)
+            try:
+                await self.driver.run()
+                return
+            except DriverAborted as exc:
+                log.error("batch framework aborted by the master: %s", exc)
+                if "removed" in str(exc).lower():
+                    self.state.framework_id = None
+                    self.state.journal.put_meta("framework_id", "")
+                    await self.state.journal.flush()
+            except Exception:  # keep the framework alive; the next attempt may work
+                log.exception("batch driver failed")
+            await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        """Stop serving and unsubscribe (the master keeps our tasks running until the
+        failover timeout, so a restart adopts them)."""
+        self._stopping = True
+        if self.driver is not None:
+            self.driver.stop()
+        if self._driver_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._driver_task, 10)
+        await self.scheduler.stop()
+        await self.events.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.state.journal.flush()
+        await asyncio.to_thread(self.store.close)
+
+
+def hosted(master_url: str, work_dir: Path, port: int = 8090) -> BatchServer:
+    """The batch framework as ``mesoslite up`` hosts it: state in ``work_dir/batch``."""
+    return BatchServer(BatchConfig(masters=[master_url], work_dir=work_dir / "batch",
+                                   port=port))

@@ -1,0 +1,128 @@
+"""The rest of Marathon's API: ``/v2/tasks``, ``/v2/deployments``, ``/v2/queue``,
+``/v2/info``, ``/v2/leader``, ``/ping`` (and ``/health`` for process supervisors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from frameworks.services import operations
+from frameworks.services.apiutil import (
+    ApiContext,
+    deployment_result,
+    deployments_json,
+    flag,
+)
+from frameworks.services.model import app_json, timestamp
+from frameworks.services.tasks import task_json
+from frameworks.services.validation import Invalid, normalize_id
+from mesoslite.httpapi import json_response, read_json
+
+STATUS_FILTERS = {"running": {"TASK_RUNNING"},
+                  "staging": {"TASK_STAGING", "TASK_STARTING"}}
+
+
+class ClusterApi:
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/v2/tasks", self.tasks),
+            web.post("/v2/tasks/delete", self.kill_tasks),
+            web.get("/v2/deployments", self.deployments),
+            web.delete("/v2/deployments/{id}", self.cancel_deployment),
+            web.get("/v2/queue", self.queue),
+            web.delete("/v2/queue/{app:.+}/delay", self.reset_delay),
+            web.get("/v2/info", self.info),
+            web.get("/v2/leader", self.leader),
+            web.get("/ping", self.ping),
+            web.get("/health", self.health),
+        ]
+
+    async def tasks(self, request: web.Request) -> web.Response:
+        wanted: set[str] = set()
+        for raw in request.query.getall("status", []):
+            wanted |= STATUS_FILTERS.get(raw.lower(), set())
+        state = self.ctx.state
+        out = []
+        for task in sorted(state.tasks.values(), key=lambda t: (t.app_id, t.staged_at)):
+            if wanted and task.state not in wanted:
+                continue
+            app = state.targets().get(task.app_id)
+            out.append(task_json(task, bool(app and app.has_health_checks)))
+        return json_response({"tasks": out})
+
+    async def kill_tasks(self, request: web.Request) -> web.Response:
+        body = await read_json(request)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise Invalid([("/ids", ["expected a list of task ids"])])
+        scale = flag(request, "scale")
+        _, deployments = operations.kill_tasks(self.ctx.state, ids, self.ctx.controller.now(),
+                                               scale, flag(request, "force"))
+        await self.ctx.commit()
+        if scale and deployments:
+            return json_response(deployment_result(deployments[0].id, deployments[0].version))
+        return json_response({})
+
+    async def deployments(self, request: web.Request) -> web.Response:
+        return json_response(deployments_json(self.ctx))
+
+    async def cancel_deployment(self, request: web.Request) -> web.Response:
+        force = flag(request, "force")
+        rollback = operations.cancel_deployment(
+            self.ctx.state, request.match_info["id"], self.ctx.controller.now(), force,
+            reason="cancelled through the API")
+        await self.ctx.commit()
+        if rollback is None:
+            return web.Response(status=202)
+        return json_response(deployment_result(rollback.id, rollback.version))
+
+    async def queue(self, request: web.Request) -> web.Response:
+        controller = self.ctx.controller
+        plan, now = controller.last_plan, controller.now()
+        items = []
+        for app_id in sorted(set(plan.launches) | set(plan.waiting)):
+            app = self.ctx.state.apps.get(app_id)
+            if app is None:
+                continue
+            items.append(self._queue_item(app_id, app_json(app), plan, now))
+        return json_response({"queue": items})
+
+    def _queue_item(self, app_id: str, app: dict[str, Any], plan: Any, now: float
+                    ) -> dict[str, Any]:
+        controller = self.ctx.controller
+        waiting = plan.waiting.get(app_id)
+        count = plan.launches.get(app_id, 0) + (waiting.count if waiting else 0)
+        left = max(0.0, controller.backoff.ready_at(app_id) - now)
+        since = controller.queue.waiting_since.get(app_id, now)
+        summary = controller.queue.summary(app_id)
+        if waiting is not None:
+            summary["waitingReason"] = waiting.reason
+        return {
+            "count": count, "delay": {"timeLeftSeconds": round(left, 3), "overdue": left == 0},
+            "since": timestamp(since), "app": app, "processedOffersSummary": summary,
+            "lastUnusedOffers": [],
+        }
+
+    async def reset_delay(self, request: web.Request) -> web.Response:
+        app = self.ctx.state.app(normalize_id(request.match_info["app"]))
+        self.ctx.controller.reset_delay(app.id)
+        return web.Response(status=204)
+
+    async def info(self, request: web.Request) -> web.Response:
+        return json_response({**self.ctx.info, "frameworkId": self.ctx.state.framework_id})
+
+    async def leader(self, request: web.Request) -> web.Response:
+        return json_response({"leader": self.ctx.info["leader"]})
+
+    async def ping(self, request: web.Request) -> web.Response:
+        return web.Response(text="pong", content_type="text/plain")
+
+    async def health(self, request: web.Request) -> web.Response:
+        driver = self.ctx.controller.driver
+        return json_response({"healthy": True,
+                              "subscribed": bool(driver and driver.subscribed),
+                              "reconciled": self.ctx.controller.reconciled})

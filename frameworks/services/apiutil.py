@@ -1,0 +1,117 @@
+"""What the HTTP handlers share: the context they act on, Marathon's error shapes,
+query-string parsing and the rendering of an app with its embedded parts."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from frameworks.common.sse import SseBroadcaster
+from frameworks.services.controller import Controller
+from frameworks.services.deployments import deployment_json
+from frameworks.services.model import App, app_json
+from frameworks.services.state import Conflict, NotFound, ServicesState
+from frameworks.services.tasks import task_counts, task_json
+from frameworks.services.validation import Invalid
+from mesoslite.httpapi import HTTPError, json_response
+
+EMBEDS = {"tasks", "counts", "deployments", "readiness", "lastTaskFailure", "failures",
+          "taskStats"}
+
+
+@dataclass
+class ApiContext:
+    controller: Controller
+    bus: SseBroadcaster
+    info: dict[str, Any]
+
+    @property
+    def state(self) -> ServicesState:
+        return self.controller.state
+
+    async def commit(self) -> None:
+        """Make the change durable, then let the controller act on it."""
+        await self.controller.committer.commit()
+        self.controller.kick()
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def marathon_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Domain exceptions -> Marathon's status codes and bodies."""
+    try:
+        return await handler(request)
+    except NotFound as exc:
+        return json_response({"message": str(exc)}, 404)
+    except Conflict as exc:
+        return json_response({"message": exc.message,
+                              "deployments": [{"id": d} for d in exc.deployments]}, 409)
+    except Invalid as exc:
+        return json_response({"message": exc.message, "details": [
+            {"path": p, "errors": e} for p, e in exc.details]}, 422)
+
+
+def flag(request: web.Request, name: str, default: bool = False) -> bool:
+    """A boolean query parameter (``true``/``false``, any case; bare ``?force`` is true)."""
+    if name not in request.query:
+        return default
+    value = request.query[name].strip().lower()
+    if value in ("", "true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise HTTPError(400, f"query parameter {name} must be true or false, not {value!r}")
+
+
+def embeds(request: web.Request, defaults: set[str]) -> set[str]:
+    """``embed=apps.tasks`` / ``embed=app.counts`` (repeatable) on top of ``defaults``."""
+    chosen = set(defaults)
+    for raw in request.query.getall("embed", []):
+        for item in raw.split(","):
+            name = item.strip().split(".", 1)[-1]
+            if name in EMBEDS:
+                chosen.add(name)
+    return chosen
+
+
+def app_info(ctx: ApiContext, app: App, embed: set[str]) -> dict[str, Any]:
+    out = app_json(app)
+    tasks = ctx.state.app_tasks(app.id)
+    hc = app.has_health_checks
+    if "counts" in embed or "taskStats" in embed:
+        out.update(task_counts(tasks, hc))
+    if "deployments" in embed:
+        out["deployments"] = [{"id": d.id} for d in ctx.state.deployments_of(app.id)]
+    if "tasks" in embed:
+        out["tasks"] = [task_json(t, hc) for t in tasks]
+    if ("lastTaskFailure" in embed or "failures" in embed) and app.id in ctx.state.last_failure:
+        out["lastTaskFailure"] = ctx.state.last_failure[app.id]
+    if "readiness" in embed:
+        results = ctx.controller.readiness.results
+        out["readinessCheckResults"] = [results[t.id] for t in tasks if t.id in results]
+    if "taskStats" in embed:
+        counts = task_counts(tasks, hc)
+        stats = {"stats": {"counts": {"staged": counts["tasksStaged"],
+                                      "running": counts["tasksRunning"],
+                                      "healthy": counts["tasksHealthy"],
+                                      "unhealthy": counts["tasksUnhealthy"]}}}
+        out["taskStats"] = {"totalSummary": stats}
+    return out
+
+
+def deployment_result(deployment_id: str, version: str) -> dict[str, str]:
+    return {"deploymentId": deployment_id, "version": version}
+
+
+def deployments_json(ctx: ApiContext) -> list[dict[str, Any]]:
+    results = ctx.controller.readiness.results
+    out = []
+    for d in sorted(ctx.state.deployments.values(), key=lambda d: d.started_at):
+        ready = [r for t in ctx.state.app_tasks(d.app_id) if (r := results.get(t.id))]
+        out.append(deployment_json(d, ready))
+    return out

@@ -1,0 +1,280 @@
+"""The framework's in-memory state: apps, versions, deployments, tasks.  No I/O.
+
+Every mutation records what changed in ``changes`` (written by the store in one
+transaction) and what to announce in ``events`` (published on ``/v2/events`` only
+after that commit).  Methods take ``now`` (wall-clock seconds) instead of reading a
+clock.  App operations with Marathon's semantics (create, update, delete, restart,
+rollback, kill) live in ``operations.py``; this module holds the records, their
+indexes, status-update handling and service-port allocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from frameworks.services.deployments import Deployment
+from frameworks.services.model import App, timestamp
+from frameworks.services.tasks import FAILURE_STATES, TaskRecord
+from frameworks.services.views import AppView, DeploymentView
+from mesoslite.messages.mesos import TaskState, TaskStatus
+
+SERVICE_PORTS = (10000, 20000)  # Marathon's --local_port_min / --local_port_max
+
+
+class NotFound(Exception):
+    """404 with Marathon's message."""
+
+
+class Conflict(Exception):
+    """409: ``deployments`` are the ids holding the app."""
+
+    def __init__(self, message: str, deployments: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.deployments = list(deployments)
+
+
+@dataclass
+class Changes:
+    """What to write in the next commit (None: delete)."""
+
+    apps: dict[str, App | None] = field(default_factory=dict)
+    versions: dict[tuple[str, str], App | None] = field(default_factory=dict)
+    deployments: dict[str, Deployment | None] = field(default_factory=dict)
+    tasks: dict[str, TaskRecord | None] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.apps or self.versions or self.deployments or self.tasks or self.meta)
+
+
+@dataclass
+class StatusOutcome:
+    """What a status update meant: ``unknown`` (a task we did not launch: kill it),
+    ``failed`` (an unrequested failure: back off), ``health_changed``, ``terminal``."""
+
+    task: TaskRecord | None = None
+    unknown: bool = False
+    terminal: bool = False
+    failed: bool = False
+    health_changed: bool = False
+
+
+class ServicesState:
+    def __init__(self, max_versions: int = 50,
+                 service_ports: tuple[int, int] = SERVICE_PORTS) -> None:
+        self.max_versions = max_versions
+        self.service_port_range = service_ports
+        self.apps: dict[str, App] = {}
+        self.removing: dict[str, App] = {}  # deleted; their tasks are being stopped
+        self.versions: dict[str, dict[str, App]] = {}
+        self.deployments: dict[str, Deployment] = {}
+        self.tasks: dict[str, TaskRecord] = {}
+        self.framework_id: str | None = None
+        self.last_failure: dict[str, dict[str, Any]] = {}
+        self.changes = Changes()
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    # ---------------------------------------------------------------- loading
+
+    def load(self, apps: Iterable[App], versions: Iterable[App],
+             deployments: Iterable[Deployment], tasks: Iterable[TaskRecord],
+             meta: dict[str, str]) -> None:
+        """Restore from the store (no changes recorded)."""
+        for app in apps:
+            self.apps[app.id] = app
+        for version in versions:
+            assert version.version is not None
+            self.versions.setdefault(version.id, {})[version.version] = version
+        for d in deployments:
+            self.deployments[d.id] = d
+            if d.kind == "stop" and d.app_id not in self.apps and d.previous is not None:
+                self.removing[d.app_id] = msgspec.structs.replace(
+                    decode_app(d.previous), instances=0)
+        for task in tasks:
+            self.tasks[task.id] = task
+        self.framework_id = meta.get("framework_id")
+
+    # ---------------------------------------------------------------- queries
+
+    def app(self, app_id: str) -> App:
+        app = self.apps.get(app_id)
+        if app is None:
+            raise NotFound(f"App '{app_id}' does not exist")
+        return app
+
+    def app_tasks(self, app_id: str) -> list[TaskRecord]:
+        return [t for t in self.tasks.values() if t.app_id == app_id]
+
+    def deployments_of(self, app_id: str) -> list[Deployment]:
+        return [d for d in self.deployments.values() if d.app_id == app_id]
+
+    def targets(self) -> dict[str, App]:
+        """Every app the reconciler manages: current ones and ones being removed."""
+        return {**self.removing, **self.apps}
+
+    def views(self, ready_at: dict[str, float]) -> tuple[dict[str, AppView], list, list]:
+        apps = {app_id: app_view(app, ready_at.get(app_id, 0.0))
+                for app_id, app in self.targets().items()}
+        tasks = [t.view() for t in self.tasks.values()]
+        deployments = [DeploymentView(d.id, d.app_id, d.started_at, d.timeout)
+                       for d in self.deployments.values()]
+        return apps, tasks, deployments
+
+    # ---------------------------------------------------------------- records
+
+    def put_app(self, app: App) -> None:
+        self.apps[app.id] = app
+        self.changes.apps[app.id] = app
+        assert app.version is not None
+        versions = self.versions.setdefault(app.id, {})
+        versions[app.version] = app
+        self.changes.versions[(app.id, app.version)] = app
+        for old in sorted(versions)[:-self.max_versions]:
+            del versions[old]
+            self.changes.versions[(app.id, old)] = None
+
+    def drop_app(self, app_id: str) -> None:
+        self.apps.pop(app_id, None)
+        self.changes.apps[app_id] = None
+        for version in self.versions.pop(app_id, {}):
+            self.changes.versions[(app_id, version)] = None
+
+    def put_deployment(self, d: Deployment) -> None:
+        self.deployments[d.id] = d
+        self.changes.deployments[d.id] = d
+
+    def drop_deployment(self, deployment_id: str) -> Deployment | None:
+        d = self.deployments.pop(deployment_id, None)
+        if d is not None:
+            self.changes.deployments[deployment_id] = None
+        return d
+
+    def put_task(self, task: TaskRecord) -> None:
+        self.tasks[task.id] = task
+        self.changes.tasks[task.id] = task
+
+    def drop_task(self, task_id: str) -> TaskRecord | None:
+        task = self.tasks.pop(task_id, None)
+        if task is not None:
+            self.changes.tasks[task_id] = None
+        return task
+
+    def mark_kill(self, task_id: str, reason: str, now: float) -> TaskRecord | None:
+        task = self.tasks.get(task_id)
+        if task is not None:
+            task.kill_requested_at = now
+            task.kill_reason = reason
+            self.changes.tasks[task_id] = task
+        return task
+
+    def set_framework_id(self, framework_id: str) -> None:
+        self.framework_id = framework_id
+        self.changes.meta["framework_id"] = framework_id
+
+    def emit(self, event_type: str, payload: dict[str, Any], now: float) -> None:
+        self.events.append((event_type, {"eventType": event_type,
+                                         "timestamp": timestamp(now), **payload}))
+
+    def take_changes(self) -> tuple[Changes, list[tuple[str, dict[str, Any]]]]:
+        changes, events = self.changes, self.events
+        self.changes, self.events = Changes(), []
+        return changes, events
+
+    # ---------------------------------------------------------------- status updates
+
+    def apply_status(self, status: TaskStatus, now: float) -> StatusOutcome:
+        """Fold one status update into the task records."""
+        task = self.tasks.get(status.task_id.value)
+        if task is None:
+            return StatusOutcome(unknown=not status.state.terminal)
+        out = StatusOutcome(task=task)
+        previous = task.state
+        task.state = status.state.value
+        task.message = status.message or task.message
+        if status.state == TaskState.TASK_RUNNING and task.started_at is None:
+            task.started_at = now
+        if status.healthy is not None:
+            app = self.targets().get(task.app_id)
+            out.health_changed = task.note_health(
+                app is not None and app.agent_check is not None,
+                len(app.framework_checks) if app else 0, now, agent=status.healthy)
+        if status.state.terminal:
+            self.drop_task(task.id)
+            out.terminal = True
+            unrequested = task.kill_requested_at is None or task.kill_is_failure
+            out.failed = unrequested and status.state in FAILURE_STATES
+            if unrequested:
+                self.last_failure[task.app_id] = _failure_json(task, status, now)
+        elif previous != task.state or out.health_changed:
+            self.changes.tasks[task.id] = task
+        return out
+
+    # ---------------------------------------------------------------- service ports
+
+    def assign_service_ports(self, app: App, previous: App | None) -> None:
+        """Give every port-0 service port a cluster-unique one (Marathon's behaviour),
+        keeping ``previous``'s assignment at the same index so re-applying a
+        definition with port 0 does not count as a change."""
+        used = {p for other in self.targets().values() if other.id != app.id
+                for p in service_ports(other)}
+        old = service_ports(previous) if previous is not None else []
+        low, high = self.service_port_range
+        candidates = (p for p in range(low, high + 1) if p not in used)
+
+        def pick(index: int) -> int:
+            if index < len(old) and old[index] and old[index] not in used:
+                used.add(old[index])
+                return old[index]
+            port = next(candidates)
+            used.add(port)
+            return port
+
+        if app.network == "host":
+            for i, pd in enumerate(app.port_definitions or []):
+                if pd.port == 0:
+                    pd.port = pick(i)
+        else:
+            for i, pm in enumerate(app.port_mappings):
+                if pm.service_port == 0:
+                    pm.service_port = pick(i)
+
+
+def service_ports(app: App) -> list[int]:
+    if app.network == "host":
+        return [pd.port for pd in app.port_definitions or []]
+    return [pm.service_port for pm in app.port_mappings]
+
+
+def encode_app(app: App) -> dict[str, Any]:
+    """An app as stored (exact, versions and passthrough fields included)."""
+    return msgspec.to_builtins(app)
+
+
+def decode_app(data: dict[str, Any]) -> App:
+    return msgspec.convert(data, App)
+
+
+def app_view(app: App, ready_at: float = 0.0) -> AppView:
+    return AppView(
+        id=app.id, instances=app.instances, config_version=app.config_version,
+        min_health_capacity=app.upgrade_strategy.minimum_health_capacity,
+        max_over_capacity=app.upgrade_strategy.maximum_over_capacity,
+        kill_selection=app.kill_selection, has_health_checks=app.has_health_checks,
+        has_readiness_checks=bool(app.readiness_checks),
+        dependencies=tuple(app.dependencies), launch_ready_at=ready_at,
+    )
+
+
+def _failure_json(task: TaskRecord, status: TaskStatus, now: float) -> dict[str, Any]:
+    return {
+        "appId": task.app_id, "host": task.hostname, "message": status.message or "",
+        "state": status.state.value, "taskId": task.id, "instanceId": task.id,
+        "slaveId": task.agent_id, "timestamp": timestamp(now), "version": task.version,
+    }
+
+
