@@ -11,13 +11,26 @@ site-packages, so nothing here may import mesoslite or third-party code.
 from __future__ import annotations
 
 import errno
-import logging
 import os
-import re
 import signal
-from typing import Any
 
-log = logging.getLogger(__name__)
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+
+if TYPE_CHECKING:
+    from typing import Any
+
+# No ``logging``/``re``/``typing`` at import: the per-task supervisor imports this
+# module, and those imports would be most of its start-up time.
+
+
+class _LazyLog:
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        import logging
+
+        return getattr(logging.getLogger(__name__), name)
+
+
+log = _LazyLog()
 
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct")
 V2_CONTROLLERS = ("memory", "cpu")
@@ -30,7 +43,8 @@ UNLIMITED = "max"
 
 def safe_name(value: str) -> str:
     """A single, harmless path component for an id (no '/', never '.' or '..')."""
-    name = re.sub(r"[^A-Za-z0-9_.@-]", "_", value) or "_"
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "_.@-") else "_"
+                   for c in value) or "_"
     return "_" + name if name in (".", "..") else name
 
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-from typing import Any
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs start-up time
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def proc_start_time(pid: int) -> int | None:
