@@ -69,6 +69,7 @@ class AgentConfig:
 
 
 class Agent:
+    REGISTER_TIMEOUT = 30.0  # for the master's answer to a registration
     def __init__(self, config: AgentConfig, containerizers: dict[str, Containerizer],
                  clock: Clock | None = None, auth: Auth | None = None,
                  ssl_context: ssl.SSLContext | None = None,
@@ -197,7 +198,16 @@ class Agent:
         async with self._session.ws_connect(url, max_msg_size=64 * 2**20,
                                             heartbeat=None) as ws:
             await ws.send_str(encode(self._register_message()).decode())
-            async for frame in ws:
+            silence = self.REGISTER_TIMEOUT
+            while True:
+                try:
+                    frame = await ws.receive(timeout=silence)
+                except TimeoutError:
+                    # The master pings every interval: this much silence means a dead
+                    # (perhaps half-open) link. Drop it and register again.
+                    log.warning("no word from master %s for %.0fs: reconnecting", master,
+                                silence)
+                    return
                 if frame.type != aiohttp.WSMsgType.TEXT:
                     break
                 message = decode_from_master(frame.data)
@@ -207,6 +217,7 @@ class Agent:
                     continue
                 self.max_epoch = max(self.max_epoch, message.epoch)
                 if isinstance(message, Registered):
+                    silence = message.link_timeout_seconds
                     await self._on_registered(ws, message)
                 elif isinstance(message, Refused):
                     self.last_refusal = message.message

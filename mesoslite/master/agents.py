@@ -76,6 +76,8 @@ class AgentOps(TaskOps):
         registered = Registered(
             agent_id=agent_id, master_id=self.master_id, epoch=self.epoch,
             ping_interval_seconds=self.config.agent_ping_timeout, kill_task_ids=kill_ids,
+            link_timeout_seconds=self.config.agent_ping_timeout
+            * self.config.max_agent_ping_timeouts,
         )
         self.outbox.insert(first_command, SendToAgent(agent_id, registered))
         return agent_id
@@ -180,10 +182,12 @@ class AgentOps(TaskOps):
     def _task_missing_on_agent(self, task: TaskRecord, now: float, mono: float) -> None:
         """The agent does not know a task we placed there."""
         if not task.latest_state.terminal:
-            pa_state = (
-                TaskState.TASK_DROPPED if task.latest_state == TaskState.TASK_STAGING
-                else TaskState.TASK_GONE
-            )
+            # Never heard of from the agent (launch lost on the way): DROPPED;
+            # known to it once and gone since: GONE.
+            reached = any(s not in (TaskState.TASK_STAGING.value,
+                                    TaskState.TASK_UNREACHABLE.value)
+                          for s, _ in task.statuses)
+            pa_state = TaskState.TASK_GONE if reached else TaskState.TASK_DROPPED
             self.send_update(task.framework_id, self.master_update(
                 task.framework_id, task.id, task.agent_id,
                 self.lost_state(task.framework_id, pa_state), Reason.REASON_AGENT_REREGISTERED,

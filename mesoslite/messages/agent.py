@@ -97,6 +97,9 @@ class Registered(MasterMessage, tag="registered"):
     agent_id: str
     master_id: str
     ping_interval_seconds: float = 15.0
+    # Silence from the master this long means the link is dead: the agent drops it
+    # and reconnects (a half-open TCP connection would otherwise hold it forever).
+    link_timeout_seconds: float = 75.0
     # Tasks the agent reported that the master will not keep (their framework is
     # gone): the agent kills them.
     kill_task_ids: list[str] = []
