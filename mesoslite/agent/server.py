@@ -240,7 +240,12 @@ class Agent:
     async def _on_registered(self, ws: aiohttp.ClientWebSocketResponse, msg: Registered) -> None:
         if self.agent_id != msg.agent_id:
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self.io, self.cp.save_agent_id, msg.agent_id)
+            try:
+                await loop.run_in_executor(self.io, self.cp.save_agent_id, msg.agent_id)
+            except OSError as exc:
+                # e.g. a full disk: keep the id in memory, so that re-registering does
+                # not make the master count a new agent each time
+                log.error("cannot checkpoint the agent id: %s", exc)
             self.agent_id = msg.agent_id
         self._ws = ws
         self.registered.set()

@@ -183,5 +183,8 @@ class RecordingFramework:
             return await wait_for(seen, timeout, message=f"{task_id} to reach {state.value}")
         except AssertionError as exc:
             states = [s.value for s in self.sched.states(task_id)]
-            raise AssertionError(f"{exc}; states seen: {states}") from None
+            last = self.sched.last(task_id)
+            detail = (f" (last: {last.reason.value if last.reason else '-'}: {last.message})"
+                      if last is not None else "")
+            raise AssertionError(f"{exc}; states seen: {states}{detail}") from None
 

@@ -13,7 +13,7 @@ import pytest
 
 from mesoslite.messages.mesos import Reason, TaskState
 from mesoslite.testing.framework import RecordingFramework
-from mesoslite.testing.http import request
+from mesoslite.testing.http import get_json, request
 from mesoslite.testing.poll import wait_for
 from mesoslite.testing.processes import agent_process, master_process
 
@@ -143,6 +143,7 @@ async def test_a_full_disk_refuses_launches_without_crashing(tmp_path, cluster):
     try:
         agent = await agent_process(master.url, agent_dir, RESOURCES).start()
         procs.append(agent)
+        await fw.offer()  # registered
         filler = agent_dir / "filler"
         await asyncio.to_thread(fill, filler)
         await fw.run_task("no-room", "true")
@@ -150,6 +151,8 @@ async def test_a_full_disk_refuses_launches_without_crashing(tmp_path, cluster):
         assert "No space left on device" in status.message
         assert (await request("GET", agent.url + "/health"))[0] == 200
         filler.unlink()
+        state = await get_json(master.url + "/master/state")
+        assert len(state["slaves"]) == 1  # no ghost agents from failed checkpoints
         await fw.run_task("room-again", "true")
         await fw.wait_state("room-again", TaskState.TASK_FINISHED)
         print(f"\ndisk full: launch refused ({status.message!r}), agent alive, "
