@@ -140,6 +140,27 @@ class Auth:
         return auth_middleware
 
 
+def api_guard(auth: Auth, obj: str, read: str = "view_state", write: str = "manage",
+              public: Iterable[str] = PUBLIC_PATHS) -> list[Callable[..., Any]]:
+    """Middlewares for a framework API: authenticate every request (but ``public``
+    paths), then require ``read`` on ``obj`` for GET/HEAD and ``write`` otherwise."""
+    public_paths = frozenset(public)
+
+    @web.middleware
+    async def authorize(request: web.Request,
+                        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                        ) -> web.StreamResponse:
+        if request.path not in public_paths:
+            action = read if request.method in ("GET", "HEAD", "OPTIONS") else write
+            try:
+                auth.require(request, action, obj)
+            except HTTPError as exc:
+                return error_response(exc.status, exc.message)
+        return await handler(request)
+
+    return [auth.middleware(public_paths), authorize]
+
+
 def load_auth(credentials: Path | None, acls: Path | None) -> Auth:
     """Read the files (either may be None).  Raises ``AuthConfigError``."""
     auth = Auth()

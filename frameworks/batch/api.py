@@ -29,6 +29,7 @@ from aiohttp import web
 from frameworks.batch.model import SpecError, parse_job
 from frameworks.batch.records import Attempt, Run
 from frameworks.batch.views import job_json, queue_json, run_json, run_summary
+from mesoslite.auth import Auth, api_guard
 from mesoslite.httpapi import HTTPError, json_response, make_app, read_json
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ MAX_LIST = 500
 
 def build_app(server: BatchServer) -> web.Application:
     api = Api(server)
-    app = make_app()
+    app = make_app(middlewares=api_guard(server.config.auth or Auth(), "batch",
+                                         write="manage_job", public={"/health"}))
     r = app.router
     r.add_get("/health", api.health)
     r.add_get("/v1/info", api.info)

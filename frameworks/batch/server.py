@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from frameworks.batch.scheduler import BatchScheduler, SchedulerConfig
 from frameworks.batch.state import BatchState
 from frameworks.batch.store import BatchStore, Journal
 from frameworks.common.sse import SseBroadcaster
+from mesoslite.auth import Auth
 from mesoslite.clock import Clock, SystemClock
 from mesoslite.messages.mesos import ID, FrameworkInfo
 from mesoslite.scheduler import Driver, DriverAborted
@@ -52,6 +54,9 @@ class BatchConfig:
     failover_timeout: float = WEEK  # how long the master keeps our tasks while we are down
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     driver_backoff_max: float = 5.0
+    driver_options: dict[str, Any] = field(default_factory=dict)  # authorization, TLS
+    auth: Auth | None = None  # who may call the API (None: anyone; loopback only)
+    ssl_context: ssl.SSLContext | None = None  # serve HTTPS
 
 
 class BatchServer:
@@ -91,10 +96,12 @@ class BatchServer:
                  fid or "(new)")
         self._runner = web.AppRunner(build_app(self), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        site = web.TCPSite(self._runner, self.config.host, self.config.port,
+                           ssl_context=self.config.ssl_context)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.url = f"http://{self.config.host}:{port}"
+        scheme = "https" if self.config.ssl_context else "http"
+        self.url = f"{scheme}://{self.config.host}:{port}"
         self.scheduler.start()
         self._driver_task = asyncio.create_task(self._run_driver(), name="batch-driver")
         return self.url
@@ -115,7 +122,8 @@ class BatchServer:
         while not self._stopping:
             self.driver = Driver(self.scheduler, self._framework_info(), self.config.masters,
                                  implicit_acknowledgements=False,
-                                 backoff_max=self.config.driver_backoff_max)
+                                 backoff_max=self.config.driver_backoff_max,
+                                 **self.config.driver_options)
             try:
                 await self.driver.run()
                 return

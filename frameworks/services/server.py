@@ -15,6 +15,7 @@ import contextlib
 import getpass
 import logging
 import socket
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from frameworks.services.launcher import Launcher, LauncherSettings
 from frameworks.services.scheduler import ServicesScheduler
 from frameworks.services.state import SERVICE_PORTS, ServicesState
 from frameworks.services.store import Committer, ServicesStore
+from mesoslite.auth import Auth, api_guard
 from mesoslite.clock import Clock
 from mesoslite.httpapi import make_app
 from mesoslite.messages.mesos import ID, FrameworkInfo
@@ -58,6 +60,8 @@ class ServicesConfig:
     sse_replay: int = 4096
     sse_keepalive: float = 15.0
     driver_options: dict[str, Any] = field(default_factory=dict)
+    auth: Auth | None = None  # who may call the API (None: anyone; loopback only)
+    ssl_context: ssl.SSLContext | None = None  # serve HTTPS
 
 
 class ServicesServer:
@@ -111,12 +115,15 @@ class ServicesServer:
         assert self.controller is not None
         leader = f"{config.host}:{config.port}"
         ctx = ApiContext(self.controller, self.bus, self._info(leader))
-        app = make_app(middlewares=[marathon_errors])
+        guard = api_guard(config.auth or Auth(), "services", write="manage_app",
+                          public={"/ping", "/health"})
+        app = make_app(middlewares=[*guard, marathon_errors])
         app.add_routes(AppsApi(ctx).routes() + ClusterApi(ctx).routes()
                        + [events_route(self.bus)])
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.host, config.port)
+        site = web.TCPSite(self._runner, config.host, config.port,
+                           ssl_context=config.ssl_context)
         await site.start()
         port = config.port
         if port == 0:
@@ -125,7 +132,8 @@ class ServicesServer:
             port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
             ctx.info["leader"] = f"{config.host}:{port}"
             ctx.info["http_config"]["http_port"] = port
-        self.url = f"http://{config.host}:{port}"
+        scheme = "https" if config.ssl_context else "http"
+        self.url = f"{scheme}://{config.host}:{port}"
 
     def _info(self, leader: str) -> dict[str, Any]:
         c = self.config

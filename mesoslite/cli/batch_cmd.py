@@ -25,6 +25,7 @@ import click
 from mesoslite.cli.client import master_get, request
 from mesoslite.cli.logs_cmd import find_task
 from mesoslite.cli.runtime import log_options, run_until_signalled, setup_logging
+from mesoslite.cli.security_options import build_security, server_security_options
 
 DEFAULT_SERVER = "http://127.0.0.1:8090"
 ENDED = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -88,18 +89,28 @@ def batch() -> None:
 @click.option("--name", default="batch", show_default=True, help="Framework name.")
 @click.option("--reconcile-interval", default=30.0, show_default=True, type=float,
               help="Seconds between explicit reconciliations.")
+@server_security_options
 @log_options
 def server(master: str, host: str, port: int, work_dir: Path, store_url: str | None,
-           name: str, reconcile_interval: float, log_level: str, log_format: str) -> None:
-    """Run the batch framework: subscribe to the master and serve the API."""
+           name: str, reconcile_interval: float, credentials: Path | None, acls: Path | None,
+           tls_cert: Path | None, tls_key: Path | None, insecure: bool, log_level: str,
+           log_format: str) -> None:
+    """Run the batch framework: subscribe to the master and serve the API.
+
+    A master that requires authentication is reached with MESOSLITE_TOKEN, or
+    MESOSLITE_PRINCIPAL and MESOSLITE_SECRET (and MESOSLITE_CA_FILE for a private CA).
+    """
     from frameworks.batch.scheduler import SchedulerConfig
     from frameworks.batch.server import BatchConfig, BatchServer
+    from mesoslite.cli.client import driver_security
 
+    ssl_context, auth = build_security(host, credentials, acls, tls_cert, tls_key, insecure)
     setup_logging(log_level, log_format)
     config = BatchConfig(masters=[m.strip() for m in master.split(",") if m.strip()],
                          work_dir=work_dir.expanduser(), host=host, port=port,
                          store_url=store_url, name=name,
-                         scheduler=SchedulerConfig(reconcile_interval=reconcile_interval))
+                         scheduler=SchedulerConfig(reconcile_interval=reconcile_interval),
+                         driver_options=driver_security(), auth=auth, ssl_context=ssl_context)
     try:
         srv = BatchServer(config)
     except Exception as exc:  # noqa: BLE001 - any store failure: one line, no traceback

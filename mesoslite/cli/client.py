@@ -91,3 +91,16 @@ def master_get(masters: str, path: str) -> Any:
         except click.ClickException as exc:
             last = exc
     raise last or click.ClickException("no master URL given")
+
+
+def driver_security() -> dict[str, Any]:
+    """Driver options (authorization, TLS) for a framework reaching a secured master,
+    from the same environment variables as the CLI's own requests."""
+    options: dict[str, Any] = {}
+    auth = authorization_header()
+    if auth:
+        options["authorization"] = auth
+    context = _ssl_context()
+    if context is not None:
+        options["ssl_context"] = context
+    return options

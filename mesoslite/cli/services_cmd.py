@@ -8,13 +8,12 @@ the foreground.  It is a group (``invoke_without_command``) so subcommands such 
 from __future__ import annotations
 
 import os
-import ssl
 from pathlib import Path
-from typing import Any
 
 import click
 
 from mesoslite.cli.runtime import log_options, setup_logging
+from mesoslite.cli.security_options import build_security, server_security_options
 
 
 @click.group("services", invoke_without_command=True)
@@ -37,14 +36,14 @@ from mesoslite.cli.runtime import log_options, setup_logging
               help="Seconds between task reconciliations with the master.")
 @click.option("--placement-time-limit", default=0.2, show_default=True, type=float,
               help="Seconds the placement engine may spend per offer round.")
-@click.option("--insecure", is_flag=True,
-              help="Allow a non-loopback --host: the API has no authentication of its own.")
+@server_security_options
 @log_options
 @click.pass_context
 def services(ctx: click.Context, master: str, host: str, port: int, work_dir: Path,
              store_url: str | None, name: str, role: str, failover_timeout: float,
-             reconcile_interval: float, placement_time_limit: float, insecure: bool,
-             log_level: str, log_format: str) -> None:
+             reconcile_interval: float, placement_time_limit: float,
+             credentials: Path | None, acls: Path | None, tls_cert: Path | None,
+             tls_key: Path | None, insecure: bool, log_level: str, log_format: str) -> None:
     """Run the services framework: long-running apps with a Marathon /v2 API.
 
     \b
@@ -61,14 +60,11 @@ def services(ctx: click.Context, master: str, host: str, port: int, work_dir: Pa
     from frameworks.services.controller import ControllerSettings
     from frameworks.services.launcher import LauncherSettings
     from frameworks.services.server import ServicesConfig, run_services
-    from mesoslite.auth import is_loopback
-    from mesoslite.cli.client import authorization_header
+    from mesoslite.cli.client import driver_security
 
     if placement_time_limit <= 0 or reconcile_interval <= 0:
         raise click.UsageError("--placement-time-limit and --reconcile-interval must be > 0")
-    if not is_loopback(host) and not insecure:
-        raise click.UsageError(f"refusing to listen on {host}: the services API has no "
-                               "authentication; give --insecure to accept anyone on the network")
+    ssl_context, auth = build_security(host, credentials, acls, tls_cert, tls_key, insecure)
     setup_logging(log_level, log_format)
     config = ServicesConfig(
         masters=[m.strip() for m in master.split(",") if m.strip()],
@@ -77,17 +73,7 @@ def services(ctx: click.Context, master: str, host: str, port: int, work_dir: Pa
         controller=ControllerSettings(reconcile_interval_s=reconcile_interval),
         launcher=LauncherSettings(time_limit_s=placement_time_limit),
         principal=os.environ.get("MESOSLITE_PRINCIPAL"),
-        driver_options=_driver_security(authorization_header()),
+        driver_options=driver_security(),
+        auth=auth, ssl_context=ssl_context,
     )
     run_services(config)
-
-
-def _driver_security(authorization: str | None) -> dict[str, Any]:
-    """The driver's credentials and CA, from the same variables the CLI reads."""
-    options: dict[str, Any] = {}
-    if authorization:
-        options["authorization"] = authorization
-    ca = os.environ.get("MESOSLITE_CA_FILE")
-    if ca:
-        options["ssl_context"] = ssl.create_default_context(cafile=ca)
-    return options
