@@ -18,6 +18,7 @@ from typing import Any
 import click
 import yaml
 
+from mesoslite import yamlsafe
 from mesoslite.cli.client import request
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -60,7 +61,9 @@ def load_documents(targets: tuple[Path, ...]) -> list[Any]:
     for target in targets:
         for path in _files(target):
             try:
-                loaded = list(yaml.safe_load_all(path.read_text()))
+                loaded = yamlsafe.load_all(path.read_text())
+            except yamlsafe.YamlLimitError as exc:
+                raise click.ClickException(f"{path}: refused: {exc}") from None
             except (yaml.YAMLError, UnicodeDecodeError) as exc:
                 line = getattr(getattr(exc, "problem_mark", None), "line", None)
                 where = f"{path}:{line + 1}" if line is not None else str(path)

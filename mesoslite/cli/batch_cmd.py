@@ -129,12 +129,14 @@ def server(master: str, host: str, port: int, work_dir: Path, store_url: str | N
 def _load_file(path: Path) -> Any:
     import yaml
 
+    from mesoslite import yamlsafe
+
     try:
         text = path.read_text()
     except OSError as exc:
         raise BatchError(f"{path}: {exc.strerror or exc}") from None
     try:
-        return yaml.safe_load(text) if path.suffix != ".json" else json.loads(text)
+        return yamlsafe.load(text) if path.suffix != ".json" else json.loads(text)
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
