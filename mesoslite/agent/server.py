@@ -25,7 +25,7 @@ from mesoslite.agent.sandbox_http import SandboxHTTP
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.tasks import AgentIdentity, TaskManager
 from mesoslite.auth import Auth
-from mesoslite.clock import Clock, SystemClock
+from mesoslite.clock import Clock, ListeningClock, SystemClock
 from mesoslite.httpapi import json_response, make_app
 from mesoslite.messages.agent import (
     AckUpdates,
@@ -81,6 +81,8 @@ class Agent:
         self.ssl_context = ssl_context
         self.master_ssl = master_ssl
         self.clock = clock or SystemClock()
+        # The master link's silence is measured in time this agent could listen.
+        self.listening = ListeningClock()
         self.cp = Checkpoints(config.work_dir)
         self.io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-io")
         self.agent_id: str | None = self.cp.agent_id()
@@ -123,6 +125,7 @@ class Agent:
         self.tasks.identity.port = self.config.port
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self.master_ssl) if self.master_ssl else None)
+        self.listening.start()
         self._loops = [asyncio.create_task(self._link_loop()),
                        asyncio.create_task(self._retry_loop())]
         log.info("agent %s on %s:%d, %d tasks recovered", self.agent_id or "(new)",
@@ -145,6 +148,7 @@ class Agent:
         for loop_task in self._loops:
             loop_task.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
+        self.listening.stop()
         if self._ws is not None:
             await self._ws.close()
         if self._session is not None:
@@ -199,15 +203,20 @@ class Agent:
                                             heartbeat=None) as ws:
             await ws.send_str(encode(self._register_message()).decode())
             silence = self.REGISTER_TIMEOUT
+            heard = self.listening.monotonic()
             while True:
-                try:
-                    frame = await ws.receive(timeout=silence)
-                except TimeoutError:
+                remaining = silence - (self.listening.monotonic() - heard)
+                if remaining <= 0:
                     # The master pings every interval: this much silence means a dead
                     # (perhaps half-open) link. Drop it and register again.
-                    log.warning("no word from master %s for %.0fs: reconnecting", master,
+                    log.warning("no word from master %s for %.1fs: reconnecting", master,
                                 silence)
                     return
+                try:
+                    frame = await ws.receive(timeout=remaining)
+                except TimeoutError:
+                    continue  # re-measured above: a stall of our own is not silence
+                heard = self.listening.monotonic()
                 if frame.type != aiohttp.WSMsgType.TEXT:
                     break
                 message = decode_from_master(frame.data)

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from mesoslite import __version__
 from mesoslite.auth import PRINCIPAL, Auth
-from mesoslite.clock import Clock, SystemClock
+from mesoslite.clock import Clock, ListeningClock
 from mesoslite.httpapi import HTTPError, error_response, json_response, make_app
 from mesoslite.master.agent_link import AgentLink, AgentLinkHandler
 from mesoslite.master.core import MasterConfig
@@ -52,7 +52,8 @@ class MasterServer:
     def __init__(self, config: MasterConfig, store_url: str, clock: Clock | None = None,
                  ssl_context: ssl.SSLContext | None = None, auth: Auth | None = None) -> None:
         self.config = config
-        self.clock = clock or SystemClock()
+        # Agent liveness is judged in time this master could listen (see ListeningClock).
+        self.clock = clock or ListeningClock()
         self.store = MasterStore(store_url)
         self.state = MasterState(str(uuid.uuid4()), config)
         self.events = MasterEvents(self.state)
@@ -86,6 +87,8 @@ class MasterServer:
         recovered.  Masters sharing PostgreSQL return as soon as they listen
         (``wait_elected`` to wait); followers redirect to the leader meanwhile.
         """
+        if isinstance(self.clock, ListeningClock):
+            self.clock.start()
         self._runner = web.AppRunner(self.make_app(), handler_cancellation=True,
                                      access_log=None)
         await self._runner.setup()
@@ -148,6 +151,8 @@ class MasterServer:
             return
         self._stopped = True
         self.stopped_event.set()
+        if isinstance(self.clock, ListeningClock):
+            self.clock.stop()
         for stream in list(self.streams.values()):
             stream.close()
         for link in list(self.links.values()):

@@ -3,6 +3,8 @@ past its timeout, a master restart with reconciliation afterwards."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mesoslite.messages.mesos import Reason, TaskState
@@ -108,3 +110,23 @@ async def test_master_restart_keeps_tasks_and_frameworks(cluster, framework_fact
     assert state["epoch"] == 2
     [framework] = state["frameworks"]
     assert [t["id"] for t in framework["tasks"]] == ["through-restart"]
+
+
+async def test_a_stalled_event_loop_is_not_mistaken_for_lost_agents(cluster, framework):
+    """A master that could not listen (a GC pause, a blocking call, a starved CPU)
+    must not declare its agents unreachable, nor agents drop its link, on waking."""
+    await framework.run_task("steady", "sleep 60")
+    await framework.wait_state("steady", TaskState.TASK_RUNNING)
+    master = cluster.master
+    links_before = {a.agent_id: master.state.agents[a.agent_id].connection
+                    for a in cluster.agents}
+    # Stall the loop shared by master and agents: five times the 0.6 s limit.
+    time.sleep(3.0)  # noqa: ASYNC251 - the fault being injected, not a wait
+    pings = master._ping_seq
+    await wait_for(lambda: master._ping_seq >= pings + 5, 10,
+                   message="five more ping rounds after the stall")
+    assert TaskState.TASK_UNREACHABLE not in framework.sched.states("steady")
+    state = await get_json(cluster.master_url + "/master/state")
+    assert state["unreachable_slaves"] == 0
+    assert {a.agent_id: master.state.agents[a.agent_id].connection
+            for a in cluster.agents} == links_before  # no agent had to reconnect
