@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from frameworks.batch.model import SpecError, parse_job
+from frameworks.batch.observe import install as install_observer
 from frameworks.batch.records import Attempt, Run
 from frameworks.batch.views import job_json, queue_json, run_json, run_summary
 from mesoslite.auth import Auth, api_guard
@@ -60,6 +61,7 @@ def build_app(server: BatchServer) -> web.Application:
     r.add_post("/v1/runs/{run}/actions/rerun", api.rerun)
     r.add_get("/v1/queue", api.queue)
     r.add_get("/v1/events", api.events)
+    install_observer(app, server)  # /metrics, dashboard views, GET / redirect
     return app
 
 

@@ -148,7 +148,8 @@ class Reader:
             return None
         return tuple(value)
 
-    def text_map(self, key: str) -> dict[str, str] | None:
+    def text_map(self, key: str, refs: bool = False) -> dict[str, str] | None:
+        """``refs``: skip ``{secret|config: ...}`` items (read by secret_fields)."""
         value = self.data.get(key)
         if value is None:
             return None
@@ -158,8 +159,9 @@ class Reader:
         out = {}
         for name, item in value.items():
             where = join_path(self.at(key), str(name))
-            if isinstance(item, Mapping) and "secret" in item:
-                self.errors.add(where, "secrets are not supported")
+            if isinstance(item, Mapping) and ("secret" in item or "config" in item):
+                if not refs:
+                    self.errors.add(where, "secrets and config maps are only allowed in env")
             elif isinstance(item, str) or is_number(item) or isinstance(item, bool):
                 out[str(name)] = str(item).lower() if isinstance(item, bool) else str(item)
             else:

@@ -8,7 +8,7 @@ Metronome (DC/OS' job scheduler) describes a job as ``{"id", "description",
 | ``run.cmd`` / ``run.args`` | ``command`` / ``args`` |
 | ``run.cpus``, ``mem``, ``disk``, ``gpus`` | the same |
 | ``run.docker.image`` | ``image`` |
-| ``run.env`` | ``env`` (secrets are refused) |
+| ``run.env``, ``run.secrets``, secret ``run.volumes`` | ``env``, ``secret_files`` (docs/secrets.md) |
 | ``run.placement.constraints[{attribute, operator, value}]`` | ``constraints`` (``EQ`` -> ``IS``) |
 | ``run.restart.policy`` ``ON_FAILURE`` | ``retries: 3`` (Metronome retries until the deadline) |
 | ``run.restart.activeDeadlineSeconds`` | ``timeout`` |
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from frameworks.batch.secret_fields import from_metronome as secrets_from_metronome
 
 ON_FAILURE_RETRIES = 3
 _RUN_KEYS = {"cmd": "command", "args": "args", "cpus": "cpus", "mem": "mem", "disk": "disk",
@@ -46,6 +48,7 @@ def from_metronome(data: Mapping[str, Any]) -> tuple[dict[str, Any], Callable[[s
         if run.get(key) is not None:
             native[target] = run[key]
             paths[target] = f"run.{key}"
+    native.update(secrets_from_metronome(run))  # run.secrets (see secret_fields.py)
     docker = run.get("docker")
     if isinstance(docker, Mapping) and docker.get("image") is not None:
         native["image"] = docker["image"]

@@ -30,7 +30,10 @@ from frameworks.batch.fields import (
     join_path,
     parse_duration,
 )
+from frameworks.batch.secret_fields import env_refs, files_json, secret_files
+from frameworks.batch.volumes import JobVolume, job_volumes
 from frameworks.common.backoff import BackoffPolicy
+from frameworks.common.secret_refs import Ref
 from mesoslite.placement import Constraint, PlacementInputError
 
 MAIN_STEP = "main"
@@ -41,7 +44,7 @@ MAX_COMPLETIONS = 100_000
 
 TASK_FIELDS = ("command", "args", "image", "cpus", "mem", "disk", "gpus", "env", "constraints",
                "parallelism", "completions", "retries", "backoff", "timeout", "gang",
-               "kill_grace")
+               "kill_grace", "secret_files", "volumes")
 STEP_FIELDS = ("name", "depends_on", "allow_failure", *TASK_FIELDS)
 JOB_FIELDS = ("id", "description", "user", "labels", "priority", "schedule", "schedules",
               "steps", *TASK_FIELDS)
@@ -96,6 +99,10 @@ class StepSpec:
     kill_grace: float | None = None
     depends_on: tuple[str, ...] = ()
     allow_failure: bool = False
+    # References to stored secrets/config maps (names only; docs/secrets.md).
+    secret_env: Mapping[str, Ref] = field(default_factory=dict)
+    secret_files: tuple[tuple[str, Ref], ...] = ()
+    volumes: tuple[JobVolume, ...] = ()  # host paths, named Docker volumes (volumes.py)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -103,7 +110,10 @@ class StepSpec:
             "allow_failure": self.allow_failure, "command": self.command,
             "args": list(self.args) if self.args is not None else None, "image": self.image,
             "cpus": self.cpus, "mem": self.mem, "disk": self.disk, "gpus": self.gpus,
-            "env": dict(self.env), "constraints": [list(c) for c in self.constraints],
+            "env": {**self.env, **{k: r.to_json() for k, r in self.secret_env.items()}},
+            "secret_files": files_json(self.secret_files),
+            "volumes": [v.to_json() for v in self.volumes],
+            "constraints": [list(c) for c in self.constraints],
             "parallelism": self.parallelism, "completions": self.completions,
             "retries": self.retries,
             "backoff": {"initial": self.backoff.initial, "factor": self.backoff.factor,
@@ -196,7 +206,10 @@ def _task_fields(reader: Reader) -> dict[str, Any]:
         "mem": reader.number("mem", 0.0, 16_777_216.0, low_open=True),
         "disk": reader.number("disk", 0.0),
         "gpus": reader.number("gpus", 0.0, 1024.0),
-        "env": reader.text_map("env"),
+        "env": reader.text_map("env", refs=True),
+        "secret_env": env_refs(reader),
+        "secret_files": secret_files(reader),
+        "volumes": job_volumes(reader),
         "constraints": _constraints(reader),
         "parallelism": reader.integer("parallelism", 1, MAX_COMPLETIONS),
         "completions": reader.integer("completions", 1, MAX_COMPLETIONS),

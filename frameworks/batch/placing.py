@@ -27,6 +27,7 @@ from frameworks.batch.fairshare import Waiting
 from frameworks.batch.model import StepSpec
 from frameworks.batch.reconcile import Unit
 from frameworks.batch.records import Run, attempt_id
+from frameworks.common.secret_refs import volume as secret_volume
 from frameworks.common.taskinfo import DockerSpec, TaskSpec, build_task
 from mesoslite.messages.mesos import TaskInfo
 from mesoslite.placement import Agent, Problem, Running, Task
@@ -154,7 +155,10 @@ def task_info_for(run: Run, step: StepSpec, index: int, number: int, agent_id: s
         name=f"{run.job_id}.{step.name}[{index}]", cmd=step.command,
         argv=list(step.args) if step.args else None, cpus=step.cpus, mem=step.mem,
         disk=step.disk, gpus=step.gpus, env=env, labels=labels,
-        docker=DockerSpec(step.image) if step.image else None, kill_grace_s=step.kill_grace)
+        docker=DockerSpec(step.image) if step.image else None, kill_grace_s=step.kill_grace,
+        secret_env=step.secret_env,
+        volumes=[*(v.to_mesos() for v in step.volumes),
+                 *(secret_volume(path, ref) for path, ref in step.secret_files)])
     return build_task(spec, aid, agent_id)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from frameworks.common.secret_refs import Ref, env_variable
 from mesoslite.messages.mesos import (
     CommandInfo,
     ContainerInfo,
@@ -21,6 +22,7 @@ from mesoslite.messages.mesos import (
     DockerInfo,
     DockerNetwork,
     DurationInfo,
+    Environment,
     HealthCheck,
     HealthCheckType,
     HTTPCheckInfo,
@@ -130,12 +132,21 @@ class TaskSpec:
     kill_grace_s: float | None = None
     discovery_name: str | None = None
     port_names: Sequence[str | None] = ()
+    # Mesos volumes (host paths, named Docker volumes, persistent volumes): added to
+    # the Docker container, or to a MESOS container for a command task.
+    volumes: Sequence[Volume] = ()
+    # Variables whose values the master resolves from stored secrets / config maps
+    # (never a value here; see frameworks/common/secret_refs.py, docs/secrets.md).
+    secret_env: Mapping[str, Ref] = field(default_factory=dict)
 
 
 def build_task(spec: TaskSpec, task_id: str, agent_id: str, ports: Sequence[int] = ()
                ) -> TaskInfo:
     """The ``TaskInfo`` for ``spec`` on ``agent_id`` with the chosen host ``ports``."""
     container = spec.docker.to_mesos() if spec.docker else None
+    if spec.volumes:
+        container = container or ContainerInfo(type=ContainerType.MESOS)
+        container.volumes = [*container.volumes, *spec.volumes]
     argv = list(spec.argv) if spec.argv else None
     if container is not None and spec.cmd is None and argv:
         info = task_info(spec.name, task_id, agent_id, cmd=None, argv=None, container=container,
@@ -150,6 +161,12 @@ def build_task(spec: TaskSpec, task_id: str, agent_id: str, ports: Sequence[int]
                          container=container, cpus=spec.cpus, mem=spec.mem, disk=spec.disk,
                          gpus=spec.gpus, ports=ports, env=spec.env, labels=spec.labels,
                          health_check=spec.check.to_mesos() if spec.check else None)
+    if spec.secret_env:
+        assert info.command is not None
+        env = info.command.environment or Environment()
+        env.variables = [*env.variables, *(env_variable(var, ref)
+                                           for var, ref in sorted(spec.secret_env.items()))]
+        info.command.environment = env
     if spec.kill_grace_s is not None:
         info.kill_policy = KillPolicy(
             grace_period=DurationInfo(nanoseconds=int(spec.kill_grace_s * 1e9)))

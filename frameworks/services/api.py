@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from frameworks.services import operations
+from frameworks.services import operations, volume_ops
 from frameworks.services.apiutil import (
     ApiContext,
     app_info,
@@ -164,6 +164,8 @@ class AppsApi:
     async def delete(self, request: web.Request, app_id: str) -> web.Response:
         d = operations.delete_app(self.ctx.state, normalize_id(app_id),
                                   self.ctx.controller.now(), flag(request, "force"))
+        if flag(request, "wipe"):  # and destroy its persistent volumes (docs/storage.md)
+            volume_ops.wipe(self.ctx.state, normalize_id(app_id))
         await self.ctx.commit()
         return json_response(deployment_result(d.id, d.version))
 

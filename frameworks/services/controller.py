@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 
 from frameworks.common.backoff import BackoffPolicy, LaunchBackoff
-from frameworks.services import operations
+from frameworks.services import operations, volume_ops
 from frameworks.services.events import status_event
 from frameworks.services.health import HealthProber
 from frameworks.services.queue import QueueStats
@@ -194,7 +194,8 @@ class Controller:
         decline filters); suppress when nothing waits."""
         if self.driver is None or not self.driver.subscribed:
             return
-        want = sum(plan.launches.values())
+        # wiped persistent volumes need an offer of their agent to be destroyed
+        want = sum(plan.launches.values()) + volume_ops.destroys_waiting(self.state)
         try:
             if want and (self._suppressed or want > self._last_want):
                 await self.driver.revive()

@@ -31,13 +31,31 @@ from frameworks.common.offers import (
     placement_agents,
 )
 from frameworks.common.taskinfo import build_task
+from frameworks.services import volume_ops
 from frameworks.services.controller import Controller
+from frameworks.services.linking import HOST_GATEWAY, linked_spec
 from frameworks.services.model import App
 from frameworks.services.state import service_ports
 from frameworks.services.tasks import TaskRecord
 from frameworks.services.taskspec import new_task_id, task_spec
+from frameworks.services.volumes import (
+    PIN_ATTRIBUTE,
+    Reservation,
+    is_resident,
+    new_reservation,
+    pinned_group,
+    resident_slots,
+)
 from mesoslite.messages.mesos import Filters, Offer, TaskInfo
-from mesoslite.placement import Placement, PlacementInputError, Problem, Running, Task, place
+from mesoslite.placement import (
+    Agent,
+    Placement,
+    PlacementInputError,
+    Problem,
+    Running,
+    Task,
+    place,
+)
 from mesoslite.scheduler import CallError, Driver, DriverError
 
 log = logging.getLogger(__name__)
@@ -50,6 +68,9 @@ class LauncherSettings:
     refuse_waiting_s: float = 5.0  # decline filter while instances still wait
     refuse_idle_s: float = 60.0  # decline filter when nothing waits
     workers: int = 1
+    # Where Docker tasks reach the agent host's load balancer (host entries naming
+    # the apps; docs/discovery.md); None: no host entries.
+    lb_address: str | None = HOST_GATEWAY
 
 
 class Launcher:
@@ -57,13 +78,15 @@ class Launcher:
         self.controller = controller
         self.settings = settings or LauncherSettings()
         self.launched = 0
+        self._pins: dict[str, Reservation] = {}  # this round's slots -> their reservation
 
     async def offers(self, driver: Driver, offers: list[Offer]) -> None:
         async with self.controller.lock:
             await self._round(driver, offers)
 
     async def _round(self, driver: Driver, offers: list[Offer]) -> None:
-        groups = group_offers(offers)
+        groups = await volume_ops.destroy_volumes(self.controller.state, driver,
+                                                  group_offers(offers))
         plan = self.controller.plan()
         launches = plan.launches if self.controller.reconciled else {}
         if not launches:
@@ -98,17 +121,27 @@ class Launcher:
         state = self.controller.state
         fixed = {p for app in apps.values() for p in app.host_ports_requested if p}
         agents = placement_agents(groups.values(), fixed)
+        if state.reservations:  # instances with persistent volumes are pinned by it
+            agents = [Agent(a.id, a.resources, a.ports, {**a.attributes, PIN_ATTRIBUTE: a.id})
+                      for a in agents]
+        live = set(state.tasks)
+        self._pins = {}
         tasks, slots, running = [], {}, []
         for app_id, app in apps.items():
             demand = {k: v for k, v in (("cpus", app.cpus), ("mem", app.mem),
                                          ("disk", app.disk), ("gpus", float(app.gpus))) if v}
             requested = app.host_ports_requested
             demand.update({fixed_port_resource(p): 1.0 for p in requested if p})
-            for i in range(launches[app_id]):
+            count, pins = resident_slots(app, launches[app_id], state.reservations, live)
+            for i in range(count):
                 slot = f"{app_id}#{i}"
                 slots[slot] = app_id
-                tasks.append(Task(slot, demand, ports=requested.count(0), group=app_id,
-                                  constraints=tuple(tuple(c) for c in app.constraints)))
+                group, constraints = app_id, tuple(tuple(c) for c in app.constraints)
+                if i in pins:
+                    self._pins[slot] = pins[i]
+                    group, constraints = pinned_group(app_id, pins[i])
+                tasks.append(Task(slot, demand, ports=requested.count(0), group=group,
+                                  constraints=constraints))
             running += [Running(app_id, t.agent_id, t.attributes or {"hostname": t.hostname})
                         for t in state.app_tasks(app_id) if t.kill_requested_at is None]
         problem = Problem(agents, tasks, running, objective=self.settings.objective,
@@ -138,7 +171,14 @@ class Launcher:
                 attributes=dict(group.attributes), ports=ports,
                 service_ports=service_ports(app))
             state.put_task(record)
-            by_agent[agent_id].append(build_task(task_spec(app, ports), task_id, agent_id, ports))
+            reservation = self._pins.get(slot) or (new_reservation(
+                app_id, agent_id, group.hostname, now, group.attributes)
+                if is_resident(app) else None)
+            if reservation is not None:
+                record.local_volumes = volume_ops.bind(state, app, reservation, task_id)
+            spec = linked_spec(task_spec(app, ports, reservation), app, state,
+                               self.settings.lb_address)
+            by_agent[agent_id].append(build_task(spec, task_id, agent_id, ports))
         return by_agent
 
     async def _accept(self, driver: Driver, groups: dict[str, AgentOffers],

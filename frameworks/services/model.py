@@ -28,7 +28,7 @@ HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTP
 
 # Marathon fields mesoslite accepts and echoes but does not act on (see docs/services.md).
 PASSTHROUGH_FIELDS = (
-    "acceptedResourceRoles", "executor", "fetch", "uris", "user", "residency", "secrets",
+    "acceptedResourceRoles", "executor", "fetch", "uris", "user", "residency",
     "storeUrls", "ipAddress", "role", "unreachableStrategy", "tty",
 )
 
@@ -67,10 +67,37 @@ class Docker(Base):
     force_pull_image: bool = False
 
 
+class PersistentVolumeInfo(Base):
+    """Marathon's local persistent volume: ``size`` in MB (see volumes.py)."""
+
+    size: float = 0.0
+    type: str = "root"
+
+
+class ExternalVolumeInfo(Base):
+    """Marathon's external volume; provider ``dvdi`` is a named Docker volume (driver
+    in ``options["dvdi/driver"]``, default ``local``)."""
+
+    name: str | None = None
+    provider: str = "dvdi"
+    options: dict[str, str] = {}
+
+
 class ContainerVolume(Base):
     container_path: str
     host_path: str | None = None
     mode: str = "RW"
+    persistent: PersistentVolumeInfo | None = None
+    external: ExternalVolumeInfo | None = None
+    secret: str | None = None  # an id in App.secrets: read-only files (docs/secrets.md)
+
+
+class AppSecret(Base):
+    """DC/OS' ``secrets`` entry: ``source`` names a stored secret (``config:NAME``: a
+    config map), ``key`` one of its keys (mesoslite; see docs/secrets.md)."""
+
+    source: str
+    key: str | None = None
 
 
 class Container(Base):
@@ -126,6 +153,15 @@ class VersionInfo(Base):
     last_config_change_at: str
 
 
+class AutoscaleSpec(msgspec.Struct, omit_defaults=True, forbid_unknown_fields=True):
+    """``autoscale`` (snake_case, as written in the issue; see autoscale.py)."""
+
+    min: int = 1
+    max: int = 1
+    target_cpu_utilization: float = 0.5
+    cooldown_seconds: float = 60.0
+
+
 class App(Base):
     """One app definition at one version (validated; see ``validation.parse_app``)."""
 
@@ -154,6 +190,8 @@ class App(Base):
     require_ports: bool = False
     dependencies: list[str] = []
     task_kill_grace_period_seconds: float | None = None
+    autoscale: AutoscaleSpec | None = None
+    secrets: dict[str, AppSecret] = {}  # referenced by env and volumes
     version: str | None = None
     version_info: VersionInfo | None = None
     passthrough: dict[str, Any] = {}
@@ -220,9 +258,10 @@ class App(Base):
 
 
 def config_of(app: App) -> dict[str, Any]:
-    """What decides a task's configuration: everything but instances and versions."""
+    """What decides a task's configuration: everything but instances, versions and the
+    autoscaling policy."""
     data = msgspec.to_builtins(app)
-    for key in ("instances", "version", "versionInfo"):
+    for key in ("instances", "version", "versionInfo", "autoscale"):
         data.pop(key, None)
     return data
 
@@ -305,6 +344,11 @@ def app_json(app: App) -> dict[str, Any]:
         out["taskKillGracePeriodSeconds"] = _num(app.task_kill_grace_period_seconds)
     if app.network == "host":
         out["ports"] = [p.port for p in app.port_definitions or []]
+    if app.autoscale is not None:  # only apps that set it (strict clients use labels)
+        out["autoscale"] = {f: getattr(app.autoscale, f)  # every field, defaults too
+                            for f in app.autoscale.__struct_fields__}
+    if app.secrets:  # names of stored objects only, never values
+        out["secrets"] = msgspec.to_builtins(app.secrets)
     out.update(app.passthrough)
     return out
 

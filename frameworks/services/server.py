@@ -25,10 +25,14 @@ from aiohttp import web
 from frameworks.common.sse import SseBroadcaster
 from frameworks.services.api import AppsApi
 from frameworks.services.api_cluster import ClusterApi
+from frameworks.services.api_usage import UsageApi
 from frameworks.services.apiutil import ApiContext, marathon_errors
+from frameworks.services.autoscaler import Autoscaler, AutoscaleSettings, MasterUsage
 from frameworks.services.controller import Controller, ControllerSettings
+from frameworks.services.discovery import Discovery
 from frameworks.services.events import events_route
 from frameworks.services.launcher import Launcher, LauncherSettings
+from frameworks.services.observe import install as install_observer
 from frameworks.services.scheduler import ServicesScheduler
 from frameworks.services.state import SERVICE_PORTS, ServicesState
 from frameworks.services.store import Committer, ServicesStore
@@ -62,6 +66,10 @@ class ServicesConfig:
     driver_options: dict[str, Any] = field(default_factory=dict)
     auth: Auth | None = None  # who may call the API (None: anyone; loopback only)
     ssl_context: ssl.SSLContext | None = None  # serve HTTPS
+    autoscale: AutoscaleSettings = field(default_factory=AutoscaleSettings)
+    dns_host: str = "127.0.0.1"  # the DNS responder (docs/discovery.md)
+    dns_port: int | None = None  # None: no DNS responder; 0: any free port
+    dns_domain: str = "mesoslite."
 
 
 class ServicesServer:
@@ -76,7 +84,10 @@ class ServicesServer:
         self.store: ServicesStore | None = None
         self.state = ServicesState(service_ports=SERVICE_PORTS)
         self.bus = SseBroadcaster(replay=config.sse_replay, keepalive=config.sse_keepalive)
+        self.discovery = Discovery(self.state, self.bus, clock, config.dns_host,
+                                   config.dns_port, config.dns_domain)
         self.controller: Controller | None = None
+        self.autoscaler: Autoscaler | None = None
         self.launcher: Launcher | None = None
         self.scheduler: ServicesScheduler | None = None
         self.driver: Driver | None = None
@@ -94,14 +105,19 @@ class ServicesServer:
         self.store = await asyncio.to_thread(ServicesStore, self.store_url)
         snapshot = await asyncio.to_thread(self.store.load)
         self.state.load(snapshot.apps, snapshot.versions, snapshot.deployments,
-                        snapshot.tasks, snapshot.meta)
+                        snapshot.tasks, snapshot.meta, snapshot.reservations)
         committer = Committer(self.store, self.state, self._publish)
         self.controller = Controller(self.state, committer, config.controller, self.clock)
+        self.autoscaler = Autoscaler(self.controller, config.autoscale, MasterUsage(
+            self.controller, config.driver_options.get("authorization"),
+            config.driver_options.get("ssl_context")))
         self.launcher = Launcher(self.controller, config.launcher)
         self.scheduler = ServicesScheduler(self.controller, self.launcher)
+        await self.discovery.start()
         await self._serve_http()
         self._tasks.append(asyncio.create_task(self.controller.run(), name="services-control"))
         self._tasks.append(asyncio.create_task(self._drive(), name="services-driver"))
+        self._tasks.append(asyncio.create_task(self.autoscaler.run(), name="services-autoscale"))
         log.info("services framework listening on %s (store %s, %d apps)", self.url,
                  self.store_url.split("@")[-1], len(self.state.apps))
         return self.url
@@ -109,6 +125,7 @@ class ServicesServer:
     def _publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         for event_type, payload in events:
             self.bus.publish(event_type, payload)
+        self.discovery.refresh()  # after every commit: endpoints, their events, DNS
 
     async def _serve_http(self) -> None:
         config = self.config
@@ -118,8 +135,11 @@ class ServicesServer:
         guard = api_guard(config.auth or Auth(), "services", write="manage_app",
                           public={"/ping", "/health"})
         app = make_app(middlewares=[*guard, marathon_errors])
-        app.add_routes(AppsApi(ctx).routes() + ClusterApi(ctx).routes()
-                       + [events_route(self.bus)])
+        assert self.autoscaler is not None
+        app.add_routes(UsageApi(ctx, self.autoscaler).routes()  # before /v2/apps/{path}
+                       + AppsApi(ctx).routes() + ClusterApi(ctx).routes()
+                       + [events_route(self.bus)] + self.discovery.routes())
+        install_observer(app, self)  # /metrics, dashboard views, GET / redirect
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.port,
@@ -190,9 +210,12 @@ class ServicesServer:
                     await asyncio.wait_for(asyncio.shield(task), 10)
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.discovery.stop()
         await self.bus.close()
         if self.controller is not None:
             await self.controller.readiness.close()
+            if self.autoscaler is not None:
+                await self.autoscaler.close()
             await self.controller.health.close()
             with contextlib.suppress(Exception):
                 await self.controller.committer.commit()
@@ -218,8 +241,8 @@ def run_services(config: ServicesConfig) -> None:
     run_until_signalled(start, server.stop)
 
 
-def hosted(master: str, work_dir: Path, port: int = 8080, host: str = "127.0.0.1"
-           ) -> ServicesServer:
+def hosted(master: str, work_dir: Path, port: int = 8080, host: str = "127.0.0.1",
+           dns_port: int | None = None) -> ServicesServer:
     """The services framework as ``mesoslite up`` hosts it (store in ``work_dir/services``)."""
     return ServicesServer(ServicesConfig(masters=[master], work_dir=work_dir / "services",
-                                         host=host, port=port))
+                                         host=host, port=port, dns_port=dns_port))

@@ -20,6 +20,7 @@ from frameworks.services.deployments import Deployment
 from frameworks.services.model import App, timestamp
 from frameworks.services.tasks import FAILURE_STATES, TaskRecord
 from frameworks.services.views import AppView, DeploymentView
+from frameworks.services.volumes import Reservation, effective_strategy
 from mesoslite.messages.mesos import TaskState, TaskStatus
 
 SERVICE_PORTS = (10000, 20000)  # Marathon's --local_port_min / --local_port_max
@@ -47,9 +48,11 @@ class Changes:
     deployments: dict[str, Deployment | None] = field(default_factory=dict)
     tasks: dict[str, TaskRecord | None] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    reservations: dict[str, Reservation | None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
-        return bool(self.apps or self.versions or self.deployments or self.tasks or self.meta)
+        return bool(self.apps or self.versions or self.deployments or self.tasks or self.meta
+                    or self.reservations)
 
 
 @dataclass
@@ -74,6 +77,7 @@ class ServicesState:
         self.versions: dict[str, dict[str, App]] = {}
         self.deployments: dict[str, Deployment] = {}
         self.tasks: dict[str, TaskRecord] = {}
+        self.reservations: dict[str, Reservation] = {}  # persistent volumes (volumes.py)
         self.framework_id: str | None = None
         self.last_failure: dict[str, dict[str, Any]] = {}
         self.changes = Changes()
@@ -83,8 +87,9 @@ class ServicesState:
 
     def load(self, apps: Iterable[App], versions: Iterable[App],
              deployments: Iterable[Deployment], tasks: Iterable[TaskRecord],
-             meta: dict[str, str]) -> None:
+             meta: dict[str, str], reservations: Iterable[Reservation] = ()) -> None:
         """Restore from the store (no changes recorded)."""
+        self.reservations.update({r.id: r for r in reservations})
         for app in apps:
             self.apps[app.id] = app
         for version in versions:
@@ -260,10 +265,10 @@ def decode_app(data: dict[str, Any]) -> App:
 
 
 def app_view(app: App, ready_at: float = 0.0) -> AppView:
+    min_health, max_over = effective_strategy(app)
     return AppView(
         id=app.id, instances=app.instances, config_version=app.config_version,
-        min_health_capacity=app.upgrade_strategy.minimum_health_capacity,
-        max_over_capacity=app.upgrade_strategy.maximum_over_capacity,
+        min_health_capacity=min_health, max_over_capacity=max_over,
         kill_selection=app.kill_selection, has_health_checks=app.has_health_checks,
         has_readiness_checks=bool(app.readiness_checks),
         dependencies=tuple(app.dependencies), launch_ready_at=ready_at,

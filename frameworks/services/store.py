@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -24,6 +24,7 @@ from frameworks.services.deployments import Deployment
 from frameworks.services.model import App
 from frameworks.services.state import Changes, ServicesState, decode_app, encode_app
 from frameworks.services.tasks import TaskRecord
+from frameworks.services.volumes import Reservation
 from mesoslite.store.db import make_engine, redact_url
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ tasks_table = Table("services_tasks", metadata,
                     Column("id", String(600), primary_key=True),
                     Column("app_id", String(512), nullable=False, index=True),
                     Column("data", Text, nullable=False))
+reservations_table = Table("services_reservations", metadata,
+                           Column("id", String(64), primary_key=True),
+                           Column("app_id", String(512), nullable=False),
+                           Column("data", Text, nullable=False))
 
 _enc = msgspec.json.Encoder()
 
@@ -57,6 +62,7 @@ class Snapshot:
     deployments: list[Deployment]
     tasks: list[TaskRecord]
     meta: dict[str, str]
+    reservations: list[Reservation] = field(default_factory=list)
 
 
 class ServicesStore:
@@ -81,7 +87,9 @@ class ServicesStore:
             tasks = [msgspec.json.decode(r[0], type=TaskRecord)
                      for r in conn.execute(select(tasks_table.c.data))]
             meta = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
-        return Snapshot(apps, versions, deployments, tasks, meta)
+            reservations = [msgspec.json.decode(r[0], type=Reservation)
+                            for r in conn.execute(select(reservations_table.c.data))]
+        return Snapshot(apps, versions, deployments, tasks, meta, reservations)
 
     def apply(self, changes: Changes) -> None:
         """All of ``changes`` or (on an exception) none of it."""
@@ -100,6 +108,9 @@ class ServicesStore:
                 if v else None for k, v in changes.tasks.items()})
             _write(conn, meta_table, ["key"], {
                 (k,): {"key": k, "value": v} for k, v in changes.meta.items()})
+            _write(conn, reservations_table, ["id"], {
+                (k,): {"id": k, "app_id": v.app_id, "data": _json(msgspec.to_builtins(v))}
+                if v else None for k, v in changes.reservations.items()})
 
 
 def _json(doc: Any) -> str:
@@ -127,8 +138,8 @@ def _write(conn: Any, table: Table, keys: list[str],
 
 
 class Committer:
-    """Makes ``state``'s pending changes durable, then hands their events to
-    ``publish``.  Concurrent ``commit()`` calls share writes (group commit).  A failed
+    """Makes ``state``'s pending changes durable, then hands their events (maybe
+    none) to ``publish``.  Concurrent ``commit()`` calls share writes (group commit).  A failed
     write is retried with backoff until it succeeds: an acknowledged change is never
     dropped, and callers wait rather than being told something false."""
 
@@ -159,5 +170,6 @@ class Committer:
                                 redact_url(self.store.url), exc, delay)
                     await asyncio.sleep(delay)
                     delay = min(self.retry_max, delay * 2)
-            if events:
-                self.publish(events)
+            # Even with no events: the publish hook follows every committed state
+            # (service discovery's endpoints change on kills that emit nothing).
+            self.publish(events)

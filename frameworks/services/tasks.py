@@ -49,6 +49,7 @@ class TaskRecord(msgspec.Struct, omit_defaults=True):
     kill_reason: str | None = None
     kill_is_failure: bool = False  # killed for failing its checks: counts for backoff
     message: str | None = None
+    local_volumes: list[dict[str, str]] = []  # persistent volumes (Marathon's shape)
 
     @property
     def running(self) -> bool:
@@ -108,7 +109,7 @@ def task_json(task: TaskRecord, has_health_checks: bool, role: str = "*") -> dic
         "version": task.version,
         "state": task.state,
         "ipAddresses": [{"ipAddress": task.address, "protocol": "IPv4"}] if task.address else [],
-        "localVolumes": [],
+        "localVolumes": [dict(v) for v in task.local_volumes],
         "role": role,
     }
     if has_health_checks and task.healthy is not None:

@@ -11,7 +11,9 @@ import re
 import uuid
 
 from frameworks.common.taskinfo import CheckSpec, DockerSpec, TaskSpec
+from frameworks.services.app_secrets import secret_env, secret_volumes
 from frameworks.services.model import App, HealthCheck
+from frameworks.services.volumes import Reservation, mesos_volumes
 
 
 def new_task_id(app_id: str) -> str:
@@ -19,9 +21,10 @@ def new_task_id(app_id: str) -> str:
     return f"{app_id.strip('/').replace('/', '_')}.{uuid.uuid4().hex}"
 
 
-def task_spec(app: App, ports: list[int]) -> TaskSpec:
+def task_spec(app: App, ports: list[int], reservation: Reservation | None = None) -> TaskSpec:
     """What to launch for ``app`` given the host ``ports`` chosen for this task (one
-    per ``app.host_ports_requested`` entry, in order)."""
+    per ``app.host_ports_requested`` entry, in order) and, for a resident app, the
+    instance's reservation (its persistent volumes)."""
     docker = None
     if app.docker_image is not None:
         assert app.container is not None and app.container.docker is not None
@@ -34,9 +37,7 @@ def task_spec(app: App, ports: list[int]) -> TaskSpec:
         docker = DockerSpec(
             image=d.image, network="BRIDGE" if app.network == "bridge" else "HOST",
             port_mappings=mappings, privileged=d.privileged,
-            parameters=[(p.key, p.value) for p in d.parameters], force_pull=d.force_pull_image,
-            volumes=[(v.container_path, v.host_path or "", v.mode)
-                     for v in app.container.volumes])
+            parameters=[(p.key, p.value) for p in d.parameters], force_pull=d.force_pull_image)
     return TaskSpec(
         name=app.id.strip("/").replace("/", "."),
         cmd=app.cmd, argv=list(app.args) if app.args is not None else None,
@@ -46,6 +47,8 @@ def task_spec(app: App, ports: list[int]) -> TaskSpec:
                if app.agent_check is not None else None),
         kill_grace_s=app.task_kill_grace_period_seconds,
         discovery_name=app.id.strip("/").replace("/", "."), port_names=app.port_names,
+        volumes=[*mesos_volumes(app, reservation), *secret_volumes(app)],
+        secret_env=secret_env(app),
     )
 
 

@@ -18,6 +18,9 @@ from typing import Any
 
 import msgspec
 
+from frameworks.services.app_secrets import secret_errors
+from frameworks.services.autoscale import spec_errors, spec_from_labels
+from frameworks.services.endpoints import STRATEGIES, STRATEGY_LABEL
 from frameworks.services.model import (
     BRIDGE,
     DEPLOYMENT_TIMEOUT_LABEL,
@@ -29,24 +32,25 @@ from frameworks.services.model import (
     Network,
     PortDefinition,
 )
+from frameworks.services.volumes import volume_errors
 from mesoslite.placement import Constraint, PlacementInputError
 
 SEGMENT = re.compile(r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*"
                      r"([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$")
 # Route words: /v2/apps/{id}/tasks etc. would be ambiguous with an app of that name.
-RESERVED_SEGMENTS = frozenset({"tasks", "versions", "restart"})
+RESERVED_SEGMENTS = frozenset({"tasks", "versions", "restart", "autoscale", "volumes"})
 READ_ONLY_FIELDS = (
     "tasks", "deployments", "tasksRunning", "tasksStaged", "tasksHealthy", "tasksUnhealthy",
     "lastTaskFailure", "taskStats", "readinessCheckResults", "version", "versionInfo",
     "passthrough",
 )
+_SNAKE = {"targetCpuUtilization": "target_cpu_utilization",
+          "cooldownSeconds": "cooldown_seconds"}
 LEGACY_NETWORKS = {"HOST": "host", "BRIDGE": BRIDGE}
 NOT_HONOURED = {
     "fetch": "fetch/uris are not downloaded (the agents have no fetcher)",
     "uris": "fetch/uris are not downloaded (the agents have no fetcher)",
     "user": "user is ignored: tasks run as the agent's user",
-    "residency": "residency (local persistent volumes) is not supported",
-    "secrets": "secrets are not supported",
     "storeUrls": "storeUrls are ignored",
     "ipAddress": "ipAddress (IP-per-task) is not supported",
     "acceptedResourceRoles": "acceptedResourceRoles is ignored: apps use the framework's role",
@@ -119,6 +123,8 @@ def parse_app(raw: Any, path_id: str | None = None) -> tuple[App, list[str]]:
     errors = _Errors()
     app_id = _resolve_id(body.get("id"), path_id, errors)
     body["id"] = app_id
+    if isinstance(body.get("autoscale"), dict):  # camelCase spellings too
+        body["autoscale"] = {_SNAKE.get(k, k): v for k, v in body["autoscale"].items()}
     try:
         app = msgspec.convert(body, App)
     except msgspec.ValidationError as exc:
@@ -129,6 +135,7 @@ def parse_app(raw: Any, path_id: str | None = None) -> tuple[App, list[str]]:
     _check_networking(app, errors)
     _check_health(app, errors)
     _check_constraints(app, errors)
+    _check_autoscale_and_volumes(app, errors)
     app.dependencies = [normalize_id(d, app_id.rsplit("/", 1)[0] or "/")
                         for d in app.dependencies]
     errors.raise_any()
@@ -239,14 +246,14 @@ def _check_basics(app: App, errors: _Errors) -> None:
             errors.add(f"/upgradeStrategy/{name}", f"got {value}, expected between 0.0 and 1.0")
     if app.kill_selection not in KILL_SELECTIONS:
         errors.add("/killSelection", f"must be one of {', '.join(KILL_SELECTIONS)}")
-    for key, value in app.env.items():
-        if isinstance(value, dict):
-            errors.add(f"/env/{key}", "secret references are not supported")
-        elif not isinstance(value, str):
-            errors.add(f"/env/{key}", "expected a string")
+    for path, message in secret_errors(app):  # secrets and their env/volume uses
+        errors.add(path, message)
     timeout = app.labels.get(DEPLOYMENT_TIMEOUT_LABEL)
     if timeout is not None and not _positive_number(timeout):
         errors.add(f"/labels/{DEPLOYMENT_TIMEOUT_LABEL}", "must be a number of seconds > 0")
+    strategy = app.labels.get(STRATEGY_LABEL)  # the load balancer's (docs/discovery.md)
+    if strategy is not None and strategy.strip().lower().replace("_", "-") not in STRATEGIES:
+        errors.add(f"/labels/{STRATEGY_LABEL}", f"must be one of {', '.join(STRATEGIES)}")
     for i, dep in enumerate(app.dependencies):
         if id_errors(normalize_id(dep, "/")):
             errors.add(f"/dependencies({i})", f"'{dep}' is not a valid app id")
@@ -303,9 +310,6 @@ def _check_container(app: App, container: Container, errors: _Errors) -> None:
     if container.type == "DOCKER" and (container.docker is None or not container.docker.image):
         errors.add("/container/docker/image", "must not be empty")
     for i, vol in enumerate(container.volumes):
-        if not vol.host_path:
-            errors.add(f"/container/volumes({i})/hostPath",
-                       "only host path volumes are supported")
         if vol.mode.upper() not in ("RW", "RO"):
             errors.add(f"/container/volumes({i})/mode", "must be RW or RO")
     for i, pm in enumerate(container.port_mappings or []):
@@ -351,6 +355,17 @@ def _check_health(app: App, errors: _Errors) -> None:
         if rc.port_name not in names:
             errors.add(f"/readinessChecks({i})/portName",
                        f"no port named '{rc.port_name}' in the app's ports")
+
+
+def _check_autoscale_and_volumes(app: App, errors: _Errors) -> None:
+    if app.autoscale is not None:
+        for name, message in spec_errors(app.autoscale):
+            errors.add(f"/autoscale/{name}", message)
+    else:
+        for label, message in spec_from_labels(app.labels)[1]:
+            errors.add(f"/labels/{label}", message)
+    for path, message in volume_errors(app):
+        errors.add(path, message)
 
 
 def _check_constraints(app: App, errors: _Errors) -> None:

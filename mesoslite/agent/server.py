@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 from aiohttp import web
 
 from mesoslite import __version__
@@ -22,13 +23,17 @@ from mesoslite.agent.containerizers.base import Containerizer
 from mesoslite.agent.health import HealthMonitor
 from mesoslite.agent.metrics import AgentMetrics
 from mesoslite.agent.sandbox_http import SandboxHTTP
+from mesoslite.agent.secrets import AgentSecrets
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.tasks import AgentIdentity, TaskManager
+from mesoslite.agent.usage import AgentVolumes, UsageSampler, monitor_statistics
+from mesoslite.agent.volumes import VolumeManager
 from mesoslite.auth import Auth
 from mesoslite.clock import Clock, ListeningClock, SystemClock
 from mesoslite.httpapi import json_response, make_app
 from mesoslite.messages.agent import (
     AckUpdates,
+    DestroyVolumes,
     FrameworkMessage,
     KillTask,
     Ping,
@@ -41,6 +46,7 @@ from mesoslite.messages.agent import (
     ShutdownFramework,
     StatusUpdate,
     StatusUpdates,
+    Usage,
     decode_from_master,
     encode,
 )
@@ -66,6 +72,8 @@ class AgentConfig:
     status_update_retry: float = 10.0
     reconnect_max: float = 5.0
     agent_secret: str | None = None
+    usage_interval: float = 5.0  # seconds between usage reports (0: none)
+    allowed_host_paths: list[str] = field(default_factory=list)  # host-path volume prefixes
 
 
 class Agent:
@@ -99,6 +107,13 @@ class Agent:
         self.health = HealthMonitor(self.tasks, self.clock)
         self.tasks.on_running = self.health.start
         self.tasks.on_ended = self.health.stop
+        self.volumes = AgentVolumes(self.tasks, VolumeManager(
+            config.work_dir, config.allowed_host_paths), self.io)
+        self.tasks.prepare_spec = self.volumes.prepare
+        self.secrets = AgentSecrets(self.cp, self.io)  # docs/secrets.md
+        self.tasks.secrets = self.secrets
+        self.usage = UsageSampler(self.tasks, self.volumes.volumes, self._send_usage,
+                                  config.usage_interval)
         self.metrics.instrument(self)
         self.max_epoch = 0
         self.last_refusal: str | None = None
@@ -116,6 +131,10 @@ class Agent:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         recovered = list(self.cp.tasks())
         await self.tasks.recover(recovered)
+        # Secret tmpfs mounts of tasks that ended while the agent was down.
+        await self.secrets.sweep([self.cp.sandbox(t.framework_id, t.task_id)
+                                  for t in self.tasks.tasks.values()
+                                  if t.container is not None])
         self._runner = web.AppRunner(self._make_app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port,
@@ -128,6 +147,8 @@ class Agent:
         self.listening.start()
         self._loops = [asyncio.create_task(self._link_loop()),
                        asyncio.create_task(self._retry_loop())]
+        if self.config.usage_interval > 0:
+            self._loops.append(asyncio.create_task(self.usage.run()))
         log.info("agent %s on %s:%d, %d tasks recovered", self.agent_id or "(new)",
                  self.address, self.config.port, len(recovered))
         return self.config.port
@@ -269,9 +290,12 @@ class Agent:
         if isinstance(message, Ping):
             await ws.send_str(encode(Pong(seq=message.seq)).decode())
         elif isinstance(message, RunTasks):
+            values = {(v.framework_id, v.task_id): v for v in message.secrets}
             for launch in message.launches:
+                fid = launch.framework.id.value if launch.framework.id else ""
                 for info in launch.tasks:
-                    self.tasks.start_launch(launch.framework, info)
+                    self.tasks.start_launch(launch.framework, info,
+                                            values.get((fid, info.task_id.value)))
         elif isinstance(message, KillTask):
             asyncio.create_task(self.tasks.kill(message.framework_id, message.task_id,
                                                 message.grace_period_seconds))
@@ -282,6 +306,8 @@ class Agent:
             asyncio.create_task(self.tasks.shutdown_framework(message.framework_id))
         elif isinstance(message, FrameworkMessage):
             self._store_framework_message(message)
+        elif isinstance(message, DestroyVolumes):
+            asyncio.create_task(self.volumes.destroy(message))
 
     def _store_framework_message(self, message: FrameworkMessage) -> None:
         sandbox = self.cp.sandbox(message.framework_id, message.executor_id)
@@ -295,6 +321,13 @@ class Agent:
             return False
         data = encode(StatusUpdates(updates=updates)).decode()
         asyncio.create_task(_send_quietly(ws, data))
+        return True
+
+    def _send_usage(self, usage: Usage) -> bool:
+        ws = self._ws
+        if ws is None or ws.closed or not self.registered.is_set():
+            return False
+        asyncio.create_task(_send_quietly(ws, encode(usage).decode()))
         return True
 
     async def _retry_loop(self) -> None:
@@ -318,7 +351,12 @@ class Agent:
         app.router.add_get("/state", self._state)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self.metrics.handle)
+        app.router.add_get("/monitor/statistics", self._statistics)  # Mesos' shape
+        app.router.add_get("/monitor/statistics.json", self._statistics)
         return app
+
+    async def _statistics(self, request: web.Request) -> web.Response:
+        return json_response(monitor_statistics(self.tasks, self.usage.latest))
 
     async def _state(self, request: web.Request) -> web.Response:
         return json_response({
@@ -338,6 +376,7 @@ class Agent:
                 for t in self.tasks.tasks.values()
             ],
             "unacknowledged_updates": self.updates.unacknowledged(),
+            "usage": msgspec.to_builtins(self.usage.latest) if self.usage.latest else None,
         })
 
     async def _health(self, request: web.Request) -> web.Response:

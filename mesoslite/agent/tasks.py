@@ -12,10 +12,10 @@ import asyncio
 import logging
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mesoslite.agent.checkpoint import Checkpoints, RecoveredTask, TaskCheckpoint
 from mesoslite.agent.containerizers.base import (
@@ -43,6 +43,10 @@ from mesoslite.messages.mesos import (
     TaskStatus,
     to_resources,
 )
+
+if TYPE_CHECKING:
+    from mesoslite.agent.secrets import AgentSecrets
+    from mesoslite.messages.agent import TaskSecrets
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +104,18 @@ class TaskManager:
         # Hooks for health checks (set by the agent): called with the task once RUNNING.
         self.on_running: Callable[[AgentTaskState], None] | None = None
         self.on_ended: Callable[[AgentTaskState], None] | None = None
+        # Set by the agent: checks and sets up a task's volumes before it launches
+        # (raises LaunchError); returns the spec the containerizer runs.
+        self.prepare_spec: Callable[[AgentTaskState, LaunchSpec], Awaitable[LaunchSpec]] | None = (
+            None)
+        # Set by the agent: secret values into the spec, secret files on a tmpfs.
+        self.secrets: AgentSecrets | None = None
 
     # ---------------------------------------------------------------- launch
 
-    async def launch(self, framework: FrameworkInfo, info: TaskInfo) -> None:
+    async def launch(self, framework: FrameworkInfo, info: TaskInfo,
+                     secrets: TaskSecrets | None = None) -> None:
+        """``secrets``: the values of the task's secret references (from the master)."""
         assert framework.id is not None
         fid, tid = framework.id.value, info.task_id.value
         existing = self.tasks.get((fid, tid))
@@ -139,7 +151,12 @@ class TaskManager:
                                  Reason.REASON_TASK_KILLED_DURING_LAUNCH, "Killed during launch")
             return
         try:
-            container = await containerizer.launch(self._spec(task))
+            spec = self._spec(task)
+            if self.secrets is not None:  # see agent/secrets.py
+                spec = await self.secrets.prepare(task, spec, secrets)
+            if self.prepare_spec is not None:  # volumes (see agent/volumes.py)
+                spec = await self.prepare_spec(task, spec)
+            container = await containerizer.launch(spec)
             crash_point("agent.launch.after_start")
         except LaunchError as exc:
             await self._terminal(task, TaskState.TASK_FAILED,
@@ -240,6 +257,8 @@ class TaskManager:
             return
         if self.on_ended is not None:
             self.on_ended(task)
+        if self.secrets is not None:
+            await self.secrets.release(task)
         await self._update(task, state, reason, message)
 
     async def send_health(self, task: AgentTaskState, healthy: bool) -> None:
@@ -293,11 +312,12 @@ class TaskManager:
                  for (fid, tid) in list(self.tasks) if fid == framework_id]
         await asyncio.gather(*kills)
 
-    def start_launch(self, framework: FrameworkInfo, info: TaskInfo) -> None:
+    def start_launch(self, framework: FrameworkInfo, info: TaskInfo,
+                     secrets: TaskSecrets | None = None) -> None:
         """Launch in the background; ``kill_all`` waits for launches in flight."""
         if self.closing:
             return  # the master learns it never started when the agent re-registers
-        task = asyncio.create_task(self.launch(framework, info))
+        task = asyncio.create_task(self.launch(framework, info, secrets))
         self._launching.add(task)
         task.add_done_callback(self._launching.discard)
 

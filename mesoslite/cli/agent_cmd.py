@@ -52,12 +52,17 @@ def split_masters(text: str) -> list[str]:
 @server_security_options
 @click.option("--status-update-retry", default=10.0, show_default=True, type=float,
               help="First resend interval of unacknowledged status updates (doubles).")
+@click.option("--usage-interval", default=5.0, show_default=True, type=float,
+              help="Seconds between task and volume usage reports to the master (0: none).")
+@click.option("--allowed-host-paths", default="",
+              help="Comma list of path prefixes host-path volumes may use (default: none).")
 @log_options
 def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str | None,
           attributes: str | None, hostname: str | None, advertise_ip: str | None,
           containerizers: str | None, agent_secret_file: Path | None, ca_file: Path | None,
           credentials: Path | None, acls: Path | None, tls_cert: Path | None,
-          tls_key: Path | None, insecure: bool, status_update_retry: float, log_level: str,
+          tls_key: Path | None, insecure: bool, status_update_retry: float,
+          usage_interval: float, allowed_host_paths: str, log_level: str,
           log_format: str) -> None:
     """Run an agent: offer this machine's resources and run tasks.
 
@@ -67,6 +72,7 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
     from mesoslite.agent.containerizers import available_containerizers, make_containerizers
     from mesoslite.agent.host import agent_resources, parse_attributes
     from mesoslite.agent.server import Agent, AgentConfig
+    from mesoslite.agent.volumes import normalize_prefixes
 
     setup_logging(log_level, log_format)
     work_dir = work_dir.expanduser()
@@ -82,11 +88,17 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
         raise click.BadParameter(str(exc)) from None
     names = ([c.strip() for c in containerizers.split(",") if c.strip()] if containerizers
              else available_containerizers())
+    host_paths = [p.strip() for p in allowed_host_paths.split(",") if p.strip()]
+    try:
+        normalize_prefixes(host_paths)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-host-paths") from None
     config = AgentConfig(
         masters=split_masters(master_urls), work_dir=work_dir, resources=res, host=host,
         port=port, hostname=hostname, advertise_address=advertise_ip, attributes=attrs,
         containerizers=names, status_update_retry=status_update_retry,
-        agent_secret=read_secret_file(agent_secret_file),
+        agent_secret=read_secret_file(agent_secret_file), usage_interval=usage_interval,
+        allowed_host_paths=host_paths,
     )
     holder: dict[str, Agent] = {}
 

@@ -13,6 +13,7 @@ from mesoslite.cli.security_options import (
     server_security_options,
 )
 from mesoslite.master.core import MasterConfig
+from mesoslite.secrets.crypto import Keyring
 from mesoslite.store.db import sqlite_url
 
 
@@ -58,6 +59,10 @@ def parse_weights(text: str | None) -> dict[str, float]:
 @click.option("--weights", default=None, help="Role weights for DRF, e.g. 'web=2,batch=1'.")
 @click.option("--agent-secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="File with the secret agents must present to register.")
+@click.option("--secrets-key-file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Key sealing secrets at rest (default: $MESOSLITE_SECRETS_KEY; "
+                                 "'mesoslite secrets keygen' makes one). Never stored in the "
+                                 "database.")
 @server_security_options
 @log_options
 def master(host: str, port: int, work_dir: Path, store_url: str | None, hostname: str | None,
@@ -65,6 +70,7 @@ def master(host: str, port: int, work_dir: Path, store_url: str | None, hostname
            agent_ping_timeout: float, max_agent_ping_timeouts: int,
            agent_reregister_timeout: float, offer_timeout: float, allocation_interval: float,
            heartbeat_interval: float, weights: str | None, agent_secret_file: Path | None,
+           secrets_key_file: Path | None,
            credentials: Path | None, acls: Path | None, tls_cert: Path | None,
            tls_key: Path | None, insecure: bool, log_level: str, log_format: str) -> None:
     """Run a master: agents register with it, frameworks subscribe to it.
@@ -95,11 +101,12 @@ def master(host: str, port: int, work_dir: Path, store_url: str | None, hostname
         heartbeat_interval=heartbeat_interval, role_weights=parse_weights(weights),
         advertise_url=advertise_url, agent_secret=agent_secret,
     )
+    secrets_key = _secrets_key(secrets_key_file)
     holder: dict[str, MasterServer] = {}
 
     async def start() -> None:
         server = MasterServer(config, store_url or sqlite_url(work_dir / "master.db"),
-                              ssl_context=ssl_context, auth=auth)
+                              ssl_context=ssl_context, auth=auth, secrets_key=secrets_key)
         holder["server"] = server
         bound = await server.start(host)
         scheme = "https" if ssl_context else "http"
@@ -112,3 +119,13 @@ def master(host: str, port: int, work_dir: Path, store_url: str | None, hostname
         await holder["server"].stopped_event.wait()
 
     run_until_signalled(start, stop, ended)
+
+
+def _secrets_key(path: Path | None) -> Keyring | None:
+    """The master's secrets key (file, else environment), or a one-line usage error."""
+    from mesoslite.secrets.crypto import SecretsKeyError, load_keyring
+
+    try:
+        return load_keyring(path.expanduser() if path else None)
+    except SecretsKeyError as exc:
+        raise click.UsageError(f"secrets key: {exc}") from None

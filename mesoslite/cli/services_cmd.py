@@ -36,12 +36,19 @@ from mesoslite.cli.security_options import build_security, server_security_optio
               help="Seconds between task reconciliations with the master.")
 @click.option("--placement-time-limit", default=0.2, show_default=True, type=float,
               help="Seconds the placement engine may spend per offer round.")
+@click.option("--dns/--no-dns", default=True, show_default=True,
+              help="Answer DNS for the apps' names (docs/discovery.md).")
+@click.option("--dns-host", default="127.0.0.1", show_default=True,
+              help="Address of the DNS responder (UDP and TCP).")
+@click.option("--dns-port", default=8053, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the DNS responder.")
 @server_security_options
 @log_options
 @click.pass_context
 def services(ctx: click.Context, master: str, host: str, port: int, work_dir: Path,
              store_url: str | None, name: str, role: str, failover_timeout: float,
-             reconcile_interval: float, placement_time_limit: float,
+             reconcile_interval: float, placement_time_limit: float, dns: bool,
+             dns_host: str, dns_port: int,
              credentials: Path | None, acls: Path | None, tls_cert: Path | None,
              tls_key: Path | None, insecure: bool, log_level: str, log_format: str) -> None:
     """Run the services framework: long-running apps with a Marathon /v2 API.
@@ -75,5 +82,11 @@ def services(ctx: click.Context, master: str, host: str, port: int, work_dir: Pa
         principal=os.environ.get("MESOSLITE_PRINCIPAL"),
         driver_options=driver_security(),
         auth=auth, ssl_context=ssl_context,
+        dns_host=dns_host, dns_port=dns_port if dns else None,
     )
     run_services(config)
+
+
+from mesoslite.cli.endpoints_cmd import endpoints  # after the group: it adds to it
+
+services.add_command(endpoints)

@@ -25,18 +25,25 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
               help="Host the services framework (Marathon API: mesoslite apply/apps ...).")
 @click.option("--services-port", default=8080, show_default=True, type=int,
               help="Port of the services framework's API.")
+@click.option("--dns-port", default=8053, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the services framework's DNS responder (UDP and TCP).")
+@click.option("--lb/--no-lb", default=True, show_default=True,
+              help="Run a load balancer on the apps' service ports (docs/discovery.md).")
+@click.option("--lb-status-port", default=8075, show_default=True, type=int,
+              help="Port of the load balancer's /status and /metrics.")
 @click.option("--batch/--no-batch", default=True, show_default=True,
               help="Host the batch framework (jobs, pipelines: mesoslite batch ...).")
 @click.option("--batch-port", default=8090, show_default=True, type=int,
               help="Port of the batch framework's API.")
 @log_options
 def up(port: int, agents: int, work_dir: Path, examples: bool, services: bool,
-       services_port: int, batch: bool, batch_port: int, log_level: str,
-       log_format: str) -> None:
+       services_port: int, dns_port: int, lb: bool, lb_status_port: int, batch: bool,
+       batch_port: int, log_level: str, log_format: str) -> None:
     """Run a master and N agents on this machine until Ctrl-C.
 
     \b
-    Everything listens on 127.0.0.1.  Ctrl-C (or SIGTERM) stops the cluster and
+    Everything listens on 127.0.0.1 (the load balancer on the Docker bridge
+    gateway too, for containers).  Ctrl-C (or SIGTERM) stops the cluster and
     kills its tasks.  Meanwhile, in another terminal:
         mesoslite state
         mesoslite logs TASK_ID
@@ -47,8 +54,12 @@ def up(port: int, agents: int, work_dir: Path, examples: bool, services: bool,
     from mesoslite.agent.containerizers import available_containerizers
 
     # Docker when an engine answers, so image-based jobs (examples/batch) run too.
+    from mesoslite.secrets.crypto import ensure_key_file
+
+    # A key in the work dir (not in its database) so `mesoslite secrets` works at once.
     spec = ClusterSpec(work_dir=work_dir.expanduser(), agents=agents, master_port=port,
-                       containerizers=available_containerizers())
+                       containerizers=available_containerizers(),
+                       secrets_key=ensure_key_file(work_dir.expanduser() / "secrets.key"))
     cluster = LocalCluster(spec)
     background: list[asyncio.Task[None]] = []
     from frameworks.common.hosting import FrameworkHost
@@ -63,9 +74,18 @@ def up(port: int, agents: int, work_dir: Path, examples: bool, services: bool,
             from frameworks.services.server import hosted as hosted_services
 
             url = await host.start(hosted_services(cluster.master_url, spec.work_dir,
-                                                   services_port))
+                                                   services_port, dns_port=dns_port))
             click.echo(f"services framework: {url or 'failed to start (see the log)'}",
                        err=True)
+            if lb and url:
+                from mesoslite.lb import LbConfig, LoadBalancer
+
+                balancer = LoadBalancer(LbConfig(
+                    services=url, status_port=lb_status_port,
+                    docker_bridge="docker" in (spec.containerizers or [])))
+                status = await host.start(balancer)
+                click.echo(f"load balancer: {status or 'failed to start (see the log)'}",
+                           err=True)
         if batch:
             from frameworks.batch.server import hosted
 

@@ -16,7 +16,9 @@ and TLS apply once, agents and frameworks need no CORS).
   ``v2/queue``, the batch framework's ``v1/queue``), for the "why is this waiting?"
   panel.  Fetched by the master, cached for a second.
 * ``GET /master/frameworks/{framework_id}/api/{path}``: a GET to the framework's
-  ``webui_url`` + path, JSON answers only, for dashboard plugins.
+  ``webui_url`` + path, JSON answers only, for dashboard plugins; a request that
+  accepts ``text/event-stream`` (``EventSource``) gets the framework's event stream
+  relayed as it comes, resuming with the browser's ``Last-Event-ID``.
 
 Paths are checked for ``..`` here as well as on the agent.  The caller's
 ``Authorization`` header is passed to agents (cluster components that check it
@@ -49,6 +51,8 @@ QUEUE_PATHS = ("v2/queue", "v1/queue")
 MAX_PROXY_BYTES = 4 * 1024 * 1024
 PROXY_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
 QUEUE_TIMEOUT = aiohttp.ClientTimeout(total=2, connect=1)
+STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3, sock_read=None)
+EVENT_STREAM = "text/event-stream"
 QUEUE_CACHE_SECONDS = 1.0
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -78,6 +82,7 @@ class DashboardHTTP:
         self.server = server
         self._session: aiohttp.ClientSession | None = None
         self._queue_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._streams: set[aiohttp.ClientResponse] = set()
 
     def add_routes(self, app: web.Application) -> None:
         for path in ("/", "/ui", "/ui/"):
@@ -88,7 +93,12 @@ class DashboardHTTP:
         app.router.add_get("/master/browse/{agent_id}/{framework_id}/{task_id}", self.browse)
         app.router.add_get("/master/queues", self.queues)
         app.router.add_get("/master/frameworks/{framework_id}/api/{path:.*}", self.framework_api)
+        app.on_shutdown.append(self._close_streams)
         app.on_cleanup.append(self._close)
+
+    async def _close_streams(self, app: web.Application) -> None:
+        for upstream in list(self._streams):
+            upstream.close()  # ends the relaying handlers
 
     async def _close(self, app: web.Application) -> None:
         if self._session is not None:
@@ -201,11 +211,45 @@ class DashboardHTTP:
         require(self.server, request, "view_state", "master")
         base = self._framework_url(request.match_info["framework_id"])
         path = safe_relative(request.match_info["path"])
+        if EVENT_STREAM in request.headers.get("Accept", ""):
+            return await self._relay_events(request, f"{base}/{path}")
         status, body, headers = await self._get(f"{base}/{path}", dict(request.query), {})
         if not headers.get("Content-Type", "").startswith("application/json"):
             raise HTTPError(502, "The framework did not answer JSON")
         return web.Response(status=status, body=body, content_type="application/json",
                             headers={"Cache-Control": "no-store"})
+
+    async def _relay_events(self, request: web.Request, url: str) -> web.StreamResponse:
+        """The framework's SSE stream, relayed chunk by chunk until either side ends."""
+        headers = {"Accept": EVENT_STREAM}
+        if request.headers.get("Last-Event-ID"):
+            headers["Last-Event-ID"] = request.headers["Last-Event-ID"]
+        try:
+            upstream = await self.session().get(url, params=dict(request.query),
+                                                headers=headers, allow_redirects=False,
+                                                timeout=STREAM_TIMEOUT)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise HTTPError(502, f"Could not reach {_origin(url)}: "
+                                 f"{exc.__class__.__name__}") from None
+        self._streams.add(upstream)
+        try:
+            if upstream.status != 200 or upstream.content_type != EVENT_STREAM:
+                raise HTTPError(502, f"The framework answered {upstream.status} "
+                                     f"({upstream.content_type}), not an event stream")
+            response = web.StreamResponse(headers={
+                "Content-Type": EVENT_STREAM, "Cache-Control": "no-cache",
+                "X-Accel-Buffering": "no", "X-Content-Type-Options": "nosniff"})
+            await response.prepare(request)
+            await response.write(b"retry: 1000\n\n")
+            try:
+                async for chunk in upstream.content.iter_any():
+                    await response.write(chunk)
+            except (aiohttp.ClientError, ConnectionResetError):
+                pass  # either side went away: the browser reconnects with Last-Event-ID
+            return response
+        finally:
+            self._streams.discard(upstream)
+            upstream.close()
 
     async def queues(self, request: web.Request) -> web.Response:
         """``{"frameworks": [{framework_id, name, path, status, queue | error}]}``."""

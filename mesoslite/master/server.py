@@ -38,10 +38,14 @@ from mesoslite.master.model import (
 )
 from mesoslite.master.openapi_doc import master_openapi
 from mesoslite.master.scheduler_api import FrameworkStream, SchedulerAPI
+from mesoslite.master.secrets import MasterSecrets
+from mesoslite.master.secrets_http import SecretsHTTP
 from mesoslite.master.state import MasterState
+from mesoslite.master.usage import UsageCollector
 from mesoslite.master.views import state_view, tasks_view
 from mesoslite.messages.agent import AckUpdates, MasterMessage, Ping, RunTasks, Usage
 from mesoslite.messages.scheduler import HEARTBEAT, Error, Event, EventType, encode_record
+from mesoslite.secrets.crypto import Keyring, load_keyring
 from mesoslite.store.db import redact_url
 from mesoslite.store.master_store import Deposed, MasterStore, Writes
 
@@ -50,7 +54,10 @@ log = logging.getLogger(__name__)
 
 class MasterServer:
     def __init__(self, config: MasterConfig, store_url: str, clock: Clock | None = None,
-                 ssl_context: ssl.SSLContext | None = None, auth: Auth | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, auth: Auth | None = None,
+                 secrets_key: Keyring | None = None) -> None:
+        """``secrets_key`` seals secrets at rest (default: ``$MESOSLITE_SECRETS_KEY``;
+        none: secrets are disabled, config maps still work)."""
         self.config = config
         # Agent liveness is judged in time this master could listen (see ListeningClock).
         self.clock = clock or ListeningClock()
@@ -62,6 +69,7 @@ class MasterServer:
         self.retired_streams: dict[str, FrameworkStream] = {}
         self.links: dict[str, AgentLink] = {}
         self.usage: dict[str, Usage] = {}
+        self.metrics.registry.register(UsageCollector(self.state, self.usage))
         self.start_time = self.clock.now()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -71,6 +79,8 @@ class MasterServer:
         self._stopped = False
         self.ssl_context = ssl_context
         self.auth = auth or Auth()
+        self.secrets = MasterSecrets(secrets_key or load_keyring(None), self.auth,
+                                     self._commit)
         self.elected = asyncio.Event()
         self.stopped_event = asyncio.Event()
         self.deposed = False
@@ -121,6 +131,7 @@ class MasterServer:
         loop = asyncio.get_running_loop()
         self.state.epoch = await loop.run_in_executor(self._db, self.store.next_epoch)
         snapshot = await loop.run_in_executor(self._db, self.store.load)
+        self.secrets.recover(snapshot.get("secrets", []))
         self.state.recover(snapshot, self.clock.monotonic())
         self.events.prime()
         log.info("master %s leads (epoch %d): recovered %d agents, %d frameworks, %d tasks"
@@ -185,6 +196,7 @@ class MasterServer:
         app.router.add_get("/version", self._version)
         app.router.add_get("/openapi.json", self._openapi)
         EventsHTTP(self).add_routes(app)
+        SecretsHTTP(self).add_routes(app)
         DashboardHTTP(self).add_routes(app)
         return app
 
@@ -306,6 +318,8 @@ class MasterServer:
             link = self.links.get(agent_id)
             if link is not None:
                 for message in messages:
+                    if isinstance(message, RunTasks):  # the tasks' secret values
+                        message = self.secrets.with_values(message)
                     link.send(message)
 
     def _close_stream(self, command: CloseStream) -> None:

@@ -15,6 +15,7 @@ from mesoslite.master.validation import check_fits, task_resources, validate_tas
 from mesoslite.messages.agent import (
     Ack,
     AckUpdates,
+    DestroyVolumes,
     FrameworkMessage,
     KillTask,
     LaunchTasks,
@@ -72,6 +73,10 @@ class TaskOps(FrameworkOps):
         if remaining:
             self.allocator.recover(framework_id, role, agent.id, remaining, mono, refuse)
             self.changed_agents.add(agent.id)
+        destroyed = _destroyed_volumes(accept.operations)
+        if destroyed:  # local persistent volumes: the agent removes them (and their data)
+            self.to_agent(agent.id, DestroyVolumes(framework_id=framework_id, role=role,
+                                                   volume_ids=destroyed))
         if run:
             self.to_agent(agent.id, RunTasks(launches=run))
 
@@ -311,6 +316,13 @@ class TaskOps(FrameworkOps):
 
 
 _LAUNCH_TYPES = (OperationType.LAUNCH, OperationType.LAUNCH_GROUP)
+
+
+def _destroyed_volumes(operations: list[Operation]) -> list[str]:
+    """Persistence ids named by DESTROY operations."""
+    return [v.disk.persistence.id for op in operations
+            if op.type == OperationType.DESTROY and op.destroy is not None
+            for v in op.destroy.volumes if v.disk is not None and v.disk.persistence is not None]
 
 
 def _tasks_of(operations: list[Operation]) -> list[TaskInfo]:

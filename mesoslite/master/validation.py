@@ -16,6 +16,7 @@ from mesoslite.messages.mesos import (
     to_resources,
 )
 from mesoslite.resources import ResourceError, Resources
+from mesoslite.secrets.refs import validate_refs
 
 MAX_ID_LENGTH = 255
 _BAD_ID_CHARS = re.compile(r"[\s/\\\x00-\x1f\x7f]")
@@ -63,7 +64,8 @@ def validate_task(
                 f"Task resource '{resource.name}' is allocated to role '{alloc_role}',"
                 f" the offer to role '{role}'"
             )
-    return _validate_command_and_container(task, agent_containerizers) or _validate_health(task)
+    return (_validate_command_and_container(task, agent_containerizers)
+            or _validate_health(task) or validate_refs(task))  # refs: docs/secrets.md
 
 
 def _validate_command_and_container(task: TaskInfo, containerizers: list[str]) -> str | None:

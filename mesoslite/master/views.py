@@ -10,6 +10,7 @@ import msgspec
 from mesoslite import __version__
 from mesoslite.master.model import AgentRecord, AgentState, FrameworkRecord, TaskRecord
 from mesoslite.master.state import MasterState
+from mesoslite.master.usage import attach_statistics, usage_view
 from mesoslite.messages.agent import Usage
 from mesoslite.resources import Resources
 
@@ -149,8 +150,9 @@ def state_view(state: MasterState, start_time: float, usage: dict[str, Usage]) -
             "allocation_interval": f"{cfg.allocation_interval}secs",
         },
         "allocator": state.allocator.shares(),
-        "usage": {aid: msgspec.to_builtins(u.tasks) for aid, u in usage.items()},
+        "usage": usage_view(state, usage),
     }
+    attach_statistics(view, usage)
     return view
 
 

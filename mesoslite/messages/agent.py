@@ -74,17 +74,55 @@ class Pong(AgentMessage, tag="pong"):
 
 
 class TaskUsage(msgspec.Struct, omit_defaults=True):
+    """One task's sample: ``cpus_used`` is the CPU rate (cores) since the previous
+    sample (absent on a task's first sample), ``cpu_seconds`` the cumulative time."""
+
     framework_id: str
     task_id: str
-    cpus_used: float = 0.0
+    cpus_used: float | None = None
     cpus_limit: float = 0.0
     mem_used_mb: float = 0.0
     mem_limit_mb: float = 0.0
     timestamp: float = 0.0
+    cpu_seconds: float = 0.0
+    cpus_user_time_secs: float | None = None  # when the containerizer splits them
+    cpus_system_time_secs: float | None = None
+
+    def statistics(self) -> dict[str, float]:
+        """This sample in Mesos' ``ResourceStatistics`` names (``timestamp``,
+        ``cpus_limit``, ``cpus_user_time_secs``, ``cpus_system_time_secs``,
+        ``mem_rss_bytes``, ``mem_limit_bytes``) plus ``cpus_used`` (cores over the
+        last interval, once known) and ``cpus_total_time_secs``."""
+        stats: dict[str, float] = {
+            "timestamp": self.timestamp, "cpus_limit": self.cpus_limit,
+            "cpus_total_time_secs": self.cpu_seconds,
+            "mem_rss_bytes": int(self.mem_used_mb * 2**20),
+            "mem_limit_bytes": int(self.mem_limit_mb * 2**20)}
+        if self.cpus_used is not None:
+            stats["cpus_used"] = self.cpus_used
+        if self.cpus_user_time_secs is not None:
+            stats["cpus_user_time_secs"] = self.cpus_user_time_secs
+            stats["cpus_system_time_secs"] = self.cpus_system_time_secs or 0.0
+        return stats
+
+
+class VolumeUsage(msgspec.Struct, omit_defaults=True):
+    """A local persistent volume on the agent and the disk it holds (``du``-like)."""
+
+    volume_id: str
+    disk_used_mb: float = 0.0
+    size_mb: float = 0.0  # what the task asked for (0: unspecified); not enforced
+    role: str = "*"
+    task_id: str | None = None  # the task using it now, if any
+    timestamp: float = 0.0
 
 
 class Usage(AgentMessage, tag="usage"):
+    """Sent every ``--usage-interval``: every running task's sample and every volume."""
+
     tasks: list[TaskUsage] = []
+    volumes: list[VolumeUsage] = []
+    interval: float = 0.0
 
 
 FromAgent = Register | StatusUpdates | Pong | Usage
@@ -111,10 +149,44 @@ class LaunchTasks(msgspec.Struct, omit_defaults=True):
     group: bool = False
 
 
+class SecretFile(msgspec.Struct, omit_defaults=True):
+    """One file of a secret volume: ``name`` "" is the volume's path itself (a key
+    was named), else the file's name in the volume's directory (one per key)."""
+
+    name: str
+    data: bytes
+
+    def __repr__(self) -> str:
+        return f"SecretFile(name={self.name!r}, data=<redacted>)"
+
+
+class SecretVolumeValues(msgspec.Struct, omit_defaults=True):
+    index: int  # in the task's container.volumes
+    files: list[SecretFile] = []
+
+
+class TaskSecrets(msgspec.Struct, omit_defaults=True):
+    """The resolved secret/config references of one task (see docs/secrets.md), or
+    ``error`` saying why they cannot be given (the agent then fails the task).  Sent
+    only inside ``RunTasks``, never stored by either side; ``repr`` shows no value."""
+
+    framework_id: str
+    task_id: str
+    env: dict[str, str] = {}
+    volumes: list[SecretVolumeValues] = []
+    error: str | None = None
+
+    def __repr__(self) -> str:
+        return (f"TaskSecrets(task_id={self.task_id!r}, env={sorted(self.env)}, "
+                f"volumes={len(self.volumes)}, error={self.error!r})")
+
+
 class RunTasks(MasterMessage, tag="run_tasks"):
-    """All launches for one agent collected in one master tick."""
+    """All launches for one agent collected in one master tick; ``secrets`` holds the
+    values of the tasks' secret references, added just before sending."""
 
     launches: list[LaunchTasks]
+    secrets: list[TaskSecrets] = []
 
 
 class KillTask(MasterMessage, tag="kill_task"):
@@ -150,6 +222,15 @@ class Ping(MasterMessage, tag="ping"):
     seq: int
 
 
+class DestroyVolumes(MasterMessage, tag="destroy_volumes"):
+    """A framework's DESTROY operation: remove these local persistent volumes (with
+    their data).  The agent refuses, and logs, one a live task still uses."""
+
+    framework_id: str
+    role: str = "*"
+    volume_ids: list[str] = []
+
+
 class Refused(MasterMessage, tag="refused"):
     """Registration refused (bad secret, unknown agent id after removal, ...)."""
 
@@ -165,6 +246,7 @@ FromMaster = (
     | FrameworkMessage
     | Ping
     | Refused
+    | DestroyVolumes
 )
 
 

@@ -161,10 +161,29 @@ class MasterInfo(Base):
 # ---------------------------------------------------------------- tasks
 
 
+class SecretReference(Base):
+    """A secret (or, with the name ``config:NAME``, a config map) kept by the master,
+    and one ``key`` of it (see docs/secrets.md)."""
+
+    name: str
+    key: str | None = None
+
+
+class Secret(Base):
+    """Mesos' ``Secret`` of type ``REFERENCE``, resolved by the master for the one agent
+    that runs the task.  Type ``VALUE`` is refused and its ``value`` deliberately not
+    modelled (dropped on decode): a value in a TaskInfo would be stored and shown
+    everywhere the task is."""
+
+    type: str = "UNKNOWN"
+    reference: SecretReference | None = None
+
+
 class EnvironmentVariable(Base):
     name: str
     value: str | None = None
-    type: str | None = None
+    type: str | None = None  # VALUE (default) or SECRET
+    secret: Secret | None = None
 
 
 class Environment(Base):
@@ -222,10 +241,21 @@ class HostPathSource(Base):
     path: str
 
 
+class PersistentVolumeSource(Base):
+    """mesoslite: a local persistent volume of the agent, created on first use and kept
+    until a DESTROY operation (Mesos writes these as disk resources with
+    ``persistence``; see docs/storage.md)."""
+
+    id: str
+    size_mb: float = 0.0
+
+
 class VolumeSource(Base):
     type: str = "UNKNOWN"
     docker_volume: DockerVolumeSource | None = None
     host_path: HostPathSource | None = None
+    persistent: PersistentVolumeSource | None = None
+    secret: Secret | None = None  # type SECRET: files on a tmpfs (docs/secrets.md)
 
 
 class Volume(Base):
@@ -474,10 +504,35 @@ class LaunchGroup(Base):
     task_group: TaskGroupInfo
 
 
+class Persistence(Base):
+    id: str
+    principal: str | None = None
+
+
+class DiskInfo(Base):
+    persistence: Persistence | None = None
+
+
+class VolumeResource(Base):
+    """A disk resource naming a persistent volume (Mesos' ``Resource`` with
+    ``disk.persistence``), as DESTROY takes it."""
+
+    name: str = "disk"
+    type: ValueType = ValueType.SCALAR
+    scalar: Scalar | None = None
+    role: str | None = None
+    disk: DiskInfo | None = None
+
+
+class Destroy(Base):
+    volumes: list[VolumeResource] = []
+
+
 class Operation(Base):
     type: OperationType = OperationType.UNKNOWN
     launch: Launch | None = None
     launch_group: LaunchGroup | None = None
+    destroy: Destroy | None = None
 
 
 # ---------------------------------------------------------------- conversion

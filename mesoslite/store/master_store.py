@@ -56,6 +56,14 @@ tasks = Table(
     Column("agent_id", String(300), nullable=False, index=True),
     Column("data", Text, nullable=False),
 )
+# Secrets (values sealed, see mesoslite/secrets) and config maps, by (kind, name).
+secret_objects = Table(
+    "master_secrets",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(300), primary_key=True),
+    Column("data", Text, nullable=False),
+)
 epochs = Table(
     "master_epoch",
     metadata,
@@ -86,10 +94,12 @@ class Writes:
     tasks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     deleted_tasks: set[tuple[str, str]] = field(default_factory=set)
     meta: dict[str, str] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    deleted_secrets: set[tuple[str, str]] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.agents or self.frameworks or self.tasks or self.deleted_tasks
-                    or self.meta)
+                    or self.meta or self.secrets or self.deleted_secrets)
 
 
 class MasterStore:
@@ -121,6 +131,7 @@ class MasterStore:
                 "frameworks": [dec(r[0]) for r in conn.execute(select(frameworks.c.data))],
                 "tasks": [dec(r[0]) for r in conn.execute(select(tasks.c.data))],
                 "meta": [{"key": k, "value": v} for k, v in conn.execute(select(meta))],
+                "secrets": [dec(r[0]) for r in conn.execute(select(secret_objects.c.data))],
             }
 
     def set_leader(self, master_id: str, url: str) -> None:
@@ -161,6 +172,14 @@ class MasterStore:
                  "data": _json(doc)} for (fid, tid), doc in writes.tasks.items()])
             _upsert(conn, meta, ["key"], [{"key": k, "value": v}
                                           for k, v in writes.meta.items()])
+            if writes.deleted_secrets:
+                conn.execute(delete(secret_objects).where(
+                    secret_objects.c.kind == bindparam("k"),
+                    secret_objects.c.name == bindparam("n")),
+                    [{"k": k, "n": n} for k, n in writes.deleted_secrets])
+            _upsert(conn, secret_objects, ["kind", "name"], [
+                {"kind": k, "name": n, "data": _json(doc)}
+                for (k, n), doc in writes.secrets.items()])
 
 
 def _json(doc: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from mesoslite.clock import Clock
 from mesoslite.master.core import MasterConfig
 from mesoslite.master.server import MasterServer
 from mesoslite.resources import Resources
+from mesoslite.secrets.crypto import Keyring
 from mesoslite.store.db import sqlite_url
 
 
@@ -31,6 +32,9 @@ class ClusterSpec:
     master_config: MasterConfig = field(default_factory=MasterConfig)
     store_url: str | None = None
     status_update_retry: float = 2.0
+    usage_interval: float = 5.0
+    allowed_host_paths: list[str] = field(default_factory=list)
+    secrets_key: Keyring | None = None  # seals secrets at rest (docs/secrets.md)
 
 
 def share_of_host(n: int, index: int, work_dir: Path) -> Resources:
@@ -83,7 +87,7 @@ class LocalCluster:
         spec = self.spec
         self.master = MasterServer(
             spec.master_config, spec.store_url or sqlite_url(spec.work_dir / "master.db"),
-            clock=self.clock)
+            clock=self.clock, secrets_key=spec.secrets_key)
         await self.master.start(spec.host, wait_elected=True)
         spec.master_config.port = self.master.port
         return self.master
@@ -112,6 +116,7 @@ class LocalCluster:
             host=spec.host, port=0, hostname=f"agent{index + 1}",
             attributes=attributes, status_update_retry=spec.status_update_retry,
             containerizers=spec.containerizers or ["process"],
+            usage_interval=spec.usage_interval, allowed_host_paths=spec.allowed_host_paths,
         )
 
     async def start_agent(self, index: int) -> Agent:

@@ -14,16 +14,31 @@ A ``SimAgentPool`` runs many ``SimAgent`` objects on one event loop over one sha
   doubling up to ``retry_max``) until an ``AckUpdates`` names its uuid; every head
   due in one event-loop tick travels in one ``StatusUpdates`` frame per agent;
 * ``KillTask`` and ``ShutdownFramework`` end tasks with ``TASK_KILLED``; a task is
-  forgotten once its terminal update is acknowledged.
+  forgotten once its terminal update is acknowledged;
+* it follows the leader as the real agent does: the pool takes a list of master
+  URLs, each agent tries them in turn (after a dropped link too), follows a
+  follower's 307 to the leader at once, backs off (jittered, doubling up to
+  ``reconnect_max``) when a master is unreachable or has no leader yet (503), and
+  drops a link on which the master has been silent for the ``link_timeout_seconds``
+  its ``Registered`` named.  Commands from an older leader epoch are ignored.
+
+Every launch is counted per (framework id, task id) over the whole pool, also after
+the task is forgotten, so a test can assert that no task was launched twice
+(``SimAgentPool.duplicate_launches``).  The pool records, per leader epoch, when
+every agent had registered with that epoch's leader (``complete_epochs``): the end
+of a failover as the agents see it.
 
 Nothing is checkpointed: a simulated agent lives as long as its process.  Run a
 pool as its own process (so it does not compete with the code being measured)::
 
     python -m mesoslite.testing.sim_agent --master http://127.0.0.1:5050 --agents 1000
+    python -m mesoslite.testing.sim_agent --master http://m1:5050,http://m2:5050 ...
 
 It prints one JSON line ``{"event": "registered", ...}`` once every agent is
-registered, and ``{"event": "stats", ...}`` when it exits (SIGTERM, SIGINT or the
-end of its standard input).
+registered, then ``{"event": "reregistered", "epoch": E, "at": T, ...}`` each time
+every agent has registered with a leader of a newer epoch ``E`` (``T`` from
+``time.time()``), and ``{"event": "stats", ...}`` when it exits (SIGTERM, SIGINT or
+the end of its standard input).
 """
 
 from __future__ import annotations
@@ -40,10 +55,11 @@ import signal
 import sys
 import time
 import uuid
-from collections import deque
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -84,6 +100,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RESOURCES = "cpus:8;mem:32768;disk:100000;ports:[31000-32000]"
 MAX_FRAME = 64 * 2**20
 _AGENT_STATES = {TaskState.TASK_STARTING, TaskState.TASK_LOST, TaskState.TASK_DROPPED}
+LINK_PATH = "/agent/v1/link"
 
 Key = tuple[str, str]
 
@@ -100,6 +117,7 @@ class SimAgentConfig:
     retry_base: float = 2.0  # first resend of an unacknowledged update
     retry_max: float = 60.0
     reconnect_max: float = 5.0
+    register_timeout: float = 30.0  # for the master's answer to a registration
     connect_concurrency: int = 64  # WebSocket handshakes in flight at once, per pool
     secret: str | None = None
     hostname_prefix: str = "sim"
@@ -114,6 +132,9 @@ class SimStats:
     registrations: int = 0
     refusals: int = 0
     disconnects: int = 0
+    redirects: int = 0  # 307s followed to the leader
+    connect_failures: int = 0  # a master unreachable, or answering without a leader
+    silent_links: int = 0  # links dropped after link_timeout_seconds of silence
     run_tasks_frames: int = 0
     tasks_launched: int = 0
     duplicate_launches: int = 0
@@ -151,6 +172,8 @@ class SimAgent:
         self.agent_id: str | None = None
         self.max_epoch = 0
         self.registered = asyncio.Event()
+        self.registered_epoch: int | None = None  # the leader epoch of the current link
+        self.master: str | None = None  # URL of the master of the current link
         self.tasks: dict[Key, SimTask] = {}
         self.frameworks: dict[str, FrameworkInfo] = {}
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -160,38 +183,87 @@ class SimAgent:
     # ---------------------------------------------------------------- link
 
     async def run(self) -> None:
-        """Keep a registered link to the master until cancelled."""
+        """Keep a registered link to the leading master until cancelled.
+
+        The configured masters are tried in turn, starting with the first and moving
+        on after every failure or dropped link (as ``mesoslite.agent.server.Agent``);
+        a 307 is followed to the leader at once, without a pause, unless redirects
+        go round in a loop (more in a row than there are masters)."""
+        masters = self.pool.masters
         delay = 0.1
+        attempt = 0
+        redirects_in_row = 0
+        leader: str | None = None
+        stats = self.pool.stats
         while True:
+            master = leader or masters[attempt % len(masters)]
+            leader = None
+            attempt += 1
             try:
-                await self._connect()
+                await self._connect(master)
                 delay = 0.1
+            except aiohttp.WSServerHandshakeError as exc:
+                location = exc.headers.get("Location") if exc.headers else None
+                if exc.status == 307 and location and redirects_in_row < len(masters):
+                    leader = _master_base(urljoin(master + LINK_PATH, location))
+                    redirects_in_row += 1
+                    stats.redirects += 1
+                    log.debug("%s: %s is not the leader; following it to %s",
+                              self.hostname, master, leader)
+                    continue
+                stats.connect_failures += 1
+                log.debug("%s: master %s refused the link: %s", self.hostname, master,
+                          exc.status)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                log.debug("%s: master unreachable: %s", self.hostname, exc)
+                stats.connect_failures += 1
+                log.debug("%s: master %s unreachable: %s", self.hostname, master, exc)
             except ProtocolError as exc:
-                log.error("%s: master sent a bad frame: %s", self.hostname, exc)
+                log.error("%s: master %s sent a bad frame: %s", self.hostname, master, exc)
+            redirects_in_row = 0
             if self.registered.is_set():
-                self.pool.stats.disconnects += 1
-            self.registered.clear()
-            self._ws = None
+                stats.disconnects += 1
+            self._unregistered()
             await asyncio.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, self.config.reconnect_max)
 
-    async def _connect(self) -> None:
+    def _unregistered(self) -> None:
+        self.registered.clear()
+        self._ws = None
+        self.master = None
+        if self.registered_epoch is not None:
+            self.pool.note_registration(self.registered_epoch, None)
+            self.registered_epoch = None
+
+    async def _connect(self, master: str) -> None:
         pool = self.pool
         async with pool.connect_slots:
-            ws = await pool.session.ws_connect(pool.link_url, max_msg_size=MAX_FRAME,
+            ws = await pool.session.ws_connect(master + LINK_PATH, max_msg_size=MAX_FRAME,
                                                heartbeat=None)
-            await ws.send_bytes(encode(self.register_message()))
+            try:
+                await ws.send_bytes(encode(self.register_message()))
+            except BaseException:
+                await ws.close()
+                raise
+        silence = self.config.register_timeout
         async with ws:
-            async for frame in ws:
+            while True:
+                try:
+                    frame = await ws.receive(timeout=silence)
+                except TimeoutError:
+                    # the master pings every interval: this much silence means a dead
+                    # (perhaps half-open) link; register again
+                    self.pool.stats.silent_links += 1
+                    return
                 if frame.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    break
+                    return
                 message = decode_from_master(frame.data)
                 if message.epoch < self.max_epoch:
                     continue  # a deposed master
                 self.max_epoch = message.epoch
                 if isinstance(message, Registered):
+                    if message.link_timeout_seconds > 0:
+                        silence = message.link_timeout_seconds
+                    self.master = master
                     self._on_registered(ws, message)
                 elif isinstance(message, Refused):
                     pool.stats.refusals += 1
@@ -217,6 +289,8 @@ class SimAgent:
         self.agent_id = msg.agent_id
         self._ws = ws
         self.pool.stats.registrations += 1
+        self.pool.note_registration(self.registered_epoch, msg.epoch)
+        self.registered_epoch = msg.epoch
         self.registered.set()
         for key, task in list(self.tasks.items()):
             if task.info.task_id.value in msg.kill_task_ids:
@@ -256,6 +330,7 @@ class SimAgent:
         assert framework.id is not None
         fid = framework.id.value
         key = (fid, info.task_id.value)
+        self.pool.launch_counts[key] += 1
         if key in self.tasks:
             self.pool.stats.duplicate_launches += 1
             return
@@ -384,21 +459,34 @@ class SimAgent:
 
 
 class SimAgentPool:
-    """``count`` simulated agents of one master on the running event loop.
+    """``count`` simulated agents on the running event loop.
 
-    ``start`` opens the links (at most ``config.connect_concurrency`` handshakes at
-    once, so the master's listen backlog never overflows); ``wait_registered``
-    waits for all of them; ``stop`` closes everything.  A ``session`` passed in is
-    used and left open; otherwise the pool owns one with no connection limit.
+    ``masters`` is one master URL, a comma-separated list of them, or a sequence;
+    the agents follow whichever of them leads (see ``SimAgent.run``).  ``start``
+    opens the links (at most ``config.connect_concurrency`` handshakes at once, so
+    the master's listen backlog never overflows); ``wait_registered`` waits for all
+    of them; ``stop`` closes everything.  A ``session`` passed in is used and left
+    open; otherwise the pool owns one with no connection limit.
+
+    ``on_complete(epoch, at)``, if set, is called the first time every agent is
+    registered with the leader of ``epoch`` (``at`` from ``time.time()``).
     """
 
-    def __init__(self, master_url: str, count: int, config: SimAgentConfig | None = None,
+    def __init__(self, masters: str | Sequence[str], count: int,
+                 config: SimAgentConfig | None = None,
                  session: aiohttp.ClientSession | None = None) -> None:
-        self.master_url = master_url.rstrip("/")
-        self.link_url = self.master_url + "/agent/v1/link"
+        self.masters = parse_masters(masters)
+        self.master_url = self.masters[0]
+        self.link_url = self.master_url + LINK_PATH
         self.config = config or SimAgentConfig()
         self.stats = SimStats()
         self.agents = [SimAgent(self, i) for i in range(count)]
+        # launches per (framework id, task id), kept after a task is forgotten
+        self.launch_counts: Counter[Key] = Counter()
+        # registered agents per leader epoch; epoch -> time.time() all were registered
+        self._epoch_counts: Counter[int] = Counter()
+        self.complete_epochs: dict[int, float] = {}
+        self.on_complete: Callable[[int, float], None] | None = None
         self._own_session = session is None
         self._session = session
         self.connect_slots = asyncio.Semaphore(max(1, self.config.connect_concurrency))
@@ -427,6 +515,29 @@ class SimAgentPool:
         """Return once every agent is registered; raise TimeoutError after ``timeout``."""
         await asyncio.wait_for(
             asyncio.gather(*(a.registered.wait() for a in self.agents)), timeout)
+
+    def note_registration(self, old_epoch: int | None, new_epoch: int | None) -> None:
+        """An agent's link moved from ``old_epoch``'s leader to ``new_epoch``'s (None:
+        no link); records when all agents first were on one epoch's leader."""
+        if old_epoch is not None:
+            self._epoch_counts[old_epoch] -= 1
+        if new_epoch is None:
+            return
+        self._epoch_counts[new_epoch] += 1
+        if (self._epoch_counts[new_epoch] == len(self.agents)
+                and new_epoch not in self.complete_epochs):
+            at = self.complete_epochs[new_epoch] = time.time()
+            if self.on_complete is not None:
+                self.on_complete(new_epoch, at)
+
+    def registered_epochs(self) -> dict[int, int]:
+        """Leader epoch -> agents registered with that epoch's leader now."""
+        return {e: n for e, n in sorted(self._epoch_counts.items()) if n}
+
+    def duplicate_launches(self) -> dict[Key, int]:
+        """(framework id, task id) -> launches, for every task launched more than once
+        (on one agent or on several)."""
+        return {key: n for key, n in self.launch_counts.items() if n > 1}
 
     def unacknowledged(self) -> int:
         return sum(a.unacknowledged() for a in self.agents)
@@ -459,6 +570,22 @@ class SimAgentPool:
             self._session = None
 
 
+def parse_masters(masters: str | Sequence[str]) -> list[str]:
+    """``"http://a:5050, http://b:5050/"`` or a sequence -> base URLs without a
+    trailing slash; raises ValueError when none is given."""
+    items = masters.split(",") if isinstance(masters, str) else list(masters)
+    out = [m.strip().rstrip("/") for m in items if m.strip()]
+    if not out:
+        raise ValueError("at least one master URL is needed")
+    return out
+
+
+def _master_base(url: str) -> str:
+    """A redirect target of the link -> the master's base URL."""
+    base, _, _ = url.partition(LINK_PATH)
+    return base.rstrip("/")
+
+
 async def _send_quietly(ws: aiohttp.ClientWebSocketResponse, data: bytes) -> None:
     try:
         await ws.send_str(data.decode())
@@ -472,8 +599,13 @@ async def _send_quietly(ws: aiohttp.ClientWebSocketResponse, data: bytes) -> Non
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m mesoslite.testing.sim_agent",
                                 description="Run simulated agents against a master.")
-    p.add_argument("--master", required=True, help="master URL, e.g. http://127.0.0.1:5050")
+    p.add_argument("--master", required=True,
+                   help="master URL(s), comma-separated, e.g. http://127.0.0.1:5050")
     p.add_argument("--agents", type=int, default=100)
+    p.add_argument("--hostname-prefix", default="sim",
+                   help="agents are named PREFIX-0, PREFIX-1, ...")
+    p.add_argument("--reconnect-max", type=float, default=5.0,
+                   help="longest pause between attempts to reach a master (s)")
     p.add_argument("--resources", default=DEFAULT_RESOURCES)
     p.add_argument("--launch-delay", type=float, default=0.0)
     p.add_argument("--running-delay", type=float, default=0.0)
@@ -488,7 +620,8 @@ async def _main(args: argparse.Namespace) -> int:
     config = SimAgentConfig(
         resources=Resources.parse(args.resources), launch_delay=args.launch_delay,
         running_delay=args.running_delay, task_duration=args.task_duration,
-        retry_base=args.retry)
+        retry_base=args.retry, hostname_prefix=args.hostname_prefix,
+        reconnect_max=args.reconnect_max)
     pool = SimAgentPool(args.master, args.agents, config)
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
@@ -505,13 +638,33 @@ async def _main(args: argparse.Namespace) -> int:
                "registered": pool.registered_count()})
         await pool.stop()
         return 1
-    _emit({"event": "registered", "agents": len(pool.agents),
+    first = max(pool.complete_epochs, default=0)
+    _emit({"event": "registered", "agents": len(pool.agents), "epoch": first,
            "seconds": round(time.monotonic() - start, 3)})
+
+    def complete(epoch: int, at: float) -> None:
+        if epoch > first:
+            _emit({"event": "reregistered", "agents": len(pool.agents), "epoch": epoch,
+                   "at": at})
+
+    pool.on_complete = complete
     await done.wait()
-    stats = asdict(pool.stats) | {"unacknowledged": pool.unacknowledged()}
     await pool.stop()
-    _emit({"event": "stats", **stats})
+    _emit({"event": "stats", **pool_stats(pool)})
     return 0
+
+
+def pool_stats(pool: SimAgentPool) -> dict[str, Any]:
+    """The pool's counters as JSON-ready data, with the tasks it holds (by state) and
+    the task ids launched more than once (``"framework/task": launches``)."""
+    states = Counter(t.state.value for t in pool.tasks())
+    return asdict(pool.stats) | {
+        "unacknowledged": pool.unacknowledged(),
+        "tasks_held": dict(sorted(states.items())),
+        "distinct_tasks_launched": len(pool.launch_counts),
+        "duplicate_task_ids": {f"{f}/{t}": n for (f, t), n in pool.duplicate_launches().items()},
+        "registered_epochs": {str(e): n for e, n in pool.registered_epochs().items()},
+    }
 
 
 def _emit(data: dict[str, Any]) -> None:

@@ -97,7 +97,8 @@ async def docker_cluster_factory(tmp_path: Path, docker_engine: docker.DockerCli
         spec = ClusterSpec(work_dir=tmp_path / f"cluster{len(clusters)}", agents=agents,
                            agent_resources=DOCKER_RESOURCES,
                            master_config=fast_config(**master_config),
-                           containerizers=list(containerizers), status_update_retry=0.2)
+                           containerizers=list(containerizers), status_update_retry=0.2,
+                           allowed_host_paths=[str(tmp_path)])  # host-path volumes' allow-list
         cluster = LocalCluster(spec)
         clusters.append(cluster)
         await cluster.start()

@@ -1,0 +1,73 @@
+"""Apps' secrets, DC/OS style (see docs/secrets.md)::
+
+    "secrets": {"db": {"source": "db-credentials", "key": "password"},
+                "conf": {"source": "config:app-settings"}},
+    "env": {"DB_PASSWORD": {"secret": "db"}},
+    "container": {"volumes": [{"containerPath": "conf", "secret": "conf"}]}
+
+``secrets`` maps an id local to the app to a stored object (``source``: a secret's
+name, or ``config:NAME`` for a config map) and optionally one of its keys.  An
+``env`` value ``{"secret": ID}`` is a variable holding that value; a volume with
+``secret: ID`` is a read-only file (a key named) or a directory with one file per
+key, on a tmpfs.  The app holds names only: values are resolved by the master for
+the agent at each launch, so a rotated secret reaches the tasks started after it
+(``POST /v2/apps/{id}/restart`` replaces them all with a rolling deployment).
+"""
+
+from __future__ import annotations
+
+from frameworks.common.secret_refs import Ref, name_errors, volume
+from frameworks.services.model import App
+from mesoslite.messages.mesos import Volume
+from mesoslite.secrets.refs import split_name
+
+_ID_MAX = 253
+
+
+def secret_errors(app: App) -> list[tuple[str, str]]:
+    """(Marathon path, message) for the app's ``secrets``, secret ``env`` values and
+    secret volumes.  Messages name ids and objects, never values."""
+    out: list[tuple[str, str]] = []
+    for sid, entry in app.secrets.items():
+        where = f"/secrets/{sid[:_ID_MAX]}"
+        if not sid or len(sid) > _ID_MAX:
+            out.append((where, "a secret id must be 1 to 253 characters"))
+        _, name = split_name(entry.source)
+        for message in name_errors(name, entry.key):
+            out.append((f"{where}/{'key' if message.startswith('key') else 'source'}",
+                        message))
+    for var, value in app.env.items():
+        if isinstance(value, str):
+            continue
+        where = f"/env/{var}"
+        if not isinstance(value, dict) or set(value) != {"secret"} or not isinstance(
+                value["secret"], str):
+            out.append((where, 'expected a string or {"secret": "<id in secrets>"}'))
+        elif value["secret"] not in app.secrets:
+            out.append((where, f"references '{value['secret'][:80]}', which is not in secrets"))
+    for i, vol in enumerate(app.container.volumes if app.container else []):
+        if vol.secret is None:
+            continue
+        if vol.secret not in app.secrets:
+            out.append((f"/container/volumes({i})/secret",
+                        f"references '{vol.secret[:80]}', which is not in secrets"))
+    return out
+
+
+def _ref(app: App, sid: str) -> Ref:
+    entry = app.secrets[sid]
+    kind, name = split_name(entry.source)
+    return Ref(name=name, key=entry.key, kind=kind)
+
+
+def secret_env(app: App) -> dict[str, Ref]:
+    """The app's ``{"secret": ID}`` variables as references (assumes it validated)."""
+    return {var: _ref(app, value["secret"]) for var, value in app.env.items()
+            if isinstance(value, dict) and value.get("secret") in app.secrets}
+
+
+def secret_volumes(app: App) -> list[Volume]:
+    """The app's secret volumes, always read-only (assumes it validated)."""
+    return [volume(v.container_path, _ref(app, v.secret))
+            for v in (app.container.volumes if app.container else [])
+            if v.secret is not None and v.secret in app.secrets]

@@ -1,0 +1,112 @@
+"""The services and batch frameworks hosted on an in-process cluster, as ``mesoslite up``
+hosts them (``frameworks/common/hosting.py``, each framework's ``hosted(...)``), with
+short timers, for the browser tests of their dashboard pages."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from frameworks.batch.server import BatchServer
+from frameworks.batch.server import hosted as hosted_batch
+from frameworks.common.hosting import FrameworkHost
+from frameworks.services.controller import ControllerSettings
+from frameworks.services.launcher import LauncherSettings
+from frameworks.services.server import ServicesServer
+from frameworks.services.server import hosted as hosted_services
+from mesoslite.testing.cluster import LocalCluster
+from mesoslite.testing.poll import wait_for
+from tests.batch.conftest import fast_scheduler
+
+
+class Client:
+    """JSON over HTTP to a framework's API (the test's own event loop)."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        self.url = url
+        self.headers = headers or {}
+
+    async def call(self, method: str, path: str, body: Any = None,
+                   **params: Any) -> tuple[int, Any]:
+        query = {k: str(v).lower() if isinstance(v, bool) else str(v)
+                 for k, v in params.items()}
+        async with aiohttp.ClientSession(headers=self.headers) as s, s.request(
+                method, self.url + path, json=body, params=query,
+                allow_redirects=False) as r:
+            raw = await r.read()
+            try:
+                return r.status, (await r.json(content_type=None)) if raw else None
+            except ValueError:
+                return r.status, raw.decode()
+
+    async def ok(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        status, data = await self.call(method, path, body, **params)
+        assert 200 <= status < 300, f"{method} {path} -> {status}: {data}"
+        return data
+
+
+@dataclass
+class Hosted:
+    cluster: LocalCluster
+    services: ServicesServer
+    batch: BatchServer
+
+    @property
+    def svc(self) -> Client:
+        return Client(self.services.url)
+
+    @property
+    def jobs(self) -> Client:
+        return Client(self.batch.url)
+
+    @property
+    def services_id(self) -> str:
+        fid = self.services.state.framework_id
+        assert fid, "the services framework has subscribed"
+        return fid
+
+    @property
+    def batch_id(self) -> str:
+        fid = self.batch.state.framework_id
+        assert fid, "the batch framework has subscribed"
+        return fid
+
+
+@asynccontextmanager
+async def host_frameworks(cluster: LocalCluster, work_dir: Path,
+                          driver_options: dict[str, Any] | None = None
+                          ) -> AsyncIterator[Hosted]:
+    """Both frameworks on ``cluster`` (any free ports), subscribed; on exit the tasks
+    are killed first (the frameworks still acknowledge), then the frameworks stop."""
+    services = hosted_services(cluster.master_url, work_dir, port=0)
+    services.config.controller = ControllerSettings(
+        tick_s=0.1, reconcile_interval_s=2.0, reconcile_wait_s=3.0, kill_retry_s=3.0,
+        staging_timeout_s=60.0)
+    services.config.launcher = LauncherSettings(time_limit_s=0.1, refuse_waiting_s=0.5,
+                                                refuse_idle_s=5.0)
+    batch = hosted_batch(cluster.master_url, work_dir, port=0)
+    batch.config.scheduler = fast_scheduler()
+    batch.config.driver_backoff_max = 0.5
+    batch.scheduler.config = batch.config.scheduler
+    for framework in (services, batch):
+        framework.config.driver_options = dict(driver_options or {})
+    host = FrameworkHost()
+    try:
+        for framework in (services, batch):
+            assert await host.start(framework), host.failed
+        await wait_for(lambda: services.controller is not None and services.controller.reconciled
+                       and services.state.framework_id, 15, message="services subscribed")
+        await wait_for(lambda: batch.subscribed and batch.state.framework_id, 15,
+                       message="batch subscribed")
+        yield Hosted(cluster, services, batch)
+    finally:
+        if services.controller is not None and services.controller.reconciled:
+            for app in list(services.state.apps):  # nothing is relaunched meanwhile
+                await Client(services.url).call("DELETE", f"/v2/apps{app}", force=True)
+        await cluster.kill_tasks()
+        await host.stop()
