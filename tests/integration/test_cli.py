@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 
 from click.testing import CliRunner
 
@@ -60,3 +62,15 @@ def test_bad_flags_are_usage_errors():
     assert "Traceback" not in result.output
     result = CliRunner().invoke(cli, ["master", "--weights", "web=-1"])
     assert result.exit_code == 2 and "web=-1" in result.output
+
+
+def test_the_installed_command_prints_usage_errors_on_one_line():
+    for args, needle in ((["master", "--port", "abc"], "'abc' is not a valid integer"),
+                         (["nosuch"], "No such command 'nosuch'"),
+                         (["lb", "--bogus"], "No such option '--bogus'")):
+        proc = subprocess.run([sys.executable, "-m", "mesoslite.cli.main", *args],
+                              check=False, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stdout == ""
+        [line] = proc.stderr.strip().splitlines()
+        assert line.startswith("Error: ") and needle in line
