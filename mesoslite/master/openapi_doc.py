@@ -14,6 +14,41 @@ _PAGING = [
 ]
 
 
+_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+# Secret and config bodies are read by hand (values never pass through a logged
+# struct), so their schemas are written out here.
+_BODIES = {
+    "SecretBody": {"type": "object", "additionalProperties": False, "properties": {
+        "name": {"type": "string"}, "data": _STRING_MAP, "string_data": _STRING_MAP}},
+    "ConfigBody": {"type": "object", "additionalProperties": False, "properties": {
+        "name": {"type": "string"}, "data": _STRING_MAP}},
+}
+
+
+def _store_paths(plural: str, body: str) -> dict[str, Any]:
+    """``/master/secrets`` or ``/master/configs``: list, create, show, replace, delete."""
+    errors = error_responses(400, 401, 403, 404, 413, 415, 422, 503)
+    return {
+        f"/master/{plural}": {
+            "get": {"summary": f"list {plural} (metadata only)", "responses": {
+                **ok_json(), **error_responses(401, 403, 503)}},
+            "post": {"summary": f"create one of the {plural}", "requestBody": json_body(body),
+                     "responses": {"201": {"description": "created"},
+                                   "409": {"description": "exists"}, **errors}},
+        },
+        f"/master/{plural}/{{name}}": {
+            "get": {"summary": "metadata", "parameters": _NAME,
+                    "responses": {**ok_json(), **errors}},
+            "put": {"summary": "create or replace (rotate)", "parameters": _NAME,
+                    "requestBody": json_body(body),
+                    "responses": {**ok_json(), "201": {"description": "created"}, **errors}},
+            "delete": {"summary": "delete", "parameters": _NAME,
+                       "responses": {**ok_json(), **errors}},
+        },
+    }
+
+
 def master_openapi() -> dict[str, Any]:
     paths = {
         "/api/v1/scheduler": {"post": {
@@ -37,5 +72,9 @@ def master_openapi() -> dict[str, Any]:
                              "responses": {"200": {"description": "metrics"},
                                            **error_responses(401, 403)}}},
         "/version": {"get": {"summary": "version", "responses": ok_json()}},
+        **_store_paths("secrets", "SecretBody"),
+        **_store_paths("configs", "ConfigBody"),
     }
-    return document("mesoslite master", __version__, paths, (Call,))
+    doc = document("mesoslite master", __version__, paths, (Call,))
+    doc["components"]["schemas"].update(_BODIES)
+    return doc

@@ -3,6 +3,7 @@ allows (and much it does not), the master answers without a 5xx."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from mesoslite.master.openapi_doc import master_openapi
+from mesoslite.secrets.crypto import KEY_ENV, generate_key
 from mesoslite.testing.processes import free_port
 
 schema = schemathesis.openapi.from_dict(master_openapi())
@@ -23,9 +25,12 @@ def master_url(tmp_path_factory):
     """A real master process (the fuzzer's requests are synchronous)."""
     port = free_port()
     work = tmp_path_factory.mktemp("fuzz-master")
+    # With a secrets key, so /master/secrets is fuzzed as it runs, not as a 503.
+    env = {**os.environ, KEY_ENV: generate_key()}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mesoslite.cli.main", "master", "--port", str(port),
-         "--work-dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--work-dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
