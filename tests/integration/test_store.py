@@ -36,6 +36,18 @@ def test_writes_round_trip_and_deletes(store_url):
     store.close()
 
 
+def test_secret_objects_round_trip_replace_and_delete(store_url):
+    store = MasterStore(store_url)
+    store.apply(Writes(secrets={("secret", "db"): {"name": "db", "sealed": "v1"},
+                                ("config", "db"): {"name": "db", "data": {"k": "v"}}}))
+    store.apply(Writes(secrets={("secret", "db"): {"name": "db", "sealed": "v2"}}))
+    assert sorted(store.load()["secrets"], key=str) == sorted(
+        [{"name": "db", "sealed": "v2"}, {"name": "db", "data": {"k": "v"}}], key=str)
+    store.apply(Writes(deleted_secrets={("secret", "db")}))
+    assert store.load()["secrets"] == [{"name": "db", "data": {"k": "v"}}]
+    store.close()
+
+
 def test_a_failed_batch_writes_nothing(store_url):
     store = MasterStore(store_url)
     store.apply(Writes(agents={"a1": {"id": "a1"}}))
