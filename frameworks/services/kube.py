@@ -142,7 +142,7 @@ def _container(r: Reader, c: str, app: dict[str, Any], where: str, warnings: lis
             mapping["name"] = str(r.get(f"{p}.name"))
         ports.append(mapping)
     app["container"] = {"type": "DOCKER", "docker": docker, "portMappings": ports,
-                        "volumes": _volumes(r, c, where, warnings)}
+                        "volumes": _volumes(r, c, app, where, warnings)}
     app["networks"] = [{"mode": "container/bridge"}]
     command = [str(x) for x in r.take(f"{c}.command") or []]
     args = [str(x) for x in r.take(f"{c}.args") or []]
@@ -150,16 +150,20 @@ def _container(r: Reader, c: str, app: dict[str, Any], where: str, warnings: lis
         app["cmd"] = shlex.join(command + args)
     elif args:
         app["args"] = args
-    env = {}
+    env: dict[str, Any] = {}
     for i, _ in enumerate(r.get(f"{c}.env") or []):
         e = f"{c}.env[{i}]"
         name = str(r.get(f"{e}.name"))
-        if r.get(f"{e}.valueFrom") is not None:
+        if r.get(f"{e}.valueFrom") is None:
+            env[name] = str(r.get(f"{e}.value", ""))
+            continue
+        ref = _key_ref(r, f"{e}.valueFrom")
+        if ref is None:
             warnings.append(f"{where}: {e}.valueFrom ({name}) is not honoured; "
                             "the variable is not set")
             r.take(f"{e}.valueFrom")
         else:
-            env[name] = str(r.get(f"{e}.value", ""))
+            env[name] = {"secret": _app_secret(app, *ref)}
     if env:
         app["env"] = env
     _resources(r, c, app, where, warnings)
@@ -195,13 +199,38 @@ def _resources(r: Reader, c: str, app: dict[str, Any], where: str, warnings: lis
                         "(1 cpu, 128 MB)")
 
 
-def _volumes(r: Reader, c: str, where: str, warnings: list[str]) -> list[dict[str, Any]]:
-    host_paths = {}
+def _key_ref(r: Reader, path: str) -> tuple[str, str | None] | None:
+    """``valueFrom.secretKeyRef`` / ``configMapKeyRef`` as (source, key), else None."""
+    for kind, prefix in (("secretKeyRef", ""), ("configMapKeyRef", "config:")):
+        name = r.get(f"{path}.{kind}.name")
+        if name is not None:
+            return prefix + str(name), str(r.get(f"{path}.{kind}.key", "")) or None
+    return None
+
+
+def _app_secret(app: dict[str, Any], source: str, key: str | None) -> str:
+    """The id of ``source``/``key`` in the app's ``secrets`` (added once)."""
+    sid = source.replace("config:", "config-") + (f"-{key}" if key else "")
+    entry: dict[str, Any] = {"source": source}
+    if key:
+        entry["key"] = key
+    app.setdefault("secrets", {})[sid] = entry
+    return sid
+
+
+def _volumes(r: Reader, c: str, app: dict[str, Any], where: str,
+             warnings: list[str]) -> list[dict[str, Any]]:
+    host_paths: dict[Any, str] = {}
+    stored: dict[Any, str] = {}  # volume name -> secret or config:NAME
     for i, _ in enumerate(r.get("spec.template.spec.volumes") or []):
         v = f"spec.template.spec.volumes[{i}]"
         path = r.get(f"{v}.hostPath.path")
         if path is not None:
             host_paths[r.get(f"{v}.name")] = path
+        elif r.get(f"{v}.secret.secretName") is not None:
+            stored[r.get(f"{v}.name")] = str(r.get(f"{v}.secret.secretName"))
+        elif r.get(f"{v}.configMap.name") is not None:
+            stored[r.get(f"{v}.name")] = "config:" + str(r.get(f"{v}.configMap.name"))
     out = []
     for i, _ in enumerate(r.get(f"{c}.volumeMounts") or []):
         m = f"{c}.volumeMounts[{i}]"
@@ -210,6 +239,11 @@ def _volumes(r: Reader, c: str, where: str, warnings: list[str]) -> list[dict[st
             out.append({"containerPath": r.get(f"{m}.mountPath"),
                         "hostPath": host_paths[source],
                         "mode": "RO" if r.get(f"{m}.readOnly") else "RW"})
+        elif source in stored:
+            # Read-only files on a tmpfs, one per key (Kubernetes' layout).
+            r.get(f"{m}.readOnly")
+            out.append({"containerPath": r.get(f"{m}.mountPath"),
+                        "secret": _app_secret(app, stored[source], None)})
         else:
             warnings.append(f"{where}: volume {source!r} is not a hostPath volume; not mounted")
     return out

@@ -78,18 +78,44 @@ def test_every_field_not_honoured_is_named() -> None:
     pod["serviceAccountName"] = "robot"
     container = pod["containers"][0]
     container["env"] = [{"name": "A", "value": "1"},
-                        {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s"}}}]
+                        {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]
     container["workingDir"] = "/srv"
     pod["containers"].append({"name": "sidecar", "image": "envoy"})
     out = translate([doc])
     text = "\n".join(out.warnings)
     for field in ("metadata.annotations.owner", "spec.minReadySeconds",
                   "spec.template.spec.serviceAccountName",
-                  "spec.template.spec.containers[0].workingDir", "valueFrom (SECRET)",
+                  "spec.template.spec.containers[0].workingDir", "valueFrom (POD)",
                   "not run: sidecar"):
         assert field in text, (field, out.warnings)
     assert out.apps[0]["env"] == {"A": "1"}
     assert "resources" not in text and "ports" not in text
+
+
+def test_secret_and_config_map_references_become_app_secrets() -> None:
+    doc = deployment()
+    pod = doc["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    container["env"] = [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
+        {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "web", "key": "mode"}}}]
+    pod["volumes"] = [{"name": "tls", "secret": {"secretName": "web-tls"}},
+                      {"name": "conf", "configMap": {"name": "web"}}]
+    container["volumeMounts"] = [{"name": "tls", "mountPath": "/tls", "readOnly": True},
+                                 {"name": "conf", "mountPath": "/conf"}]
+    out = translate([doc])
+    assert out.warnings == []
+    [app] = out.apps
+    assert app["secrets"] == {"db-pw": {"source": "db", "key": "pw"},
+                              "config-web-mode": {"source": "config:web", "key": "mode"},
+                              "web-tls": {"source": "web-tls"},
+                              "config-web": {"source": "config:web"}}
+    assert app["env"] == {"DB_PASSWORD": {"secret": "db-pw"},
+                          "MODE": {"secret": "config-web-mode"}}
+    assert app["container"]["volumes"] == [{"containerPath": "/tls", "secret": "web-tls"},
+                                           {"containerPath": "/conf", "secret": "config-web"}]
+    parsed, _ = parse_app(app)  # a valid app: its references resolve
+    assert set(parsed.secrets) == set(app["secrets"])
 
 
 def test_probes_strategy_and_placement() -> None:
