@@ -36,10 +36,15 @@ class SandboxHTTP:
 
     def _resolve(self, path: str) -> Path:
         root = self.cp.sandboxes.resolve()
+        if "\0" in path:
+            raise HTTPError(400, "A path cannot contain a NUL byte", [("path", ["has NUL"])])
         candidate = Path(path)
         if not candidate.is_absolute():
             candidate = root / candidate
-        resolved = candidate.resolve()
+        try:
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError):  # a symlink loop, a name too long
+            raise HTTPError(400, f"Path {path[:200]!r} cannot be resolved") from None
         if resolved != root and root not in resolved.parents:
             raise HTTPError(403, f"Path {path!r} is outside the agent's sandboxes")
         return resolved
@@ -109,6 +114,8 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         raise HTTPError(404, f"No such file: {path.name}") from None
+    except OSError as exc:
+        raise HTTPError(400, f"{path.name} cannot be read: {exc.strerror}") from None
 
 
 def _read(path: Path, offset: int, length: int) -> tuple[bytes, int]:
@@ -121,3 +128,5 @@ def _read(path: Path, offset: int, length: int) -> tuple[bytes, int]:
         raise HTTPError(404, f"No such file: {path.name}") from None
     except IsADirectoryError:
         raise HTTPError(400, f"{path.name} is a directory") from None
+    except OSError as exc:
+        raise HTTPError(400, f"{path.name} cannot be read: {exc.strerror}") from None

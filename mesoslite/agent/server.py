@@ -22,6 +22,7 @@ from mesoslite.agent.checkpoint import Checkpoints
 from mesoslite.agent.containerizers.base import Containerizer
 from mesoslite.agent.health import HealthMonitor
 from mesoslite.agent.metrics import AgentMetrics
+from mesoslite.agent.openapi_doc import agent_openapi
 from mesoslite.agent.sandbox_http import SandboxHTTP
 from mesoslite.agent.secrets import AgentSecrets
 from mesoslite.agent.status_updates import StatusUpdateManager
@@ -353,6 +354,7 @@ class Agent:
         app.router.add_get("/metrics", self.metrics.handle)
         app.router.add_get("/monitor/statistics", self._statistics)  # Mesos' shape
         app.router.add_get("/monitor/statistics.json", self._statistics)
+        app.router.add_get("/openapi.json", self._openapi)
         return app
 
     async def _statistics(self, request: web.Request) -> web.Response:
@@ -378,6 +380,9 @@ class Agent:
             "unacknowledged_updates": self.updates.unacknowledged(),
             "usage": msgspec.to_builtins(self.usage.latest) if self.usage.latest else None,
         })
+
+    async def _openapi(self, request: web.Request) -> web.Response:
+        return json_response(agent_openapi())
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="OK\n")
