@@ -27,7 +27,8 @@ from mesoslite.cli.runtime import log_options, setup_logging
 @click.option("--connect-timeout", default=2.0, show_default=True, type=float,
               help="Seconds to wait for an endpoint to accept before trying the next.")
 @click.option("--insecure", is_flag=True,
-              help="Allow --listen on a non-loopback address (exposes every service port).")
+              help="Allow --listen or --status on a non-loopback address (exposes every "
+              "service port, or the endpoints).")
 @log_options
 def lb(services_url: str, listen: tuple[str, ...], docker_bridge: bool, status: str,
        poll_interval: float, connect_timeout: float, insecure: bool, log_level: str,
@@ -53,6 +54,9 @@ def lb(services_url: str, listen: tuple[str, ...], docker_bridge: bool, status: 
     host, _, port = status.rpartition(":")
     if not host or not port.isdigit():
         raise click.UsageError(f"--status {status!r}: expected HOST:PORT")
+    if not is_loopback(host) and not insecure:
+        raise click.UsageError(f"refusing to serve /status on {host}: it shows every app's "
+                               "endpoints to that network; give --insecure to accept")
     if poll_interval <= 0 or connect_timeout <= 0:
         raise click.UsageError("--poll-interval and --connect-timeout must be > 0")
     setup_logging(log_level, log_format)
