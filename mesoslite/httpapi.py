@@ -86,6 +86,8 @@ async def read_json(request: web.Request, max_depth: int = 64) -> Any:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise HTTPError(400, f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:  # msgspec's own nesting limit (thousands of levels)
+        raise HTTPError(400, f"Request body nests deeper than {max_depth} levels") from None
     if _depth(data, max_depth) > max_depth:
         raise HTTPError(400, f"Request body nests deeper than {max_depth} levels")
     return data

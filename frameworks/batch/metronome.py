@@ -67,7 +67,8 @@ def from_metronome(data: Mapping[str, Any]) -> tuple[dict[str, Any], Callable[[s
     if constraints is not None:
         native["constraints"] = constraints
         paths["constraints"] = "run.placement.constraints"
-    owner = run.get("user") or (data.get("labels") or {}).get("owner")
+    labels = data.get("labels")  # not a mapping: the native validation says so
+    owner = run.get("user") or (labels.get("owner") if isinstance(labels, Mapping) else None)
     if isinstance(owner, str) and owner:
         native["user"] = owner
     if isinstance(data.get("schedules"), list):

@@ -54,8 +54,8 @@ class BatchObserver:
         self.wait = Histogram(f"{PREFIX}queue_wait_seconds",
                               "Time a task waited in the queue before its attempt launched",
                               buckets=WAIT_BUCKETS, registry=self.registry)
-        self.runs_ended = Counter(f"{PREFIX}runs_finished", "Runs that ended", ["state"],
-                                  registry=self.registry)
+        self.runs_ended = Counter(f"{PREFIX}runs_finished", "Runs that ended, by outcome",
+                                  ["outcome"], registry=self.registry)
         self.attempts_ended = Counter(f"{PREFIX}attempts_finished", "Attempts that ended",
                                       ["state"], registry=self.registry)
         self.launched = Counter(f"{PREFIX}attempts_launched", "Attempts recorded for launch",

@@ -103,8 +103,10 @@ def from_metronome(run: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(env, Mapping):
         native["env"] = {k: (ref(v["secret"]) or v) if is_ref(v) else v
                          for k, v in env.items()}
+    volumes = run.get("volumes")  # not a list: the native validation says so
     files = [{"path": v.get("containerPath"), **(ref(v.get("secret")) or {"secret": None})}
-             for v in run.get("volumes") or [] if isinstance(v, Mapping) and "secret" in v]
+             for v in (volumes if isinstance(volumes, list) else [])
+             if isinstance(v, Mapping) and "secret" in v]
     if files:
         native["secret_files"] = files
     return native

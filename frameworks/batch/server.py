@@ -26,12 +26,14 @@ from typing import Any
 from aiohttp import web
 
 from frameworks.batch.api import build_app
+from frameworks.batch.openapi_doc import batch_openapi
 from frameworks.batch.scheduler import BatchScheduler, SchedulerConfig
 from frameworks.batch.state import BatchState
 from frameworks.batch.store import BatchStore, Journal
 from frameworks.common.sse import SseBroadcaster
 from mesoslite.auth import Auth
 from mesoslite.clock import Clock, SystemClock
+from mesoslite.httpapi import json_response
 from mesoslite.messages.mesos import ID, FrameworkInfo
 from mesoslite.scheduler import Driver, DriverAborted
 from mesoslite.store.db import sqlite_url
@@ -94,7 +96,9 @@ class BatchServer:
         self.state.load(jobs, active)
         log.info("batch: %d jobs, %d active runs, framework id %s", len(jobs), len(active),
                  fid or "(new)")
-        self._runner = web.AppRunner(build_app(self), access_log=None)
+        app = build_app(self)
+        app.router.add_get("/openapi.json", _openapi)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port,
                            ssl_context=self.config.ssl_context)
@@ -152,6 +156,10 @@ class BatchServer:
             await self._runner.cleanup()
         await self.state.journal.flush()
         await asyncio.to_thread(self.store.close)
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return json_response(batch_openapi())
 
 
 def hosted(master_url: str, work_dir: Path, port: int = 8090) -> BatchServer:

@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from mesoslite.messages.mesos import Offer
+import msgspec
+
+from mesoslite.messages.mesos import Offer, Resource, to_resources
 from mesoslite.placement import Agent
 from mesoslite.resources import Resources
 from mesoslite.scheduler import offer_attributes, offer_resources
@@ -31,8 +33,12 @@ class AgentOffers:
     hostname: str
     address: str | None
     offers: list[Offer] = field(default_factory=list)
-    resources: Resources = field(default_factory=Resources)
+    resources: Resources = field(default_factory=Resources)  # unreserved
     attributes: dict[str, str] = field(default_factory=dict)
+    # resources reserved for the framework's role, and the free persistent volumes
+    # among them (id -> size); see docs/storage.md
+    reserved: Resources = field(default_factory=Resources)
+    volumes: dict[str, float] = field(default_factory=dict)
 
     @property
     def offer_ids(self) -> list[str]:
@@ -53,8 +59,23 @@ def group_offers(offers: Iterable[Offer]) -> dict[str, AgentOffers]:
                                              str(address) if address else None,
                                              attributes=attributes)
         group.offers.append(offer)
-        group.resources = group.resources + offer_resources(offer)
+        if not any(_reserved(r) for r in offer.resources):
+            group.resources = group.resources + offer_resources(offer)
+            continue
+        for r in offer.resources:
+            value = to_resources([msgspec.structs.replace(
+                r, role=None, reservations=[], reservation=None, disk=None)])
+            if not _reserved(r):
+                group.resources = group.resources + value
+                continue
+            group.reserved = group.reserved + value
+            if r.disk is not None and r.disk.persistence is not None:
+                group.volumes[r.disk.persistence.id] = value.scalar("disk")
     return out
+
+
+def _reserved(resource: Resource) -> bool:
+    return bool(resource.reservations) or resource.role not in (None, "*")
 
 
 def text_attributes(offer: Offer) -> dict[str, str]:

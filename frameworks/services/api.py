@@ -10,7 +10,7 @@ with Marathon's ``details``.  Fields accepted but not acted on are named in a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -26,7 +26,10 @@ from frameworks.services.model import App, app_json
 from frameworks.services.state import NotFound, encode_app
 from frameworks.services.tasks import task_json
 from frameworks.services.validation import Invalid, normalize_id, parse_app
+from frameworks.services.volumes import is_resident
 from mesoslite.httpapi import HTTPError, json_response, read_json
+
+T = TypeVar("T", App, tuple[App, list[str]])
 
 ALLOWED: dict[tuple[str, ...], list[str]] = {
     (): ["GET", "PUT", "PATCH", "DELETE"], ("restart",): ["POST"], ("tasks",): ["GET", "DELETE"],
@@ -67,6 +70,7 @@ class AppsApi:
     async def create(self, request: web.Request) -> web.Response:
         body = await read_json(request)
         app, warnings = parse_app(body)
+        self._check_role(app)
         state = self.ctx.state
         deployment = operations.create_app(state, app, self.ctx.controller.now(),
                                            flag(request, "force"))
@@ -149,7 +153,7 @@ class AppsApi:
         partial update replaces top-level fields), or ``body`` alone."""
         current = self.ctx.state.apps.get(app_id)
         if current is None or not partial:
-            return parse_app(body, app_id)
+            return self._check_role(parse_app(body, app_id))
         base = encode_app(current)
         base.update(base.pop("passthrough", {}))
         for key in ("version", "versionInfo"):
@@ -159,7 +163,17 @@ class AppsApi:
         if "container" in body and "networks" not in body:
             base.pop("networks", None)
         base.update(body)
-        return parse_app(base, app_id)
+        return self._check_role(parse_app(base, app_id))
+
+    def _check_role(self, parsed: T) -> T:
+        """Refuse persistent volumes while the framework runs in role '*': they could
+        never be reserved, and the app would wait forever."""
+        app = parsed[0] if isinstance(parsed, tuple) else parsed
+        if self.ctx.role == "*" and is_resident(app):
+            message = ("persistent volumes need the services framework to run in a named "
+                       "role (mesoslite services --role NAME); it runs in '*'")
+            raise Invalid([("/container/volumes", [message])])
+        return parsed
 
     async def delete(self, request: web.Request, app_id: str) -> web.Response:
         d = operations.delete_app(self.ctx.state, normalize_id(app_id),

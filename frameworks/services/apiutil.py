@@ -27,6 +27,7 @@ class ApiContext:
     controller: Controller
     bus: SseBroadcaster
     info: dict[str, Any]
+    role: str = "*"  # the framework's role: reservations need a named one
 
     @property
     def state(self) -> ServicesState:
@@ -43,13 +44,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def marathon_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Domain exceptions -> Marathon's status codes and bodies."""
+    """Domain exceptions -> Marathon's status codes and bodies (plus an empty
+    ``details``: every mesoslite error has ``message`` and ``details``)."""
     try:
         return await handler(request)
     except NotFound as exc:
-        return json_response({"message": str(exc)}, 404)
+        return json_response({"message": str(exc), "details": []}, 404)
     except Conflict as exc:
-        return json_response({"message": exc.message,
+        return json_response({"message": exc.message, "details": [],
                               "deployments": [{"id": d} for d in exc.deployments]}, 409)
     except Invalid as exc:
         return json_response({"message": exc.message, "details": [

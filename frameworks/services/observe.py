@@ -1,8 +1,8 @@
 """What the services framework tells about itself besides Marathon's API.
 
 * ``GET /metrics``: Prometheus metrics (``mesoslite_services_*``): deployments in
-  progress by kind, started by kind, ended by outcome, their duration; apps, tasks by
-  state, instances waiting to launch.
+  progress by kind, started by kind, ended by outcome, their duration; apps, app
+  instances by state, instances waiting to launch (docs/observability.md lists them).
 * ``GET /dashboard/v1/deployments``: the master dashboard's view of deployments: each
   one in progress with its kind, deadline and progress (tasks of the new and the old
   configuration, healthy and ready, the floor and the ceiling of the rolling rule),
@@ -80,7 +80,8 @@ class ServicesObserver:
                            tuple[str, ...]]] = [
             ("deployments", "Deployments in progress", self._active, ("kind",)),
             ("apps", "Apps defined", lambda: {(): len(self.state.apps)}, ()),
-            ("tasks", "Tasks the framework knows, by state", self._tasks, ("state",)),
+            ("instances", "App instances (tasks) the framework knows, by state",
+             self._instances, ("state",)),
             ("instances_waiting", "Instances waiting to be launched (the /v2/queue)",
              self._waiting, ()),
         ]
@@ -104,8 +105,11 @@ class ServicesObserver:
         counts = Tally(d.kind for d in self.state.deployments.values())
         return {(kind,): float(counts.get(kind, 0)) for kind in KINDS}
 
-    def _tasks(self) -> dict[tuple[str, ...], float]:
+    def _instances(self) -> dict[tuple[str, ...], float]:
         counts = Tally(t.state for t in self.state.tasks.values())
+        # the usual states always present, so a query sees a 0 rather than no series
+        for state in ("TASK_STAGING", "TASK_RUNNING"):
+            counts.setdefault(state, 0)
         return {(state,): float(n) for state, n in counts.items()}
 
     def _waiting(self) -> dict[tuple[str, ...], float]:

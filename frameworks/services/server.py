@@ -33,13 +33,14 @@ from frameworks.services.discovery import Discovery
 from frameworks.services.events import events_route
 from frameworks.services.launcher import Launcher, LauncherSettings
 from frameworks.services.observe import install as install_observer
+from frameworks.services.openapi_doc import services_openapi
 from frameworks.services.scheduler import ServicesScheduler
 from frameworks.services.state import SERVICE_PORTS, ServicesState
 from frameworks.services.store import Committer, ServicesStore
 from mesoslite.auth import Auth, api_guard
 from mesoslite.clock import Clock
-from mesoslite.httpapi import make_app
-from mesoslite.messages.mesos import ID, FrameworkInfo
+from mesoslite.httpapi import json_response, make_app
+from mesoslite.messages.mesos import ID, CapabilityType, FrameworkCapability, FrameworkInfo
 from mesoslite.scheduler import Driver, DriverAborted
 from mesoslite.store.db import sqlite_url
 
@@ -131,14 +132,15 @@ class ServicesServer:
         config = self.config
         assert self.controller is not None
         leader = f"{config.host}:{config.port}"
-        ctx = ApiContext(self.controller, self.bus, self._info(leader))
+        ctx = ApiContext(self.controller, self.bus, self._info(leader), role=config.role)
         guard = api_guard(config.auth or Auth(), "services", write="manage_app",
                           public={"/ping", "/health"})
         app = make_app(middlewares=[*guard, marathon_errors])
         assert self.autoscaler is not None
         app.add_routes(UsageApi(ctx, self.autoscaler).routes()  # before /v2/apps/{path}
                        + AppsApi(ctx).routes() + ClusterApi(ctx).routes()
-                       + [events_route(self.bus)] + self.discovery.routes())
+                       + [events_route(self.bus)] + self.discovery.routes()
+                       + [web.get("/openapi.json", _openapi)])
         install_observer(app, self)  # /metrics, dashboard views, GET / redirect
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -181,6 +183,9 @@ class ServicesServer:
             failover_timeout=self.config.failover_timeout, checkpoint=True,
             role=self.config.role, hostname=socket.gethostname(), webui_url=self.url,
             principal=self.config.principal,
+            # UNREACHABLE rather than LOST: its instances are replaced at once, and
+            # it kills a returning one itself (state.apply_status, docs/services.md).
+            capabilities=[FrameworkCapability(type=CapabilityType.PARTITION_AWARE)],
         )
 
     async def _drive(self) -> None:
@@ -225,6 +230,10 @@ class ServicesServer:
             self.store.close()
 
 
+async def _openapi(request: web.Request) -> web.Response:
+    return json_response(services_openapi())
+
+
 def run_services(config: ServicesConfig) -> None:
     """Run the services framework in the foreground until SIGINT/SIGTERM."""
     import click
@@ -244,5 +253,8 @@ def run_services(config: ServicesConfig) -> None:
 def hosted(master: str, work_dir: Path, port: int = 8080, host: str = "127.0.0.1",
            dns_port: int | None = None) -> ServicesServer:
     """The services framework as ``mesoslite up`` hosts it (store in ``work_dir/services``)."""
+    # A named role, so apps with persistent volumes can reserve (Mesos reserves for
+    # named roles only).
     return ServicesServer(ServicesConfig(masters=[master], work_dir=work_dir / "services",
-                                         host=host, port=port, dns_port=dns_port))
+                                         host=host, port=port, dns_port=dns_port,
+                                         role="services"))

@@ -208,7 +208,9 @@ class ServicesState:
             out.health_changed = task.note_health(
                 app is not None and app.agent_check is not None,
                 len(app.framework_checks) if app else 0, now, agent=status.healthy)
-        if status.state.terminal:
+        # UNREACHABLE (partition-aware): the instance is replaced at once; if its
+        # agent returns, the task is unknown and killed, the replacement kept.
+        if status.state.terminal or status.state == TaskState.TASK_UNREACHABLE:
             self.drop_task(task.id)
             out.terminal = True
             unrequested = task.kill_requested_at is None or task.kill_is_failure

@@ -2,9 +2,10 @@
 
 ``bind`` / ``wipe`` change ``ServicesState.reservations`` and record the writes for
 the next commit.  ``destroy_volumes`` runs at the start of an offer round: for every
-reservation being destroyed whose volumes no live task uses and whose agent is in
-the round's offers, it ACCEPTs that agent's offers with one DESTROY operation (the
-agent removes the volumes and their data), then forgets the reservation.  Those
+reservation being destroyed whose volumes no live task uses and whose agent offers
+them (reserved offers come to the framework's role only), it ACCEPTs that agent's
+offers with DESTROY (the agent removes the volumes and their data) and UNRESERVE
+(the reserved resources go back to the pool), then forgets the reservation.  Those
 offers are used up; the caller places tasks with the rest.  A refused call keeps
 the reservation for a later round.  While destroys wait, the controller keeps
 offers coming (``destroys_waiting``).
@@ -23,16 +24,11 @@ from frameworks.services.volumes import (
     destroy_ready,
     local_volumes_json,
     mark_wipe,
+    release_operations,
+    volume_resources_of,
 )
-from mesoslite.messages.mesos import (
-    Destroy,
-    DiskInfo,
-    Filters,
-    Operation,
-    OperationType,
-    Persistence,
-    VolumeResource,
-)
+from mesoslite.messages.mesos import Filters
+from mesoslite.resources import Resources
 from mesoslite.scheduler import CallError, Driver, DriverError
 
 log = logging.getLogger(__name__)
@@ -71,15 +67,10 @@ def destroys_waiting(state: ServicesState) -> int:
     return len(destroy_ready(state.reservations, set(state.tasks)))
 
 
-def destroy_operation(volume_ids: list[str], role: str | None) -> Operation:
-    return Operation(type=OperationType.DESTROY, destroy=Destroy(volumes=[
-        VolumeResource(role=role, disk=DiskInfo(persistence=Persistence(id=v)))
-        for v in volume_ids]))
-
-
 async def destroy_volumes(state: ServicesState, driver: Driver,
                           groups: dict[str, AgentOffers]) -> dict[str, AgentOffers]:
-    """Send the DESTROYs due on the offered agents; returns the offers left."""
+    """Send the DESTROY + UNRESERVE due on the offered agents (once every volume to
+    destroy is in the offers); returns the offers left."""
     due: dict[str, list[Reservation]] = defaultdict(list)
     for r in destroy_ready(state.reservations, set(state.tasks)):
         if r.agent_id in groups:
@@ -87,12 +78,23 @@ async def destroy_volumes(state: ServicesState, driver: Driver,
     if not due:
         return groups
     left = dict(groups)
-    role = driver.framework_info.role
+    role = driver.framework_info.role or "*"
     for agent_id, reservations in due.items():
-        group = left.pop(agent_id)
-        ids = sorted({v for r in reservations for v in r.volumes})
+        group = left[agent_id]
+        volumes = {r.id: volume_resources_of(state.apps.get(r.app_id), r)
+                   for r in reservations}
+        ids = sorted(v.disk.persistence.id for vs in volumes.values() for v in vs
+                     if v.disk is not None and v.disk.persistence is not None)
+        if not set(ids) <= set(group.volumes):
+            continue  # not all offered yet (e.g. a task still stopping)
+        reserved = Resources()
+        for r in reservations:
+            reserved = reserved + Resources(scalars=r.resources)
+        if not group.reserved.contains(reserved):
+            continue
+        left.pop(agent_id)
         try:
-            await driver.accept(group.offer_ids, [destroy_operation(ids, role)],
+            await driver.accept(group.offer_ids, release_operations(volumes, reserved, role),
                                 Filters(refuse_seconds=0.0))
         except (CallError, DriverError) as exc:
             log.warning("DESTROY of %d volume(s) on %s not sent (%s); retrying", len(ids),

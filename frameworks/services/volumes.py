@@ -34,14 +34,26 @@ import msgspec
 
 from frameworks.services.model import App, ContainerVolume
 from mesoslite.messages.mesos import (
+    Create,
+    Destroy,
+    DiskInfo,
+    DiskVolume,
     DockerVolumeSource,
+    Operation,
+    OperationType,
+    Persistence,
     PersistentVolumeSource,
+    ReservationInfo,
+    Reserve,
+    Resource,
+    Scalar,
+    Unreserve,
+    ValueType,
     Volume,
     VolumeMode,
     VolumeSource,
 )
-
-PIN_ATTRIBUTE = "mesoslite_volume_agent"  # placement attribute pinning an instance
+from mesoslite.resources import Resources
 
 
 class Reservation(msgspec.Struct, omit_defaults=True):
@@ -56,6 +68,10 @@ class Reservation(msgspec.Struct, omit_defaults=True):
     destroying: bool = False
     attributes: dict[str, str] = {}
     volumes: list[str] = []  # every volume id launched on it (what a wipe destroys)
+    # what the master holds reserved for it (cpus, mem, disk incl. the volumes), in
+    # ``role``; empty for records made before reservations were the master's
+    resources: dict[str, float] = {}
+    role: str | None = None
 
 
 def persistent_volumes(app: App) -> list[ContainerVolume]:
@@ -117,6 +133,79 @@ def mesos_volumes(app: App, reservation: Reservation | None) -> list[Volume]:
     return out
 
 
+def reservation_amounts(app: App) -> dict[str, float]:
+    """What a new instance of resident ``app`` reserves: its cpus, mem and disk plus
+    its persistent volumes' sizes."""
+    disk = app.disk + sum(v.persistent.size for v in persistent_volumes(app)
+                          if v.persistent is not None)
+    return {k: v for k, v in (("cpus", app.cpus), ("mem", app.mem), ("disk", disk)) if v}
+
+
+def _reserved(name: str, value: float, role: str, principal: str | None) -> Resource:
+    return Resource(name=name, type=ValueType.SCALAR, scalar=Scalar(value=value),
+                    reservations=[ReservationInfo(role=role, principal=principal)])
+
+
+def _volume_resources(app: App, r: Reservation, role: str, principal: str | None
+                      ) -> list[Resource]:
+    out = []
+    for v in persistent_volumes(app):
+        assert v.persistent is not None
+        disk = _reserved("disk", float(v.persistent.size), role, principal)
+        disk.disk = DiskInfo(persistence=Persistence(id=volume_id(app.id, r.id,
+                                                                  v.container_path),
+                                                     principal=principal),
+                             volume=DiskVolume(container_path=v.container_path,
+                                               mode="RO" if v.mode.upper() == "RO" else "RW"))
+        out.append(disk)
+    return out
+
+
+def reserve_operations(app: App, r: Reservation, role: str, principal: str | None
+                       ) -> list[Operation]:
+    """RESERVE the instance's resources and CREATE its volumes (Marathon's way)."""
+    return [Operation(type=OperationType.RESERVE, reserve=Reserve(resources=[
+                _reserved(k, v, role, principal) for k, v in sorted(r.resources.items())])),
+            Operation(type=OperationType.CREATE, create=Create(
+                volumes=_volume_resources(app, r, role, principal)))]
+
+
+def resident_resources(app: App, r: Reservation, role: str, principal: str | None,
+                       plain: list[Resource]) -> tuple[list[Resource], Resources]:
+    """A resident task's resources: cpus, mem and scratch disk from its reservation
+    (what the app needs beyond it unreserved), its volumes, and the other ``plain``
+    resources (ports, gpus) as they are.  Also returns the unreserved part."""
+    volume_disk = sum(v.persistent.size for v in persistent_volumes(app)
+                      if v.persistent is not None)
+    held = dict(r.resources)
+    held["disk"] = max(0.0, held.get("disk", 0.0) - volume_disk)
+    out: list[Resource] = []
+    extra: dict[str, float] = {}
+    for name, need in (("cpus", app.cpus), ("mem", app.mem), ("disk", app.disk)):
+        mine = min(need, held.get(name, 0.0))
+        if mine > 0:
+            out.append(_reserved(name, mine, role, principal))
+        if need - mine > 1e-9:
+            extra[name] = need - mine
+            out.append(Resource(name=name, type=ValueType.SCALAR,
+                                scalar=Scalar(value=round(need - mine, 3))))
+    out += _volume_resources(app, r, role, principal)
+    out += [p for p in plain if p.name not in ("cpus", "mem", "disk")]
+    return out, Resources(scalars=extra)
+
+
+def release_operations(app_volumes: dict[str, list[Resource]], reserved: Resources, role: str
+                       ) -> list[Operation]:
+    """``wipe``: DESTROY the volumes, then UNRESERVE what they and their instances
+    held."""
+    ops = [Operation(type=OperationType.DESTROY, destroy=Destroy(
+        volumes=[v for vols in app_volumes.values() for v in vols]))]
+    if reserved:
+        ops.append(Operation(type=OperationType.UNRESERVE, unreserve=Unreserve(resources=[
+            _reserved(k, v, role, None) for k, v in sorted(reserved.scalars.items())])))
+    return ops
+
+
 def local_volumes_json(app: App, reservation: Reservation) -> list[dict[str, str]]:
     """Marathon's ``localVolumes`` of a resident task."""
     return [{"containerPath": v.container_path,
@@ -139,6 +228,17 @@ def free_reservations(reservations: dict[str, Reservation], live_tasks: set[str]
             if not r.destroying and (r.task_id is None or r.task_id not in live_tasks)]
 
 
+def volume_resources_of(app: App | None, r: Reservation) -> list[Resource]:
+    """The disk resources naming ``r``'s volumes (for DESTROY); by id when the app
+    is gone (sizes unknown: 0, which the master does not check on DESTROY)."""
+    role = r.role or "*"
+    if app is not None and persistent_volumes(app):
+        return _volume_resources(app, r, role, None)
+    return [Resource(name="disk", type=ValueType.SCALAR, scalar=Scalar(value=0.0),
+                     reservations=[ReservationInfo(role=role)],
+                     disk=DiskInfo(persistence=Persistence(id=v))) for v in r.volumes]
+
+
 def launch_budget(app: App, reservations: dict[str, Reservation], live_tasks: set[str],
                   wanted: int) -> tuple[list[Reservation], int]:
     """For ``wanted`` launches of resident ``app``: the free reservations to launch on
@@ -150,22 +250,15 @@ def launch_budget(app: App, reservations: dict[str, Reservation], live_tasks: se
     return free, new
 
 
-def resident_slots(app: App, wanted: int, reservations: dict[str, Reservation],
-                   live_tasks: set[str]) -> tuple[int, dict[int, Reservation]]:
-    """How many of ``wanted`` launches can be placed this round, and which of them
-    (by index) are pinned to a free reservation.  Non-resident apps: all, none."""
+def new_slots(app: App, wanted: int, reservations: dict[str, Reservation],
+              live_tasks: set[str]) -> int:
+    """How many of ``wanted`` launches the placement engine may place this round:
+    all for a plain app; for a resident one only new reservations (an instance with a
+    free reservation waits for its reserved offer, see ``launcher``)."""
     if not is_resident(app):
-        return wanted, {}
-    free, new = launch_budget(app, reservations, live_tasks, wanted)
-    return len(free) + new, dict(enumerate(free))
-
-
-def pinned_group(app_id: str, reservation: Reservation) -> tuple[str, tuple[tuple[str, ...], ...]]:
-    """The placement group and constraints of an instance pinned to its reservation's
-    agent (a group of its own: its agent is fixed, the app's constraints held when
-    the reservation was made)."""
-    return (f"{app_id}#{reservation.id}",
-            ((PIN_ATTRIBUTE, "IS", reservation.agent_id),))
+        return wanted
+    _, new = launch_budget(app, reservations, live_tasks, wanted)
+    return new
 
 
 def mark_wipe(reservations: dict[str, Reservation], app_id: str) -> list[Reservation]:

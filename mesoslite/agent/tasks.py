@@ -208,6 +208,7 @@ class TaskManager:
             framework_id=task.framework_id, task=task.info, sandbox=sandbox, env=env,
             cpus=resources.scalar("cpus"), mem_mb=resources.scalar("mem"),
             disk_mb=resources.scalar("disk"), ports=ports,
+            principal=getattr(self.frameworks.get(task.framework_id), "principal", None),
         )
 
     async def _attach(self, task: AgentTaskState, container: Container) -> None:

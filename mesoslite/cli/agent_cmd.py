@@ -56,19 +56,35 @@ def split_masters(text: str) -> list[str]:
               help="Seconds between task and volume usage reports to the master (0: none).")
 @click.option("--allowed-host-paths", default="",
               help="Comma list of path prefixes host-path volumes may use (default: none).")
+@click.option("--allow-privileged-principal", "privileged_principals", multiple=True,
+              metavar="NAME", help="Principal (pattern) whose Docker tasks may be privileged.")
+@click.option("--allow-host-network-principal", "host_network_principals", multiple=True,
+              metavar="NAME", help="Principal (pattern) whose Docker tasks may use HOST "
+                                   "networking.")
+@click.option("--allow-capability", "capability_grants", multiple=True,
+              metavar="NAME=CAP[,CAP]", help="Capabilities a principal's Docker tasks may "
+                                            "add with cap-add (ALL: any).")
+@click.option("--container-capabilities", default=None,
+              help="Comma list of the capabilities Docker tasks keep (default: a minimal "
+                   "set, see docs/security.md; '' for none).")
+@click.option("--read-only-rootfs", is_flag=True,
+              help="Run Docker tasks with a read-only root filesystem.")
 @log_options
 def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str | None,
           attributes: str | None, hostname: str | None, advertise_ip: str | None,
           containerizers: str | None, agent_secret_file: Path | None, ca_file: Path | None,
           credentials: Path | None, acls: Path | None, tls_cert: Path | None,
           tls_key: Path | None, insecure: bool, status_update_retry: float,
-          usage_interval: float, allowed_host_paths: str, log_level: str,
-          log_format: str) -> None:
+          usage_interval: float, allowed_host_paths: str,
+          privileged_principals: tuple[str, ...], host_network_principals: tuple[str, ...],
+          capability_grants: tuple[str, ...], container_capabilities: str | None,
+          read_only_rootfs: bool, log_level: str, log_format: str) -> None:
     """Run an agent: offer this machine's resources and run tasks.
 
     Tasks keep running when the agent stops or crashes; start it again with the same
     --work-dir and it re-attaches to them.
     """
+    from mesoslite.agent.container_policy import build_policy
     from mesoslite.agent.containerizers import available_containerizers, make_containerizers
     from mesoslite.agent.host import agent_resources, parse_attributes
     from mesoslite.agent.server import Agent, AgentConfig
@@ -93,6 +109,11 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
         normalize_prefixes(host_paths)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--allowed-host-paths") from None
+    try:
+        policy = build_policy(container_capabilities, read_only_rootfs, privileged_principals,
+                              host_network_principals, capability_grants)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     config = AgentConfig(
         masters=split_masters(master_urls), work_dir=work_dir, resources=res, host=host,
         port=port, hostname=hostname, advertise_address=advertise_ip, attributes=attrs,
@@ -104,7 +125,7 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
 
     async def start() -> None:
         try:
-            cz = make_containerizers(names, work_dir)
+            cz = make_containerizers(names, work_dir, policy)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
         holder["agent"] = Agent(config, cz, auth=auth, ssl_context=ssl_context,

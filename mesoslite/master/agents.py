@@ -93,11 +93,17 @@ class AgentOps(TaskOps):
         if agent.id in self.in_allocator:
             self.allocator.remove_agent(agent.id)
         allocated: dict[tuple[str, str], Resources] = {}
+        reserved_used: dict[tuple[str, str], Resources] = {}
         for task in self.agent_tasks(agent.id):
             if not task.released:
                 key = (task.framework_id, task.role)
-                allocated[key] = allocated.get(key, Resources()) + task.resources
-        self.allocator.add_agent(agent.id, agent.total, allocated)
+                unreserved = task.resources - task.reserved if task.reserved else task.resources
+                allocated[key] = allocated.get(key, Resources()) + unreserved
+                if task.reserved:
+                    reserved_used[key] = reserved_used.get(key, Resources()) + task.reserved
+        self.allocator.add_agent(agent.id, agent.total, allocated,
+                                 reserved=agent.reservations.reserved,
+                                 reserved_allocated=reserved_used)
         self.in_allocator.add(agent.id)
 
     def _reconcile_agent_tasks(

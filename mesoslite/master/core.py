@@ -99,6 +99,8 @@ class MasterCore:
             "tasks_error": 0,
             "status_updates": 0,
             "calls_invalid": 0,
+            "operations_finished": 0,
+            "operations_invalid": 0,
             "allocation_rounds": 0,
         }
 
@@ -199,8 +201,14 @@ class MasterCore:
             return
         task.released = True
         if task.agent_id in self.in_allocator:
+            if task.reserved:  # the reserved part goes back to its reservation
+                self.allocator.recover(task.framework_id, task.role, task.agent_id,
+                                       task.reserved, mono, reservation=task.role)
+                unreserved = task.resources - task.reserved
+            else:
+                unreserved = task.resources
             self.allocator.recover(
-                task.framework_id, task.role, task.agent_id, task.resources, mono
+                task.framework_id, task.role, task.agent_id, unreserved, mono
             )
             self.changed_agents.add(task.agent_id)
 

@@ -22,7 +22,11 @@ and TLS apply once, agents and frameworks need no CORS).
 
 Paths are checked for ``..`` here as well as on the agent.  The caller's
 ``Authorization`` header is passed to agents (cluster components that check it
-themselves), never to frameworks' URLs.
+themselves).  A framework's URL gets it only when the framework's (authenticated)
+principal is allowed ``FORWARD_ACTION`` on ``FORWARD_OBJECT``: a framework whose API
+checks the same credentials (the services and batch frameworks with ``--auth``) then
+answers the dashboard, and a framework nobody vouched for never sees an operator's
+password.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ QUEUE_TIMEOUT = aiohttp.ClientTimeout(total=2, connect=1)
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=3, sock_read=None)
 EVENT_STREAM = "text/event-stream"
 QUEUE_CACHE_SECONDS = 1.0
+FORWARD_ACTION = "receive_credentials"
+FORWARD_OBJECT = "dashboard"
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
@@ -81,7 +87,7 @@ class DashboardHTTP:
     def __init__(self, server: MasterServer) -> None:
         self.server = server
         self._session: aiohttp.ClientSession | None = None
-        self._queue_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._queue_cache: dict[str, tuple[float, dict[str, Any], dict[str, str]]] = {}
         self._streams: set[aiohttp.ClientResponse] = set()
 
     def add_routes(self, app: web.Application) -> None:
@@ -207,21 +213,39 @@ class DashboardHTTP:
             raise HTTPError(404, f"Framework {framework_id} announced no http(s) webui_url")
         return url
 
+    def _framework_auth(self, request: web.Request, framework_id: str) -> dict[str, str]:
+        """The caller's ``Authorization`` for a framework trusted with it, else nothing."""
+        auth = getattr(self.server, "auth", None)
+        fw = self.server.state.frameworks.get(framework_id)
+        if auth is None or not auth.enabled or fw is None or not fw.info.principal:
+            return {}
+        if not auth.allowed(fw.info.principal, FORWARD_ACTION, FORWARD_OBJECT):
+            return {}
+        return self._auth_header(request)
+
     async def framework_api(self, request: web.Request) -> web.Response:
         require(self.server, request, "view_state", "master")
-        base = self._framework_url(request.match_info["framework_id"])
+        fid = request.match_info["framework_id"]
+        base = self._framework_url(fid)
         path = safe_relative(request.match_info["path"])
+        credentials = self._framework_auth(request, fid)
         if EVENT_STREAM in request.headers.get("Accept", ""):
-            return await self._relay_events(request, f"{base}/{path}")
-        status, body, headers = await self._get(f"{base}/{path}", dict(request.query), {})
+            return await self._relay_events(request, f"{base}/{path}", credentials)
+        status, body, headers = await self._get(f"{base}/{path}", dict(request.query),
+                                                credentials)
+        if status in (401, 403):
+            # the framework's refusal is not the caller's: the master signed in fine
+            raise HTTPError(502, f"The framework answered {status}: its API needs "
+                                 "credentials the master does not forward to it")
         if not headers.get("Content-Type", "").startswith("application/json"):
             raise HTTPError(502, "The framework did not answer JSON")
         return web.Response(status=status, body=body, content_type="application/json",
                             headers={"Cache-Control": "no-store"})
 
-    async def _relay_events(self, request: web.Request, url: str) -> web.StreamResponse:
+    async def _relay_events(self, request: web.Request, url: str,
+                            credentials: dict[str, str]) -> web.StreamResponse:
         """The framework's SSE stream, relayed chunk by chunk until either side ends."""
-        headers = {"Accept": EVENT_STREAM}
+        headers = {"Accept": EVENT_STREAM, **credentials}
         if request.headers.get("Last-Event-ID"):
             headers["Last-Event-ID"] = request.headers["Last-Event-ID"]
         try:
@@ -256,13 +280,18 @@ class DashboardHTTP:
         require(self.server, request, "view_state", "master")
         ids = [f.id for f in self.server.state.frameworks.values()
                if (f.info.webui_url or "").startswith(("http://", "https://")) and f.connected]
-        results = await asyncio.gather(*(self._queue_of(fid) for fid in ids))
+        results = await asyncio.gather(*(
+            self._queue_of(fid, self._framework_auth(request, fid)) for fid in ids))
         return json_response({"frameworks": list(results)})
 
-    async def _queue_of(self, framework_id: str) -> dict[str, Any]:
+    async def _queue_of(self, framework_id: str, credentials: dict[str, str]
+                        ) -> dict[str, Any]:
         now = time.monotonic()
         cached = self._queue_cache.get(framework_id)
-        if cached is not None and now - cached[0] < QUEUE_CACHE_SECONDS:
+        # an answer is reused only for the same credentials: a framework's ACLs may
+        # show one principal what they hide from another
+        if (cached is not None and now - cached[0] < QUEUE_CACHE_SECONDS
+                and cached[2] == credentials):
             return cached[1]
         fw = self.server.state.frameworks[framework_id]
         base = (fw.info.webui_url or "").rstrip("/")
@@ -270,7 +299,7 @@ class DashboardHTTP:
                                   "webui_url": base, "path": None, "queue": None, "error": None}
         for path in QUEUE_PATHS:
             try:
-                status, body, headers = await self._get(f"{base}/{path}", {}, {},
+                status, body, headers = await self._get(f"{base}/{path}", {}, credentials,
                                                         timeout=QUEUE_TIMEOUT)
                 is_json = headers.get("Content-Type", "").startswith("application/json")
                 if status == 200 and is_json:
@@ -280,7 +309,7 @@ class DashboardHTTP:
             except HTTPError as exc:
                 result["error"] = exc.message
                 break
-        self._queue_cache[framework_id] = (now, result)
+        self._queue_cache[framework_id] = (now, result, credentials)
         for stale in set(self._queue_cache) - set(self.server.state.frameworks):
             del self._queue_cache[stale]
         return result

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from mesoslite.master.reservations import AgentReservations, task_reserved
 from mesoslite.messages.agent import AgentTask, MasterMessage
 from mesoslite.messages.mesos import FrameworkInfo, TaskInfo, TaskState, TaskStatus
 from mesoslite.messages.scheduler import Event
@@ -52,6 +53,8 @@ class AgentRecord:
     down_since: float | None = None
     unreachable_time: float | None = None
     connection: int = 0  # which link the agent is on; stale links are ignored
+    # dynamic reservations and persistent volumes (kept with the agent in the store)
+    reservations: AgentReservations = field(default_factory=AgentReservations)
 
     def to_store(self) -> dict:
         return {
@@ -66,6 +69,7 @@ class AgentRecord:
             "unreachable": self.state == AgentState.UNREACHABLE,
             "registered_time": self.registered_time,
             "unreachable_time": self.unreachable_time,
+            "reservations": self.reservations.to_store() if self.reservations else None,
         }
 
 
@@ -121,6 +125,11 @@ class TaskRecord:
     group_id: str | None = None
     # TaskInfo never changes: its JSON-ready form is computed once, for the store
     _info_doc: dict | None = field(default=None, repr=False, compare=False)
+    # the part of ``resources`` reserved for ``role`` (returned to that reservation)
+    reserved: Resources = field(default_factory=Resources, compare=False)
+
+    def __post_init__(self) -> None:
+        self.reserved = task_reserved(self.info.resources)
 
     @property
     def id(self) -> str:
@@ -161,8 +170,10 @@ class OfferRecord:
     framework_id: str
     agent_id: str
     role: str
-    resources: Resources
+    resources: Resources  # unreserved
     created: float  # monotonic
+    reserved: Resources = field(default_factory=Resources)  # reserved for ``role``
+    volumes: tuple[str, ...] = ()  # free persistent volumes offered (in ``reserved``)
 
 
 # ---------------------------------------------------------------- commands

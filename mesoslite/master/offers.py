@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from mesoslite.master.core import MasterCore
 from mesoslite.master.model import AgentRecord, AgentState, OfferRecord
+from mesoslite.master.reservations import offer_resources, task_volume_ids
 from mesoslite.messages.mesos import (
     ID,
     URL,
@@ -45,24 +46,30 @@ class OfferOps(MasterCore):
         self.counters["allocation_rounds"] += 1
         allocations = self.allocator.allocate(mono, agent_ids)
         by_framework: dict[str, list[Offer]] = {}
+        made: dict[tuple[str, str, str], OfferRecord] = {}
         for alloc in allocations:
             agent = self.agents.get(alloc.agent_id)
             fw = self.frameworks.get(alloc.framework_id)
             if agent is None or fw is None or agent.state != AgentState.ACTIVE or not fw.connected:
                 # Cannot happen while the allocator mirrors our states; be safe anyway.
                 self.allocator.recover(alloc.framework_id, alloc.role, alloc.agent_id,
-                                       alloc.resources, mono)
+                                       alloc.resources, mono, reservation=alloc.reservation)
                 continue
-            offer = OfferRecord(
-                id=self.next_id("O"),
-                framework_id=fw.id,
-                agent_id=agent.id,
-                role=alloc.role,
-                resources=alloc.resources,
-                created=mono,
-            )
+            key = (fw.id, alloc.role, agent.id)
+            offer = made.get(key)
+            if offer is None:  # one offer per (framework, role, agent): reserved + not
+                offer = made[key] = OfferRecord(
+                    id=self.next_id("O"), framework_id=fw.id, agent_id=agent.id,
+                    role=alloc.role, resources=Resources(), created=mono)
+            if alloc.reservation is None:
+                offer.resources = offer.resources + alloc.resources
+            else:
+                offer.reserved = offer.reserved + alloc.resources
+        for offer in made.values():
+            if offer.reserved:
+                offer.volumes = self._free_volumes(offer.agent_id, offer.role, offer.reserved)
             self._add_offer(offer)
-            by_framework.setdefault(fw.id, []).append(self.offer_message(offer))
+            by_framework.setdefault(offer.framework_id, []).append(self.offer_message(offer))
         for framework_id, offers in by_framework.items():
             self.counters["offers_sent"] += len(offers)
             self.to_framework(
@@ -77,7 +84,9 @@ class OfferOps(MasterCore):
             framework_id=ID(offer.framework_id),
             agent_id=ID(agent.id),
             hostname=agent.hostname,
-            resources=from_resources(offer.resources, offer.role),
+            resources=from_resources(offer.resources, offer.role) if not offer.reserved
+            else offer_resources(offer.resources, offer.reserved, offer.role,
+                                 agent.reservations, offer.volumes),
             attributes=attributes_to_json(self.offer_attributes(agent)),
             url=URL(
                 scheme="http",
@@ -86,6 +95,31 @@ class OfferOps(MasterCore):
             ),
             allocation_info=AllocationInfo(role=offer.role),
         )
+
+    def volumes_in_use(self, agent_id: str) -> dict[str, str]:
+        """Persistent volume id -> the live task (on ``agent_id``) using it."""
+        out = {}
+        for task in self.agent_tasks(agent_id):
+            if task.reserved and not task.released:
+                for vid in task_volume_ids(task.info.resources):
+                    out[vid] = task.id
+        return out
+
+    def _free_volumes(self, agent_id: str, role: str, reserved: Resources) -> tuple[str, ...]:
+        """The role's volumes on the agent no live task uses and no other offer holds,
+        as many as the offered reserved disk covers."""
+        book = self.agents[agent_id].reservations
+        if not book.volumes:
+            return ()
+        taken = set(self.volumes_in_use(agent_id))
+        for offer_id in self.offers_by_agent.get(agent_id, ()):
+            taken.update(self.offers[offer_id].volumes)
+        disk, out = reserved.scalar("disk"), []
+        for v in sorted(book.role_volumes(role), key=lambda v: v.id):
+            if v.id not in taken and v.size <= disk + 1e-9:
+                disk -= v.size
+                out.append(v.id)
+        return tuple(out)
 
     @staticmethod
     def offer_attributes(agent: AgentRecord) -> dict[str, str]:
@@ -127,6 +161,11 @@ class OfferOps(MasterCore):
                 offer.framework_id, offer.role, offer.agent_id, resources, mono, refuse_seconds
             )
             self.changed_agents.add(offer.agent_id)
+        if offer.reserved and unused is None:
+            self.allocator.recover(offer.framework_id, offer.role, offer.agent_id,
+                                   offer.reserved, mono, refuse_seconds,
+                                   reservation=offer.role)
+            self.changed_agents.add(offer.agent_id)
         if rescind:
             self.counters["offers_rescinded"] += 1
             self.to_framework(
@@ -159,5 +198,6 @@ class OfferOps(MasterCore):
         )
         total = Resources()
         for offer_id in ids:
-            total = total + self.offers[offer_id].resources
+            offer = self.offers[offer_id]
+            total = total + offer.resources + offer.reserved
         return total

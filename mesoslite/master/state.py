@@ -21,6 +21,7 @@ from mesoslite.master.model import (
     FrameworkState,
     TaskRecord,
 )
+from mesoslite.master.reservations import AgentReservations
 from mesoslite.messages.mesos import FrameworkInfo, TaskInfo, TaskState, TaskStatus
 from mesoslite.resources import Resources
 
@@ -57,6 +58,7 @@ class MasterState(AgentOps):
                 registered_time=data.get("registered_time", 0.0),
                 state=AgentState.UNREACHABLE if data.get("unreachable") else AgentState.RECOVERED,
                 unreachable_time=data.get("unreachable_time"), last_seen=mono,
+                reservations=AgentReservations.from_store(data.get("reservations")),
             )
             self.agents[agent.id] = agent
         for data in snapshot.get("frameworks", []):

@@ -9,9 +9,24 @@ stays in the master until its terminal update is acknowledged.
 
 from __future__ import annotations
 
+import msgspec
+
 from mesoslite.master.frameworks import DEFAULT_REFUSE_SECONDS, FrameworkOps
-from mesoslite.master.model import AgentState, OfferRecord, TaskRecord
-from mesoslite.master.validation import check_fits, task_resources, validate_task
+from mesoslite.master.model import AgentRecord, AgentState, OfferRecord, TaskRecord
+from mesoslite.master.reservations import (
+    Ledger,
+    container_volume_ids,
+    create,
+    destroy,
+    is_plain,
+    mount_volumes,
+    normalize,
+    reserve,
+    take_for_task,
+    task_volume_ids,
+    unreserve,
+)
+from mesoslite.master.validation import task_resources, validate_task
 from mesoslite.messages.agent import (
     Ack,
     AckUpdates,
@@ -25,6 +40,8 @@ from mesoslite.messages.agent import (
 from mesoslite.messages.mesos import (
     ID,
     Operation,
+    OperationState,
+    OperationStatus,
     OperationType,
     Reason,
     Source,
@@ -32,7 +49,17 @@ from mesoslite.messages.mesos import (
     TaskState,
     TaskStatus,
 )
-from mesoslite.messages.scheduler import Accept, Kill, Message, Reconcile, ReconcileTask, Shutdown
+from mesoslite.messages.scheduler import (
+    Accept,
+    Event,
+    EventType,
+    Kill,
+    Message,
+    Reconcile,
+    ReconcileTask,
+    Shutdown,
+    UpdateOperationStatus,
+)
 from mesoslite.resources import Resources
 
 
@@ -57,28 +84,73 @@ class TaskOps(FrameworkOps):
         self.counters["offers_accepted"] += len(offers)
         agent = self.agents[offers[0].agent_id]
         role = offers[0].role
-        remaining = Resources()
+        fw_info = self.frameworks[framework_id].info
+        ledger = Ledger(role=role, principal=fw_info.principal, unreserved=Resources(),
+                        reserved=Resources(), volumes=set())
         for offer in offers:
-            remaining = remaining + offer.resources
+            ledger.unreserved = ledger.unreserved + offer.resources
+            ledger.reserved = ledger.reserved + offer.reserved
+            ledger.volumes.update(offer.volumes)
         seen: set[str] = set()
         run: list[LaunchTasks] = []
-        fw_info = self.frameworks[framework_id].info
-        for op in launches:
-            accepted, remaining = self._launch_operation(
-                framework_id, op, agent.id, agent.containerizers, role, remaining, seen, now
-            )
-            if accepted:
-                group = op.type == OperationType.LAUNCH_GROUP
-                run.append(LaunchTasks(framework=fw_info, tasks=accepted, group=group))
-        if remaining:
-            self.allocator.recover(framework_id, role, agent.id, remaining, mono, refuse)
+        destroyed: list[str] = []
+        for op in accept.operations:
+            if op.type in _LAUNCH_TYPES:
+                accepted = self._launch_operation(
+                    framework_id, op, agent, role, ledger, seen, now)
+                if accepted:
+                    group = op.type == OperationType.LAUNCH_GROUP
+                    run.append(LaunchTasks(framework=fw_info, tasks=accepted, group=group))
+            else:
+                destroyed += self._reservation_operation(framework_id, op, agent, ledger)
+        if ledger.unreserved:
+            self.allocator.recover(framework_id, role, agent.id, ledger.unreserved, mono, refuse)
             self.changed_agents.add(agent.id)
-        destroyed = _destroyed_volumes(accept.operations)
+        if ledger.reserved:
+            self.allocator.recover(framework_id, role, agent.id, ledger.reserved, mono, refuse,
+                                   reservation=role)
+            self.changed_agents.add(agent.id)
         if destroyed:  # local persistent volumes: the agent removes them (and their data)
             self.to_agent(agent.id, DestroyVolumes(framework_id=framework_id, role=role,
                                                    volume_ids=destroyed))
         if run:
             self.to_agent(agent.id, RunTasks(launches=run))
+
+    def _reservation_operation(self, framework_id: str, op: Operation, agent: AgentRecord,
+                               ledger: Ledger) -> list[str]:
+        """RESERVE / UNRESERVE / CREATE / DESTROY on the accepted offers, in the
+        ACCEPT's order (docs/storage.md).  A refused operation changes nothing and is
+        answered with OPERATION_ERROR; one with an ``id`` that succeeds with
+        OPERATION_FINISHED.  Returns the volume ids a DESTROY removed."""
+        book = agent.reservations
+        destroyed: list[str] = []
+        error: str | None
+        if op.type == OperationType.RESERVE:
+            moved, error = reserve(ledger, book, op.reserve.resources if op.reserve else [])
+            if error is None:
+                self.allocator.reserve(framework_id, ledger.role, agent.id, moved)
+        elif op.type == OperationType.UNRESERVE:
+            moved, error = unreserve(ledger, book,
+                                     op.unreserve.resources if op.unreserve else [])
+            if error is None:
+                self.allocator.unreserve(framework_id, ledger.role, agent.id, moved)
+        elif op.type == OperationType.CREATE:
+            _, error = create(ledger, book, op.create.volumes if op.create else [])
+        elif op.type == OperationType.DESTROY:
+            destroyed, error = destroy(ledger, book, op.destroy.volumes if op.destroy else [],
+                                       self.volumes_in_use(agent.id))
+        else:
+            error = f"Operation {op.type.value} is not supported by mesoslite"
+        if error is None:
+            self.dirty_agents.add(agent.id)  # the books are stored with the agent
+        self.counters["operations_invalid" if error else "operations_finished"] += 1
+        if error is not None or op.id is not None:
+            state = OperationState.OPERATION_ERROR if error else OperationState.OPERATION_FINISHED
+            self.to_framework(framework_id, Event(
+                type=EventType.UPDATE_OPERATION_STATUS,
+                update_operation_status=UpdateOperationStatus(status=OperationStatus(
+                    state=state, operation_id=op.id, message=error, agent_id=ID(agent.id)))))
+        return destroyed
 
     def _take_offers(
         self, framework_id: str, offer_ids: list[str], mono: float
@@ -116,44 +188,52 @@ class TaskOps(FrameworkOps):
         self,
         framework_id: str,
         op: Operation,
-        agent_id: str,
-        containerizers: list[str],
+        agent: AgentRecord,
         role: str,
-        remaining: Resources,
+        ledger: Ledger,
         seen: set[str],
         now: float,
-    ) -> tuple[list[TaskInfo], Resources]:
-        """Validate one LAUNCH / LAUNCH_GROUP; returns the tasks accepted and what's left.
+    ) -> list[TaskInfo]:
+        """Validate one LAUNCH / LAUNCH_GROUP; returns the tasks accepted (taken out
+        of ``ledger``, reserved resources and persistent volumes included).
 
         A LAUNCH_GROUP is all-or-nothing: one invalid task fails the whole group.
         """
+        agent_id, containerizers = agent.id, agent.containerizers
         is_group = op.type == OperationType.LAUNCH_GROUP
         infos = op.launch_group.task_group.tasks if is_group and op.launch_group else (
             op.launch.task_infos if op.launch else []
         )
         accepted: list[tuple[TaskInfo, Resources]] = []
         errors: dict[str, str] = {}
-        left = remaining
+        before = ledger.copy()
         for info in infos:
-            resources, error = task_resources(info)
             tid = info.task_id.value
+            if not is_plain(info.resources):
+                info = mount_volumes(msgspec.structs.replace(
+                    info, resources=normalize(info.resources)), agent.reservations)
+            resources, error = task_resources(info)
             if error is None:
                 error = validate_task(info, agent_id, role, containerizers)
             if error is None and (tid in seen or (framework_id, tid) in self.tasks):
                 error = f"Task has duplicate ID: {tid}"
             if error is None:
-                error = check_fits(info, resources, left)  # type: ignore[arg-type]
+                error = _unmanaged_volume(info)
+            if error is None:
+                error = "Task uses no resources" if not resources else take_for_task(
+                    ledger, agent.reservations, info.resources, resources)  # type: ignore[arg-type]
             seen.add(tid)
             if error is not None:
                 errors[tid] = error
                 continue
-            left = left - resources  # type: ignore[operator]
             accepted.append((info, resources))  # type: ignore[arg-type]
         if is_group and errors:
             reason = Reason.REASON_TASK_GROUP_INVALID
             first = next(iter(errors.values()))
             errors = {i.task_id.value: errors.get(i.task_id.value, first) for i in infos}
-            accepted, left = [], remaining
+            accepted = []
+            ledger.unreserved, ledger.reserved = before.unreserved, before.reserved
+            ledger.volumes = before.volumes
         else:
             reason = Reason.REASON_TASK_INVALID
         for tid, error in errors.items():
@@ -163,7 +243,7 @@ class TaskOps(FrameworkOps):
         group_id = f"group-{infos[0].task_id.value}" if is_group and infos else None
         for info, resources in accepted:
             self._add_launched_task(framework_id, agent_id, role, info, resources, group_id, now)
-        return [info for info, _ in accepted], left
+        return [info for info, _ in accepted]
 
     def _add_launched_task(
         self,
@@ -318,11 +398,15 @@ class TaskOps(FrameworkOps):
 _LAUNCH_TYPES = (OperationType.LAUNCH, OperationType.LAUNCH_GROUP)
 
 
-def _destroyed_volumes(operations: list[Operation]) -> list[str]:
-    """Persistence ids named by DESTROY operations."""
-    return [v.disk.persistence.id for op in operations
-            if op.type == OperationType.DESTROY and op.destroy is not None
-            for v in op.destroy.volumes if v.disk is not None and v.disk.persistence is not None]
+def _unmanaged_volume(info: TaskInfo) -> str | None:
+    """A ``PERSISTENT`` container volume must be one of the task's disk resources
+    (a volume made with CREATE on reserved disk)."""
+    named = set(task_volume_ids(info.resources))
+    for vid in container_volume_ids(info):
+        if vid not in named:
+            return (f"Task mounts persistent volume '{vid}' without its disk resource:"
+                    " CREATE the volume on reserved disk and list it in the task's resources")
+    return None
 
 
 def _tasks_of(operations: list[Operation]) -> list[TaskInfo]:

@@ -9,6 +9,7 @@ import msgspec
 
 from mesoslite import __version__
 from mesoslite.master.model import AgentRecord, AgentState, FrameworkRecord, TaskRecord
+from mesoslite.master.reservations import state_json as reservations_state_json
 from mesoslite.master.state import MasterState
 from mesoslite.master.usage import attach_statistics, usage_view
 from mesoslite.messages.agent import Usage
@@ -53,6 +54,18 @@ def task_view(task: TaskRecord) -> dict[str, Any]:
     return view
 
 
+def reservation_fields(agent: AgentRecord) -> dict[str, Any]:
+    """Mesos' ``unreserved_resources``, ``reserved_resources`` (role -> summary) and
+    ``reserved_resources_full`` (role -> resources with reservations and volumes)."""
+    book = agent.reservations
+    unreserved = agent.total
+    for res in book.reserved.values():
+        unreserved = unreserved - res
+    summary, full = reservations_state_json(book)
+    return {"unreserved_resources": resources_summary(unreserved),
+            "reserved_resources": summary, "reserved_resources_full": full}
+
+
 def agent_view(state: MasterState, agent: AgentRecord) -> dict[str, Any]:
     used = state.used_resources(agent_id=agent.id)
     offered = state.offered_resources(agent_id=agent.id)
@@ -67,8 +80,7 @@ def agent_view(state: MasterState, agent: AgentRecord) -> dict[str, Any]:
         "resources": resources_summary(agent.total),
         "used_resources": resources_summary(used),
         "offered_resources": resources_summary(offered),
-        "unreserved_resources": resources_summary(agent.total),
-        "reserved_resources": {},
+        **reservation_fields(agent),
         "attributes": dict(agent.attributes),
         "active": agent.state == AgentState.ACTIVE,
         "deactivated": agent.state != AgentState.ACTIVE,

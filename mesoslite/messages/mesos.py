@@ -65,6 +65,34 @@ class AllocationInfo(Base):
     role: str | None = None
 
 
+class ReservationInfo(Base):
+    """One reservation of a resource (Mesos' ``Resource.ReservationInfo``): the last
+    entry of ``Resource.reservations`` is the role the resource is reserved for
+    (docs/storage.md).  ``principal`` is the reserver's."""
+
+    type: str = "DYNAMIC"
+    role: str | None = None
+    principal: str | None = None
+    labels: Labels | None = None
+
+
+class Persistence(Base):
+    id: str
+    principal: str | None = None
+
+
+class DiskVolume(Base):
+    """``Resource.DiskInfo.volume``: where a persistent volume appears in the task."""
+
+    container_path: str
+    mode: str = "RW"
+
+
+class DiskInfo(Base):
+    persistence: Persistence | None = None
+    volume: DiskVolume | None = None
+
+
 class Resource(Base):
     name: str
     type: ValueType
@@ -73,6 +101,10 @@ class Resource(Base):
     set: Set | None = None
     role: str | None = None
     allocation_info: AllocationInfo | None = None
+    # dynamic reservations (post-RESERVATION_REFINEMENT form) and persistent volumes
+    reservations: list[ReservationInfo] = []
+    reservation: ReservationInfo | None = None  # pre-refinement form (with ``role``)
+    disk: DiskInfo | None = None
 
 
 class Attribute(Base):
@@ -504,35 +536,49 @@ class LaunchGroup(Base):
     task_group: TaskGroupInfo
 
 
-class Persistence(Base):
-    id: str
-    principal: str | None = None
+class Reserve(Base):
+    resources: list[Resource] = []
 
 
-class DiskInfo(Base):
-    persistence: Persistence | None = None
+class Unreserve(Base):
+    resources: list[Resource] = []
 
 
-class VolumeResource(Base):
-    """A disk resource naming a persistent volume (Mesos' ``Resource`` with
-    ``disk.persistence``), as DESTROY takes it."""
-
-    name: str = "disk"
-    type: ValueType = ValueType.SCALAR
-    scalar: Scalar | None = None
-    role: str | None = None
-    disk: DiskInfo | None = None
+class Create(Base):
+    volumes: list[Resource] = []
 
 
 class Destroy(Base):
-    volumes: list[VolumeResource] = []
+    volumes: list[Resource] = []
 
 
 class Operation(Base):
     type: OperationType = OperationType.UNKNOWN
+    id: ID | None = None
     launch: Launch | None = None
     launch_group: LaunchGroup | None = None
+    reserve: Reserve | None = None
+    unreserve: Unreserve | None = None
+    create: Create | None = None
     destroy: Destroy | None = None
+
+
+class OperationState(str, enum.Enum):
+    OPERATION_UNSUPPORTED = "OPERATION_UNSUPPORTED"
+    OPERATION_PENDING = "OPERATION_PENDING"
+    OPERATION_FINISHED = "OPERATION_FINISHED"
+    OPERATION_FAILED = "OPERATION_FAILED"
+    OPERATION_ERROR = "OPERATION_ERROR"
+    OPERATION_DROPPED = "OPERATION_DROPPED"
+
+
+class OperationStatus(Base):
+    """What became of an offer operation (Mesos' ``OperationStatus``)."""
+
+    state: OperationState
+    operation_id: ID | None = None
+    message: str | None = None
+    agent_id: ID | None = None
 
 
 # ---------------------------------------------------------------- conversion

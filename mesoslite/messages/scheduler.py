@@ -21,6 +21,7 @@ from mesoslite.messages.mesos import (
     MasterInfo,
     Offer,
     Operation,
+    OperationStatus,
     TaskStatus,
 )
 
@@ -227,6 +228,13 @@ class Error(Base):
     message: str
 
 
+class UpdateOperationStatus(Base):
+    """An offer operation's outcome (RESERVE, UNRESERVE, CREATE, DESTROY refused or
+    done; docs/storage.md)."""
+
+    status: OperationStatus
+
+
 class Event(Base):
     type: EventType
     subscribed: Subscribed | None = None
@@ -236,6 +244,7 @@ class Event(Base):
     message: EventMessage | None = None
     failure: Failure | None = None
     error: Error | None = None
+    update_operation_status: UpdateOperationStatus | None = None
 
 
 _encoder = msgspec.json.Encoder()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mesoslite.messages.mesos import MasterInfo, Offer, TaskStatus
+from mesoslite.messages.mesos import MasterInfo, Offer, OperationStatus, TaskStatus
 
 if TYPE_CHECKING:
     from mesoslite.scheduler.driver import Driver
@@ -59,6 +59,10 @@ class Scheduler:
     ) -> None:
         """An agent was lost (``executor_id`` is None) or an executor terminated
         (``status`` is its wait status)."""
+
+    async def operation_update(self, driver: Driver, status: OperationStatus) -> None:
+        """An offer operation (RESERVE, UNRESERVE, CREATE, DESTROY) was refused
+        (``OPERATION_ERROR``, with the reason) or, when it carried an ``id``, done."""
 
     async def error(self, driver: Driver, message: str) -> None:
         """The master reported an unrecoverable error (e.g. the framework was torn

@@ -34,6 +34,8 @@ def callback_for(event: Event) -> Callback | None:
         agent = f.agent_id.value if f.agent_id else None
         executor = f.executor_id.value if f.executor_id else None
         return "failure", (agent, executor, f.status)
+    if t == EventType.UPDATE_OPERATION_STATUS and event.update_operation_status is not None:
+        return "operation_update", (event.update_operation_status.status,)
     if t == EventType.ERROR:
         return "error", (event.error.message if event.error else "(no message)",)
     return None

@@ -23,6 +23,7 @@ from sqlalchemy import (
     delete,
     insert,
     select,
+    text,
     update,
 )
 
@@ -106,7 +107,15 @@ class MasterStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
-        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Masters started together on a fresh database would race to create
+                # the tables (a unique violation in pg_type): one at a time.  The key
+                # is per database and schema, and differs from the leadership lock's.
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended("
+                                  "'mesoslite-schema:' || current_database() || '/' || "
+                                  "current_schema(), 0))"))
+            metadata.create_all(conn)
 
     def close(self) -> None:
         self.engine.dispose()

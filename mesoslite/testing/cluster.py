@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mesoslite.agent.container_policy import ContainerPolicy
 from mesoslite.agent.containerizers import make_containerizers
 from mesoslite.agent.server import Agent, AgentConfig
 from mesoslite.clock import Clock
@@ -35,6 +36,8 @@ class ClusterSpec:
     usage_interval: float = 5.0
     allowed_host_paths: list[str] = field(default_factory=list)
     secrets_key: Keyring | None = None  # seals secrets at rest (docs/secrets.md)
+    # Docker hardening (docs/security.md); local_dev allows host networking to all.
+    container_policy: ContainerPolicy = field(default_factory=ContainerPolicy.local_dev)
 
 
 def share_of_host(n: int, index: int, work_dir: Path) -> Resources:
@@ -121,7 +124,8 @@ class LocalCluster:
 
     async def start_agent(self, index: int) -> Agent:
         config = self.agent_config(index)
-        agent = Agent(config, make_containerizers(config.containerizers, config.work_dir))
+        agent = Agent(config, make_containerizers(config.containerizers, config.work_dir,
+                                                  self.spec.container_policy))
         await agent.start()
         if index < len(self.agents):
             self.agents[index] = agent

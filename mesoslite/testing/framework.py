@@ -19,6 +19,7 @@ from mesoslite.messages.mesos import (
     FrameworkInfo,
     MasterInfo,
     Offer,
+    OperationStatus,
     TaskInfo,
     TaskState,
     TaskStatus,
@@ -36,6 +37,7 @@ class RecordingScheduler(Scheduler):
         self.rescinds: list[str] = []
         self.updates: list[TaskStatus] = []
         self.errors: list[str] = []
+        self.operations: list[OperationStatus] = []  # UPDATE_OPERATION_STATUS events
         self.disconnects = 0
         self.on_update: Callable[[TaskStatus], None] | None = None
 
@@ -63,6 +65,9 @@ class RecordingScheduler(Scheduler):
 
     async def error(self, driver: Driver, message: str) -> None:
         self.errors.append(message)
+
+    async def operation_update(self, driver: Driver, status: OperationStatus) -> None:
+        self.operations.append(status)
 
     # -- queries ----------------------------------------------------------------
 

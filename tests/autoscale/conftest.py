@@ -77,7 +77,8 @@ async def usage_cluster(engine, services_factory, tmp_path
         clusters.append(cluster)
         await cluster.start()
         settings = AutoscaleSettings(**{"interval_s": 0.3, "stale_s": 10.0, **autoscale})
-        server = await services_factory(cluster.master_url, autoscale=settings)
+        # a named role: persistent volumes are reserved for it (docs/storage.md)
+        server = await services_factory(cluster.master_url, autoscale=settings, role="services")
         await wait_for(lambda: server.controller.reconciled, 10, message="reconciled")
         return Cluster(cluster, server)
 

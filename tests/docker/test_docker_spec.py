@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mesoslite.agent.container_policy import ContainerPolicy
 from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec
 from mesoslite.agent.containerizers.docker_logs import LogPosition, parse_timestamp
 from mesoslite.agent.containerizers.docker_spec import (
@@ -38,6 +39,7 @@ def spec(tmp_path: Path, command: CommandInfo | None = None, **docker: object) -
     params = docker.pop("parameters", [])
     volumes = docker.pop("volumes", [])
     labels = docker.pop("labels", None)
+    docker.setdefault("network", DockerNetwork.BRIDGE)  # HOST needs a policy exception
     info = DockerInfo(image="img:1", parameters=[Parameter(k, v) for k, v in params],
                       **docker)  # type: ignore[arg-type]
     task = TaskInfo(name="t", task_id=ID("t1"), agent_id=ID("a1"),
@@ -95,7 +97,8 @@ def test_port_mappings(tmp_path):
                                port_mappings=[PortMapping(32000, 80)]), "r")
     with pytest.raises(LaunchError, match="need BRIDGE networking"):
         build_create_args(spec(tmp_path, network=DockerNetwork.HOST,
-                               port_mappings=[PortMapping(31000, 80)]), "r")
+                               port_mappings=[PortMapping(31000, 80)]), "r",
+                          ContainerPolicy.local_dev())
     with pytest.raises(LaunchError, match="not supported"):
         build_create_args(spec(tmp_path, network=DockerNetwork.USER), "r")
 
@@ -107,15 +110,18 @@ def test_parameters_allow_list(tmp_path):
         ("stop-signal", "SIGINT"), ("user", "nobody"), ("workdir", "/w"),
         ("ulimit", "nproc=10")]), "r")
     hc = args.host_config
-    assert hc["extra_hosts"] == {"db": "10.0.0.2"} and hc["cap_drop"] == ["NET_RAW"]
+    assert hc["extra_hosts"] == {"db": "10.0.0.2"} and hc["cap_drop"] == ["ALL"]
+    assert "NET_RAW" not in hc["cap_add"]  # hardening: tests/docker/test_hardening.py
     assert hc["read_only"] is True and hc["init"] is False and hc["shm_size"] == "8m"
     assert hc["ulimits"] == [{"name": "nproc", "soft": 10, "hard": 10}]
     assert args.environment["A"] == "1" and args.labels["x"] == "y"
     assert (args.stop_signal, args.user, args.working_dir) == ("SIGINT", "nobody", "/w")
-    for key in ("cap-add", "privileged", "pid", "log-driver", "volumes-from"):
+    for key in ("privileged", "pid", "log-driver", "volumes-from", "security-opt"):
         with pytest.raises(LaunchError, match=f"'{key}' is not allowed"):
             build_create_args(spec(tmp_path, parameters=[(key, "x")]), "r")
-    assert "cap-add" not in PARAMETER_ALLOW_LIST
+    assert "privileged" not in PARAMETER_ALLOW_LIST
+    with pytest.raises(LaunchError, match="Adding capabilities SYS_ADMIN is not allowed"):
+        build_create_args(spec(tmp_path, parameters=[("cap-add", "SYS_ADMIN")]), "r")
     with pytest.raises(LaunchError, match="cannot use value"):
         build_create_args(spec(tmp_path, parameters=[("ulimit", "nofile=many")]), "r")
     with pytest.raises(LaunchError, match="reserved"):

@@ -76,6 +76,20 @@ async def test_invalid_definitions_are_422_with_marathon_paths(offline, app, pat
     assert all(d["errors"] for d in body["details"])
 
 
+async def test_persistent_volumes_in_role_star_are_refused_not_left_waiting(offline) -> None:
+    app = {"id": "/db", "cmd": "sleep 100", "cpus": 0.1, "mem": 32, "container": {
+        "type": "MESOS", "volumes": [{"containerPath": "data", "mode": "RW",
+                                      "persistent": {"size": 10}}]}}
+    status, body, _ = await offline.call("POST", "/v2/apps", app)
+    assert status == 422, body
+    [detail] = body["details"]
+    assert detail["path"] == "/container/volumes" and "named role" in detail["errors"][0]
+    status, _, _ = await offline.call("GET", "/v2/apps/db")
+    assert status == 404  # nothing half-created
+    status, body, _ = await offline.call("PUT", "/v2/apps/db", app)
+    assert status == 422, body
+
+
 async def test_malformed_json_is_400(offline) -> None:
     status, body, _ = await offline.call("POST", "/v2/apps", None)
     assert status == 400 and "JSON" in body["message"]

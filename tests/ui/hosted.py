@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from frameworks.services.controller import ControllerSettings
 from frameworks.services.launcher import LauncherSettings
 from frameworks.services.server import ServicesServer
 from frameworks.services.server import hosted as hosted_services
+from mesoslite.auth import Auth
 from mesoslite.testing.cluster import LocalCluster
 from mesoslite.testing.poll import wait_for
 from tests.batch.conftest import fast_scheduler
@@ -52,17 +53,18 @@ class Client:
 
 @dataclass
 class Hosted:
-    cluster: LocalCluster
+    master_url: str
     services: ServicesServer
     batch: BatchServer
+    headers: dict[str, str] = field(default_factory=dict)  # for the frameworks' APIs
 
     @property
     def svc(self) -> Client:
-        return Client(self.services.url)
+        return Client(self.services.url, self.headers)
 
     @property
     def jobs(self) -> Client:
-        return Client(self.batch.url)
+        return Client(self.batch.url, self.headers)
 
     @property
     def services_id(self) -> str:
@@ -78,23 +80,30 @@ class Hosted:
 
 
 @asynccontextmanager
-async def host_frameworks(cluster: LocalCluster, work_dir: Path,
-                          driver_options: dict[str, Any] | None = None
+async def host_frameworks(cluster: LocalCluster | str, work_dir: Path,
+                          driver_options: dict[str, Any] | None = None,
+                          auth: Auth | None = None, headers: dict[str, str] | None = None
                           ) -> AsyncIterator[Hosted]:
-    """Both frameworks on ``cluster`` (any free ports), subscribed; on exit the tasks
-    are killed first (the frameworks still acknowledge), then the frameworks stop."""
-    services = hosted_services(cluster.master_url, work_dir, port=0)
+    """Both frameworks on ``cluster`` (a ``LocalCluster`` or a master's URL; any free
+    ports), subscribed; ``auth`` guards their APIs, ``headers`` are what the test's
+    clients send them.  On exit the apps are removed and (on a ``LocalCluster``) the
+    tasks killed first (the frameworks still acknowledge), then the frameworks stop."""
+    master_url = cluster if isinstance(cluster, str) else cluster.master_url
+    services = hosted_services(master_url, work_dir, port=0)
     services.config.controller = ControllerSettings(
         tick_s=0.1, reconcile_interval_s=2.0, reconcile_wait_s=3.0, kill_retry_s=3.0,
         staging_timeout_s=60.0)
     services.config.launcher = LauncherSettings(time_limit_s=0.1, refuse_waiting_s=0.5,
                                                 refuse_idle_s=5.0)
-    batch = hosted_batch(cluster.master_url, work_dir, port=0)
-    batch.config.scheduler = fast_scheduler()
+    batch = hosted_batch(master_url, work_dir, port=0)
+    # offers are held for a while when work waits, so a step no agent can hold keeps
+    # its placement reason ("needs ... the offers held have ...") between page reads
+    batch.config.scheduler = fast_scheduler(offer_hold_s=5.0)
     batch.config.driver_backoff_max = 0.5
     batch.scheduler.config = batch.config.scheduler
     for framework in (services, batch):
         framework.config.driver_options = dict(driver_options or {})
+        framework.config.auth = auth
     host = FrameworkHost()
     try:
         for framework in (services, batch):
@@ -103,10 +112,12 @@ async def host_frameworks(cluster: LocalCluster, work_dir: Path,
                        and services.state.framework_id, 15, message="services subscribed")
         await wait_for(lambda: batch.subscribed and batch.state.framework_id, 15,
                        message="batch subscribed")
-        yield Hosted(cluster, services, batch)
+        yield Hosted(master_url, services, batch, dict(headers or {}))
     finally:
         if services.controller is not None and services.controller.reconciled:
             for app in list(services.state.apps):  # nothing is relaunched meanwhile
-                await Client(services.url).call("DELETE", f"/v2/apps{app}", force=True)
-        await cluster.kill_tasks()
+                await Client(services.url, headers).call("DELETE", f"/v2/apps{app}",
+                                                         force=True)
+        if not isinstance(cluster, str):
+            await cluster.kill_tasks()
         await host.stop()

@@ -2,7 +2,8 @@
 with both frameworks hosted on an in-process cluster (process tasks): every page
 loads without console errors, changes show within 2 s of happening (the frameworks'
 event streams, relayed by the master), hostile text is shown literally, and the
-screenshots are kept (test-artifacts/ui/, and docs/dashboard-pipeline.png)."""
+screenshots are kept (test-artifacts/ui/, and docs/dashboard-pipeline.png); and all of
+it with authentication on."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from frameworks.services.model import DEPLOYMENT_TIMEOUT_LABEL
+from mesoslite.agent.containerizers import make_containerizers
+from mesoslite.agent.server import Agent, AgentConfig
+from mesoslite.auth import Auth, Rule, basic_header
+from mesoslite.master.server import MasterServer
+from mesoslite.store.db import sqlite_url
+from mesoslite.testing.http import request
 from mesoslite.testing.poll import wait_for
+from tests.integration.conftest import AGENT_RESOURCES, fast_config
 from tests.ui.helpers import REPO, Dashboard, open_dashboard
 from tests.ui.hosted import Hosted, host_frameworks
 
@@ -48,7 +56,7 @@ ROW_HAS = ("[...document.querySelectorAll(arg.rows)].some((tr) => "
 
 async def test_services_pages_follow_apps_deployments_and_rollbacks(hosted: Hosted):
     api, fid = hosted.svc, hosted.services_id
-    async with open_dashboard(hosted.cluster.master_url) as board:
+    async with open_dashboard(hosted.master_url) as board:
         # the framework's page links to its plugin tab
         await board.goto(f"frameworks/{fid}")
         await board.wait_text(".plugin-tabs", "Services", timeout=5)
@@ -56,11 +64,12 @@ async def test_services_pages_follow_apps_deployments_and_rollbacks(hosted: Host
         await board.wait_text("#services-apps", "No app yet", timeout=5)
         await board.wait_text(".fw-live", "live", timeout=5)
 
-        await api.ok("POST", "/v2/apps", {"id": "/shop/web", "cmd": "sleep 600",
+        await api.ok("POST", "/v2/apps", {"id": "/shop/web", "cmd": f"sleep 600 # {XSS}",
                                           "instances": 1, "cpus": 0.1, "mem": 32,
                                           "labels": {"note": XSS}})
         await shows_within(board, ROW_HAS, {"rows": "table.apps tbody tr",
                                             "all": ["/shop/web"]}, "the new app")
+        await wait_for(lambda: no_deployments(api), 20, interval=0.05)
         await api.ok("PUT", "/v2/apps/shop/web", {"instances": 3})
         await wait_for(lambda: running(api, "/shop/web", 3), 30, interval=0.05,
                        message="3 instances running")
@@ -90,15 +99,16 @@ async def test_services_pages_follow_apps_deployments_and_rollbacks(hosted: Host
         await board.screenshot("services-deploying")
         await board.wait_text("#services-recent", "timed out · rolled back", timeout=30)
         await board.wait_text("#services-recent", "rolled back", timeout=30)
-        await wait_for(lambda: no_deployments(api), 30, interval=0.1)
-        await board.wait_for("!document.querySelector('#services-deployments .deployment')",
-                             timeout=LIVE, what="no deployment left in progress")
+        await wait_for(lambda: no_deployments(api, "/shop/web"), 30, interval=0.1)
+        await board.wait_for("![...document.querySelectorAll('#services-deployments "
+                             ".deployment')].some((d) => d.textContent.includes('/shop/web'))",
+                             timeout=LIVE, what="no deployment of /shop/web left")
         await board.wait_text("table.apps", XSS)
         await board.screenshot("services")
         await no_xss(board)
 
         # the app's page: instances with host, ports, health, state; versions; why waiting
-        await board.page.click("table.apps a >> text=/shop/web")
+        await board.page.click('table.apps a >> text="/shop/web"')
         await board.wait_text("h1", "/shop/web", timeout=5)
         await board.wait_for("document.querySelectorAll('table.instances tbody tr')"
                              ".length === 3", timeout=5, what="3 instances")
@@ -115,6 +125,7 @@ async def test_services_pages_follow_apps_deployments_and_rollbacks(hosted: Host
                            "the scale-down in the app's page")
         await board.wait_for("document.querySelectorAll('table.instances tbody tr')"
                              ".length === 2", timeout=10, what="2 instances")
+        await board.page.evaluate("window.scrollTo(0, 0)")
         await board.screenshot("services-app")
         await no_xss(board)
 
@@ -133,8 +144,10 @@ async def running(api, app_id: str, n: int) -> bool:
     return app["tasksRunning"] == n and len(app["tasks"]) == n
 
 
-async def no_deployments(api) -> bool:
-    return await api.ok("GET", "/v2/deployments") == []
+async def no_deployments(api, app_id: str | None = None) -> bool:
+    """No deployment in progress (of ``app_id``, when given)."""
+    return not [d for d in await api.ok("GET", "/v2/deployments")
+                if app_id is None or app_id in d["affectedApps"]]
 
 
 def pipeline(gates: Path) -> dict:
@@ -165,7 +178,7 @@ async def test_batch_pages_draw_the_pipeline_and_follow_it(hosted: Hosted, tmp_p
     api, fid = hosted.jobs, hosted.batch_id
     gates = tmp_path / "gates"
     gates.mkdir()
-    async with open_dashboard(hosted.cluster.master_url) as board:
+    async with open_dashboard(hosted.master_url) as board:
         await board.goto(f"x/batch/{fid}")
         await board.wait_text("#batch-runs", "No run yet", timeout=5)
         await board.wait_text(".fw-live", "live", timeout=5)
@@ -173,8 +186,7 @@ async def test_batch_pages_draw_the_pipeline_and_follow_it(hosted: Hosted, tmp_p
         run = await api.ok("POST", "/v1/jobs/nightly-etl/runs")
         await shows_within(board, ROW_HAS, {"rows": "table.runs tbody tr",
                                             "all": [run["id"], XSS]}, "the new run")
-        print("WAITING", await board.page.evaluate("document.querySelector('#batch-waiting').textContent"))
-        await board.wait_text("#batch-waiting", "insufficient cpus", timeout=10)
+        await board.wait_text("#batch-waiting", "needs 16 cpus", timeout=10)
         await no_xss(board)
         await board.screenshot("batch-runs")
 
@@ -197,7 +209,7 @@ async def test_batch_pages_draw_the_pipeline_and_follow_it(hosted: Hosted, tmp_p
         assert xs["backfill"] == xs["extract"]
         # the running step's log, through the master's sandbox proxy
         await board.wait_text("#batch-log", "extracting", timeout=10)
-        await board.wait_text("#run-waiting", "insufficient cpus", timeout=LIVE)
+        await board.wait_text("#run-waiting", "needs 16 cpus", timeout=LIVE)
         await board.wait_text(".page-head", XSS)
 
         (gates / "extract").touch()
@@ -221,8 +233,11 @@ async def test_batch_pages_draw_the_pipeline_and_follow_it(hosted: Hosted, tmp_p
         await board.page.click("#batch-logs button >> text=stderr")
         await board.wait_text("#batch-log", "no data", timeout=5)
         await board.page.click("svg.dag g.dag-node[data-step='load']")
+        await board.page.click("#batch-logs button >> text=stdout")  # the choice stays
         await board.wait_text("#batch-log", "loading", timeout=5)
         await board.page.mouse.move(0, 0)
+        # the clicks scrolled: back to the top, or the sticky top bar lands mid-picture
+        await board.page.evaluate("window.scrollTo(0, 0)")
         await board.screenshot("pipeline", docs_copy=REPO / "docs" / "dashboard-pipeline.png")
         await no_xss(board)
 
@@ -231,7 +246,8 @@ async def test_batch_pages_draw_the_pipeline_and_follow_it(hosted: Hosted, tmp_p
                        interval=0.05)
         await shows_within(board, state, ["archive", "SUCCEEDED"], "archive succeeded")
         await api.ok("POST", f"/v1/runs/{run['id']}/actions/stop")
-        await board.wait_text(".page-head", "CANCEL", timeout=5)
+        await board.wait_for("document.querySelector(\".page-head .pill[title^='CANCEL']\")",
+                             timeout=5, what="the run cancelling or cancelled")
 
         await board.goto(f"x/batch/{fid}")
         await board.wait_text("table.jobs", "nightly-etl", timeout=5)
@@ -241,3 +257,59 @@ async def test_batch_pages_draw_the_pipeline_and_follow_it(hosted: Hosted, tmp_p
 async def step_state_is(api, run_id: str, step: str, wanted: str) -> bool:
     return await step_state(api, run_id, step) == wanted
 
+
+
+OPS = ("ops", "ops-secret")
+FRAMEWORKS = ("frameworks", "frameworks-secret")
+
+
+async def test_framework_pages_work_signed_in(tmp_path):
+    """With authentication on everywhere (master, agent, the frameworks' APIs), the
+    pages read the frameworks through the master, which forwards the operator's
+    credentials only to frameworks whose principal is trusted with them."""
+    trust = Rule((FRAMEWORKS[0],), ("receive_credentials",), ("dashboard",))
+    auth = Auth(secrets=dict((OPS, FRAMEWORKS)),
+                rules=[Rule((OPS[0],), ("*",), ("*",)), trust,
+                       Rule((FRAMEWORKS[0],), ("register_framework",), ("*",))])
+    master = MasterServer(fast_config(port=0, agent_secret="agent-secret"),
+                          sqlite_url(tmp_path / "m.db"), auth=auth)
+    await master.start()
+    url = f"http://127.0.0.1:{master.port}"
+    agent = Agent(AgentConfig(masters=[url], work_dir=tmp_path / "agent",
+                              resources=AGENT_RESOURCES, port=0, hostname="agent1",
+                              agent_secret="agent-secret", status_update_retry=0.2),
+                  make_containerizers(["process"], tmp_path / "agent"), auth=auth)
+    await agent.start()
+    ops = {"Authorization": basic_header(*OPS)}
+    try:
+        await wait_for(agent.registered.is_set, message="agent registered")
+        async with host_frameworks(url, tmp_path / "frameworks", auth=auth, headers=ops,
+                                   driver_options={"authorization": basic_header(
+                                       *FRAMEWORKS)}) as hosted:
+            sid, bid = hosted.services_id, hosted.batch_id
+            await hosted.svc.ok("POST", "/v2/apps", {"id": "/signed/in", "cmd": "sleep 600",
+                                                     "cpus": 0.1, "mem": 32})
+            async with open_dashboard(url, credentials=OPS) as board:
+                await board.goto(f"x/services/{sid}")
+                await board.wait_text("table.apps", "/signed/in", timeout=5)
+                await board.wait_text(".fw-live", "live", timeout=5)
+                await hosted.svc.ok("PUT", "/v2/apps/signed/in", {"instances": 2},
+                                    force=True)
+                await shows_within(board, ROW_HAS, {"rows": "table.apps tbody tr",
+                                                    "all": ["/signed/in", "2 desired"]},
+                                   "the scale-up, signed in")
+                await board.goto(f"x/batch/{bid}")
+                await board.wait_text("#batch-runs", "No run yet", timeout=5)
+                await board.wait_text(".fw-live", "live", timeout=5)
+                board.assert_clean()
+            # a framework nobody trusted with credentials never gets them
+            auth.rules.remove(trust)
+            status, _, body = await request(
+                "GET", f"{url}/master/frameworks/{sid}/api/v2/apps", headers=ops)
+            assert status == 502 and b"does not forward" in body
+            status, _, _ = await request("GET", f"{url}/master/frameworks/{sid}/api/v2/apps")
+            assert status == 401  # and the master itself still wants the caller's
+            auth.rules.append(trust)
+    finally:
+        await agent.stop(kill_tasks=True)
+        await master.stop()

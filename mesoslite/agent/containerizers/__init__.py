@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mesoslite.agent.checkpoint import atomic_write
 from mesoslite.agent.containerizers.base import Containerizer
+
+if TYPE_CHECKING:  # container_policy imports containerizers.base
+    from mesoslite.agent.container_policy import ContainerPolicy
 
 KNOWN = ("docker", "process")
 
@@ -46,8 +50,10 @@ def available_containerizers() -> list[str]:
     return ["docker", "process"] if docker_available() else ["process"]
 
 
-def make_containerizers(names: list[str], work_dir: Path) -> dict[str, Containerizer]:
-    """Build the named containerizers; ValueError names what cannot be built."""
+def make_containerizers(names: list[str], work_dir: Path,
+                        policy: ContainerPolicy | None = None) -> dict[str, Containerizer]:
+    """Build the named containerizers; ValueError names what cannot be built.
+    ``policy`` hardens Docker containers (default: ``ContainerPolicy()``)."""
     unknown = [n for n in names if n not in KNOWN]
     if unknown:
         raise ValueError(f"unknown containerizer(s) {', '.join(unknown)}; "
@@ -65,5 +71,5 @@ def make_containerizers(names: list[str], work_dir: Path) -> dict[str, Container
                              "through DOCKER_HOST or /var/run/docker.sock")
         from mesoslite.agent.containerizers.docker import DockerContainerizer
 
-        out["docker"] = DockerContainerizer(rid, work_dir)
+        out["docker"] = DockerContainerizer(rid, work_dir, policy=policy)
     return out

@@ -45,6 +45,7 @@ class LaunchSpec:
     mem_mb: float = 0.0
     disk_mb: float = 0.0
     ports: tuple[int, ...] = ()
+    principal: str | None = None  # the framework's; the container policy decides by it
 
     @property
     def task_id(self) -> str:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 from docker.errors import APIError, ImageNotFound, NotFound
 from docker.utils import parse_repository_tag
 
+from mesoslite.agent.container_policy import ContainerPolicy
 from mesoslite.agent.containerizers.base import (
     Container,
     Containerizer,
@@ -58,14 +59,16 @@ def _explain(exc: APIError) -> str:
 class DockerContainerizer(Containerizer):
     """Runs DOCKER tasks on the local engine; see the module docstring.
 
-    ``runtime_id`` namespaces this agent's containers on the engine.
+    ``runtime_id`` namespaces this agent's containers on the engine; ``policy`` hardens
+    them (``agent/container_policy.py``; default: fully hardened).
     """
 
     name: ClassVar[str] = "docker"
 
     def __init__(self, runtime_id: str, work_dir: str | Path, *, pull_timeout: float = 60.0,
-                 engine: Engine | None = None) -> None:
+                 engine: Engine | None = None, policy: ContainerPolicy | None = None) -> None:
         self.runtime_id = runtime_id
+        self.policy = policy or ContainerPolicy()
         self.work_dir = Path(work_dir)
         self.pull_timeout = pull_timeout
         self.engine = engine or Engine()
@@ -80,7 +83,7 @@ class DockerContainerizer(Containerizer):
         cid = spec.container_id
         if cid in self._containers or cid in self._launching:
             raise LaunchError(f"Container {cid} is already running")
-        args = build_create_args(spec, self.runtime_id)
+        args = build_create_args(spec, self.runtime_id, self.policy)
         meta = _prepare_sandbox(spec)
         self._launching.add(cid)
         try:

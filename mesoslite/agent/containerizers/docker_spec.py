@@ -22,8 +22,12 @@ read (and tested) in one place:
   (1024 per cpu); memory ``mem`` MB with memory+swap equal (no swap).
 * **volumes**: host paths (relative ones are inside the sandbox, as in Mesos) and named
   docker volumes, RO or RW.
-* **parameters**: only the keys in ``PARAMETER_ALLOW_LIST``; anything else, and
-  ``privileged``, is a ``LaunchError``.
+* **parameters**: only the keys in ``PARAMETER_ALLOW_LIST``; anything else is a
+  ``LaunchError``.
+* **hardening** (``agent/container_policy.py``): capabilities dropped but a small
+  default set, ``no-new-privileges``, no privileged container and no host network
+  unless the agent's policy allows the task's principal; ``cap-add`` only what the
+  principal was granted.  A refused request is a ``PolicyError`` (the task fails).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesoslite.agent.container_policy import ContainerPolicy, Request, capability, harden
 from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec
 from mesoslite.messages.mesos import (
     ContainerInfo,
@@ -59,10 +64,12 @@ LOG_CONFIG = {"type": "json-file", "config": {"max-size": "50m", "max-file": "3"
 
 # `docker run` options a task may pass in DockerInfo.parameters (with or without
 # the leading dashes).  Everything here only restricts the container or changes what
-# runs inside it; options that widen its privileges (cap-add, device, privileged,
+# runs inside it, but ``cap-add``, which the container policy checks against the
+# principal's grants; options that widen its privileges (device, privileged,
 # pid/ipc/network namespaces, security-opt, volumes-from, log-driver ...) are refused.
 PARAMETER_ALLOW_LIST = (
     "add-host",
+    "cap-add",
     "cap-drop",
     "dns",
     "dns-search",
@@ -121,12 +128,16 @@ def docker_info(spec: LaunchSpec) -> tuple[ContainerInfo, DockerInfo]:
     return container, container.docker
 
 
-def build_create_args(spec: LaunchSpec, runtime_id: str) -> CreateArgs:
-    """The container for ``spec``; LaunchError names what the task asked for wrongly."""
+def build_create_args(spec: LaunchSpec, runtime_id: str,
+                      policy: ContainerPolicy | None = None) -> CreateArgs:
+    """The container for ``spec`` hardened by ``policy`` (default: ``ContainerPolicy()``,
+    fully hardened); LaunchError names what the task asked for wrongly, PolicyError
+    what the policy does not allow its principal."""
     container, docker = docker_info(spec)
-    if docker.privileged:
-        raise LaunchError("Privileged docker containers are not allowed on this agent")
     params = parse_parameters(docker)
+    hardening = harden(policy or ContainerPolicy(), spec.principal, Request(
+        privileged=docker.privileged, host_network=docker.network == DockerNetwork.HOST,
+        cap_add=params.cap_add, cap_drop=params.cap_drop, read_only=params.read_only))
     args = CreateArgs(
         image=docker.image,
         name=container_name(spec.container_id),
@@ -150,6 +161,7 @@ def build_create_args(spec: LaunchSpec, runtime_id: str) -> CreateArgs:
         "log_config": LOG_CONFIG,
         **limits(spec.cpus, spec.mem_mb),
         **params.host_config,
+        **hardening,
     }
     return args
 
@@ -294,6 +306,9 @@ class Parameters:
     workdir: str | None = None
     hostname: str | None = None
     stop_signal: str | None = None
+    cap_add: list[str] = field(default_factory=list)  # decided by the container policy
+    cap_drop: list[str] = field(default_factory=list)
+    read_only: bool | None = None
     host_config: dict[str, Any] = field(default_factory=dict)
 
 
@@ -332,10 +347,15 @@ def _apply_parameter(out: Parameters, key: str, value: str) -> None:
         if not host or not ip:
             raise ValueError(value)
         hc.setdefault("extra_hosts", {})[host] = ip
-    elif key in ("cap-drop", "dns", "dns-search"):
+    elif key in ("cap-add", "cap-drop"):
+        caps = out.cap_add if key == "cap-add" else out.cap_drop
+        caps.extend(capability(c) for c in value.split(",") if c.strip())
+    elif key in ("dns", "dns-search"):
         hc.setdefault(key.replace("-", "_"), []).append(value)
-    elif key in ("read-only", "init"):
-        hc["read_only" if key == "read-only" else "init"] = _boolean(value)
+    elif key == "read-only":
+        out.read_only = _boolean(value)
+    elif key == "init":
+        hc["init"] = _boolean(value)
     elif key == "tmpfs":
         path, _, options = value.partition(":")
         if not path.startswith("/"):

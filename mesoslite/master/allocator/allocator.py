@@ -20,6 +20,13 @@ Contracts:
   ignored (returns race with removals), and only what was held is freed.
 * Other calls naming an unknown agent or framework raise ``KeyError``; ``remove_*``
   of an unknown id is a no-op.
+
+Reservations: an agent's resources reserved for a role form a *pool* of their own (an
+``AgentRecord`` with ``role`` set, its own filter row), offered after the unreserved
+agents of the round, whole, to the first client *of that role* in DRF order.  The
+unreserved path does not look at pools at all.  ``reserve`` / ``unreserve`` move
+resources a client holds (an accepted offer) between the agent's unreserved record and
+the pool; callers say which pool they return resources to (``reservation=``).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from mesoslite.master.allocator.records import (
     Allocation,
     ClientKey,
     FrameworkRecord,
+    ReservedAllocation,
     Slots,
     check_role,
     check_roles,
@@ -63,6 +71,8 @@ class Allocator:
         self._client_key: list[ClientKey | None] = []
         self._hold: list[int] = []  # per client: agents holding resources for it
         self._ok = np.zeros(0, bool)  # per client: may be offered (active, not suppressed)
+        # reserved pools: agent id -> role -> pool record (see module docstring)
+        self._pools: dict[str, dict[str, AgentRecord]] = {}
 
     # -- agents ----------------------------------------------------------------
 
@@ -71,31 +81,134 @@ class Allocator:
         agent_id: str,
         total: Resources,
         allocated: Mapping[ClientKey, Resources] | None = None,
+        reserved: Mapping[str, Resources] | None = None,
+        reserved_allocated: Mapping[ClientKey, Resources] | None = None,
     ) -> None:
-        """A new (or re-registered) agent; ``allocated``: its running tasks' resources."""
+        """A new (or re-registered) agent; ``allocated``: its running tasks' resources.
+
+        ``reserved``: role -> the part of ``total`` reserved for it;
+        ``reserved_allocated``: what running tasks use of their role's reservation
+        (``allocated`` then holds only their unreserved part)."""
         if agent_id in self._agents:
             raise ValueError(f"agent {agent_id!r} is already added")
+        reserved = {check_role(r): res for r, res in (reserved or {}).items() if res}
+        unreserved = total
+        for res in reserved.values():
+            unreserved = unreserved - res
         slot = self._agent_slots.take()
         self._filters.ensure(self._agent_slots.high, len(self._client_key))
-        agent = AgentRecord(agent_id, slot, total)
+        agent = AgentRecord(agent_id, slot, unreserved)
         self._agents[agent_id] = agent
-        self._sorter.add_total(total.scalars)
+        self._sorter.add_total(unreserved.scalars)
         for (framework_id, role), resources in (allocated or {}).items():
             self._record(agent, framework_id, check_role(role), resources)
         self._recompute_available(agent)
+        for role, res in reserved.items():
+            pool = self._pool(agent_id, role)
+            pool.total = res
+            self._sorter.add_total(res.scalars)
+        for (framework_id, role), resources in (reserved_allocated or {}).items():
+            pool = self._pool(agent_id, check_role(role))
+            self._record(pool, framework_id, role, resources)
+        for pool in self._pools.get(agent_id, {}).values():
+            self._recompute_available(pool)
 
     def update_agent_total(self, agent_id: str, total: Resources) -> None:
         agent = self._agents[agent_id]
+        for pool in self._pools.get(agent_id, {}).values():
+            total = total - pool.total
         self._sorter.remove_total(agent.total.scalars)
         self._sorter.add_total(total.scalars)
         agent.total = total
         self._recompute_available(agent)
+
+    # -- reservations --------------------------------------------------------------
+
+    def reserve(self, framework_id: str, role: str, agent_id: str, resources: Resources
+                ) -> None:
+        """``resources`` that (framework, role) holds unreserved on the agent become
+        reserved for ``role`` (still held by it: e.g. an accepted offer)."""
+        agent = self._agents[agent_id]
+        pool = self._pool(agent_id, check_role(role))
+        self._move(agent, pool, (framework_id, role), resources)
+
+    def unreserve(self, framework_id: str, role: str, agent_id: str, resources: Resources
+                  ) -> None:
+        """The inverse of ``reserve``; an emptied pool goes."""
+        pool = self._pools.get(agent_id, {}).get(role)
+        if pool is None:
+            return
+        self._move(pool, self._agents[agent_id], (framework_id, role), resources)
+        if not pool.total and not pool.allocations:
+            self._drop_pool(pool)
+
+    def reserved(self, agent_id: str) -> dict[str, Resources]:
+        """Role -> the agent's resources reserved for it."""
+        return {r: p.total for r, p in self._pools.get(agent_id, {}).items()}
+
+    def _pool(self, agent_id: str, role: str) -> AgentRecord:
+        pools = self._pools.setdefault(agent_id, {})
+        pool = pools.get(role)
+        if pool is None:
+            slot = self._agent_slots.take()
+            self._filters.ensure(self._agent_slots.high, len(self._client_key))
+            pool = pools[role] = AgentRecord(agent_id, slot, EMPTY, role=role)
+            self._filters.clear_agent(slot)
+        return pool
+
+    def _drop_pool(self, pool: AgentRecord) -> None:
+        assert pool.role is not None
+        pools = self._pools.get(pool.id, {})
+        if pools.get(pool.role) is not pool:
+            return
+        del pools[pool.role]
+        if not pools:
+            del self._pools[pool.id]
+        self._sorter.remove_total(pool.total.scalars)
+        for key, resources in pool.allocations.items():
+            slot = self._frameworks[key[0]].clients[key[1]]
+            self._sorter.unallocated(slot, resources.scalars)
+            self._hold[slot] -= 1
+            self._maybe_drop_client(slot)
+        self._filters.clear_agent(pool.slot)
+        self._agent_slots.give(pool.slot)
+
+    def _move(self, src: AgentRecord, dst: AgentRecord, key: ClientKey,
+              resources: Resources) -> None:
+        """Move ``resources`` (the part present) from ``src``'s total to ``dst``'s,
+        with what ``key`` holds of them: shares and the cluster total do not change."""
+        moved = src.total - (src.total - resources)
+        if not moved:
+            return
+        src.total = src.total - moved
+        dst.total = dst.total + moved
+        held = src.allocations.get(key)
+        if held is not None:
+            part = held - (held - moved)
+            left = held - part
+            slot = self._frameworks[key[0]].clients[key[1]]
+            if left:
+                src.allocations[key] = left
+            else:
+                del src.allocations[key]
+                self._hold[slot] -= 1
+            if part:
+                have = dst.allocations.get(key)
+                if have is None:
+                    self._hold[slot] += 1
+                    dst.allocations[key] = part
+                else:
+                    dst.allocations[key] = have + part
+        self._recompute_available(src)
+        self._recompute_available(dst)
 
     def remove_agent(self, agent_id: str) -> None:
         """Forget the agent, its allocations and the filters on it."""
         agent = self._agents.pop(agent_id, None)
         if agent is None:
             return
+        for pool in list(self._pools.get(agent_id, {}).values()):
+            self._drop_pool(pool)
         self._sorter.remove_total(agent.total.scalars)
         for key, resources in agent.allocations.items():
             slot = self._frameworks[key[0]].clients[key[1]]
@@ -163,7 +276,8 @@ class Allocator:
         fw.roles = set()
         held = [(role, slot) for role, slot in fw.clients.items() if self._hold[slot]]
         if held:
-            for agent in self._agents.values():
+            pools = [p for ps in self._pools.values() for p in ps.values()]
+            for agent in [*self._agents.values(), *pools]:
                 for role, _ in held:
                     key = (framework_id, role)
                     if key in agent.allocations:
@@ -204,10 +318,14 @@ class Allocator:
     # -- resources ---------------------------------------------------------------
 
     def allocate_used(
-        self, framework_id: str, role: str, agent_id: str, resources: Resources
+        self, framework_id: str, role: str, agent_id: str, resources: Resources,
+        reservation: str | None = None,
     ) -> None:
-        """Record usage ``allocate`` did not produce (e.g. recovered tasks)."""
+        """Record usage ``allocate`` did not produce (e.g. recovered tasks); with
+        ``reservation``, of the agent's resources reserved for that role."""
         agent = self._agents[agent_id]
+        if reservation is not None:
+            agent = self._pool(agent_id, check_role(reservation))
         self._record(agent, framework_id, check_role(role), resources)
         self._recompute_available(agent)
 
@@ -219,8 +337,10 @@ class Allocator:
         resources: Resources,
         now: float,
         refuse_seconds: float | None = None,
+        reservation: str | None = None,
     ) -> None:
         """``resources`` come back; with ``refuse_seconds`` the client filters them.
+        ``reservation``: they are of the agent's resources reserved for that role.
 
         The filter keeps the agent from this (framework, role) until ``now +
         refuse_seconds`` while the agent's available resources stay within
@@ -229,6 +349,10 @@ class Allocator:
         agent = self._agents.get(agent_id)
         if agent is None:
             return
+        if reservation is not None:
+            agent = self._pools.get(agent_id, {}).get(reservation)
+            if agent is None:
+                return
         key = (framework_id, role)
         if key in agent.allocations:
             self._free(agent, key, resources)
@@ -247,7 +371,7 @@ class Allocator:
         """One allocation round over all agents, or only ``agent_ids`` (partial round)."""
         agents = self._round_agents(agent_ids)
         n = len(self._client_key)
-        if not agents or n == 0:
+        if not (agents or self._pools) or n == 0:
             return []
         ok = self._ok[:n]
         if not ok.any():
@@ -265,6 +389,37 @@ class Allocator:
                 # the first eligible client in DRF order: the lowest rank among them
                 best = int(where(eligible[i], rank, _NEVER).argmin())
                 out.append(give(chunk[i], best))
+        if self._pools:
+            out += self._allocate_pools(now, agent_ids, n, ok, rank)
+        return out
+
+    def _allocate_pools(self, now: float, agent_ids: Iterable[str] | None, n: int,
+                        ok: np.ndarray, rank: np.ndarray) -> list[Allocation]:
+        """The round over reserved pools: each to the first eligible client of its role."""
+        ids = self._pools.keys() if agent_ids is None else dict.fromkeys(agent_ids)
+        pools = []
+        for agent_id in ids:
+            agent = self._agents.get(agent_id)
+            if agent is not None and agent.active:
+                pools += [p for p in self._pools.get(agent_id, {}).values() if p.available]
+        if not pools:
+            return []
+        keys = self._client_key[:n]
+        masks: dict[str, np.ndarray] = {}
+        rows = np.fromiter((p.slot for p in pools), np.intp, len(pools))
+        eligible = self._filters.unfiltered(rows, n, now)
+        eligible &= ok
+        out = []
+        for i, pool in enumerate(pools):
+            assert pool.role is not None
+            mask = masks.get(pool.role)
+            if mask is None:
+                mask = masks[pool.role] = np.fromiter(
+                    (k is not None and k[1] == pool.role for k in keys), bool, n)
+            row = eligible[i] & mask
+            if row.any():
+                best = int(np.where(row, rank, _NEVER).argmin())
+                out.append(self._give(pool, best))
         return out
 
     def _round_agents(self, agent_ids: Iterable[str] | None) -> list[AgentRecord]:
@@ -287,11 +442,17 @@ class Allocator:
         agent.available = EMPTY
         self._filters.note_available(agent.slot, EMPTY)
         self._sorter.allocated(slot, resources.scalars)
+        if agent.role is not None:
+            return ReservedAllocation(key[0], key[1], agent.id, resources)
         return Allocation(key[0], key[1], agent.id, resources)
 
     # -- queries -----------------------------------------------------------------
 
-    def available(self, agent_id: str) -> Resources:
+    def available(self, agent_id: str, reservation: str | None = None) -> Resources:
+        """Unreserved available resources, or with ``reservation`` that pool's."""
+        if reservation is not None:
+            pool = self._pools.get(agent_id, {}).get(reservation)
+            return pool.available if pool is not None else EMPTY
         return self._agents[agent_id].available
 
     def total(self, agent_id: str) -> Resources:

@@ -28,6 +28,21 @@ class Allocation(NamedTuple):
     agent_id: str
     resources: Resources
 
+    @property
+    def reservation(self) -> str | None:
+        """The role the resources are reserved for; None: unreserved."""
+        return None
+
+
+class ReservedAllocation(Allocation):
+    """An allocation of an agent's resources reserved for ``role``."""
+
+    __slots__ = ()
+
+    @property
+    def reservation(self) -> str | None:
+        return self.role
+
 
 @dataclass(eq=False, slots=True)
 class AgentRecord:
@@ -39,6 +54,8 @@ class AgentRecord:
     active: bool = True
     # allocations fit in total: then available can be kept incrementally (no re-summing)
     fits: bool = True
+    # a reserved pool of the agent ``id``: offered to clients of this role only
+    role: str | None = None
 
 
 @dataclass(eq=False, slots=True)

@@ -181,8 +181,8 @@ function runPage(root, ctx, runId) {
   const { page, feed, refresher } = livePage(root, ctx, load);
   const badge = liveBadge(feed);
   const batch = h('a', { href: route('x', 'batch', fid) }, 'Batch');
-  page.append(head, h('div', { class: 'grid grid-3-1' }, graph, details),
-    h('div', { class: 'section' }, steps),
+  // the graph gets the page's width: a pipeline is wider than it is tall
+  page.append(head, graph, h('div', { class: 'grid grid-3-1 section' }, steps, details),
     h('div', { class: 'grid grid-3-1 section' }, logs, waiting));
   fill(head, pageHead(runId, { crumbs: crumbs(ctx, batch), badges: [badge] }));
   fill(graph.body, empty('Reading the run…'));
@@ -464,10 +464,14 @@ export function dag(steps, selected, onSelect) {
     c.failed ? svg('rect', { class: 'fill failed', x: 12 + (barW * c.done) / total,
       y: NODE_H - 12, width: (barW * c.failed) / total, height: 4 }) : null);
   });
-  return svg('svg', { class: 'dag', width, height, viewBox: `0 0 ${width} ${height}`,
+  // drawn at its natural size, shrunk (never grown) to fit the card: the width is an
+  // attribute, the cap a CSSOM property (the CSP forbids inline style attributes)
+  const el = svg('svg', { class: 'dag', width: '100%', viewBox: `0 0 ${width} ${height}`,
     role: 'img', 'aria-label': `pipeline of ${steps.length} steps` },
   svg('defs', null, svg('marker', { id: 'dag-arrow', viewBox: '0 0 10 10', refX: 9, refY: 5,
     markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
   svg('path', { d: 'M0,0 L10,5 L0,10 z' }))),
   edges, nodes);
+  el.style.maxWidth = `${width}px`;
+  return el;
 }
