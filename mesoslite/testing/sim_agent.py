@@ -37,7 +37,8 @@ pool as its own process (so it does not compete with the code being measured)::
 It prints one JSON line ``{"event": "registered", ...}`` once every agent is
 registered, then ``{"event": "reregistered", "epoch": E, "at": T, ...}`` each time
 every agent has registered with a leader of a newer epoch ``E`` (``T`` from
-``time.time()``), and ``{"event": "stats", ...}`` when it exits (SIGTERM, SIGINT or
+``time.time()``; also ``first`` and ``median``: when the first and the median agent
+registered with it), and ``{"event": "stats", ...}`` when it exits (SIGTERM, SIGINT or
 the end of its standard input).
 """
 
@@ -132,7 +133,7 @@ class SimStats:
     registrations: int = 0
     refusals: int = 0
     disconnects: int = 0
-    redirects: int = 0  # 307s followed to the leader
+    redirects: int = 0  # 307s handed back by aiohttp and followed here (see run)
     connect_failures: int = 0  # a master unreachable, or answering without a leader
     silent_links: int = 0  # links dropped after link_timeout_seconds of silence
     run_tasks_frames: int = 0
@@ -186,9 +187,11 @@ class SimAgent:
         """Keep a registered link to the leading master until cancelled.
 
         The configured masters are tried in turn, starting with the first and moving
-        on after every failure or dropped link (as ``mesoslite.agent.server.Agent``);
-        a 307 is followed to the leader at once, without a pause, unless redirects
-        go round in a loop (more in a row than there are masters)."""
+        on after every failure or dropped link (as ``mesoslite.agent.server.Agent``).
+        A follower's 307 is followed to the leader at once, without a pause: aiohttp
+        follows it inside ``ws_connect`` (so it is not counted in ``redirects``); a
+        307 handed back to us (aiohttp's redirect limit) is followed here, unless
+        redirects go round in a loop (more in a row than there are masters)."""
         masters = self.pool.masters
         delay = 0.1
         attempt = 0
@@ -486,6 +489,8 @@ class SimAgentPool:
         # registered agents per leader epoch; epoch -> time.time() all were registered
         self._epoch_counts: Counter[int] = Counter()
         self.complete_epochs: dict[int, float] = {}
+        # epoch -> time.time() of each registration with that epoch's leader
+        self.registration_times: dict[int, list[float]] = {}
         self.on_complete: Callable[[int, float], None] | None = None
         self._own_session = session is None
         self._session = session
@@ -524,6 +529,7 @@ class SimAgentPool:
         if new_epoch is None:
             return
         self._epoch_counts[new_epoch] += 1
+        self.registration_times.setdefault(new_epoch, []).append(time.time())
         if (self._epoch_counts[new_epoch] == len(self.agents)
                 and new_epoch not in self.complete_epochs):
             at = self.complete_epochs[new_epoch] = time.time()
@@ -644,8 +650,9 @@ async def _main(args: argparse.Namespace) -> int:
 
     def complete(epoch: int, at: float) -> None:
         if epoch > first:
+            times = sorted(pool.registration_times[epoch])
             _emit({"event": "reregistered", "agents": len(pool.agents), "epoch": epoch,
-                   "at": at})
+                   "at": at, "first": times[0], "median": times[len(times) // 2]})
 
     pool.on_complete = complete
     await done.wait()

@@ -181,23 +181,21 @@ class JsonLinesProcess:
         return await asyncio.wait_for(self.proc.wait(), timeout)
 
     async def stop(self) -> None:
-        """End of input, then SIGTERM, then SIGKILL; always reaps the process."""
+        """SIGTERM (the simulated agents print their stats on it; a framework script
+        just ends), then SIGKILL after 20 s; always reaps the process."""
         proc = self.proc
         if proc is None:
             return
         if proc.returncode is None:
-            if proc.stdin is not None:
-                proc.stdin.close()
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
             try:
                 await asyncio.wait_for(proc.wait(), 20)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), 10)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
+                proc.kill()
+                await proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()
         if self._reader is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._reader, 5)
@@ -482,9 +480,11 @@ async def test_leader_kill9_during_a_1000_task_launch(tmp_path, pg_url, stoppers
 
 class PrivatePostgres:
     """A throwaway PostgreSQL server of this test alone (``initdb`` in a temporary
-    directory, run as the ``postgres`` user, trust authentication on 127.0.0.1), so
-    restarting it disturbs no other test using the shared server.  The binaries are
-    those of the newest installed version, found as ``scripts/provision`` does."""
+    directory, trust authentication on 127.0.0.1), so restarting it disturbs no other
+    test using the shared server.  It runs as the ``postgres`` user when the test runs
+    as root (PostgreSQL refuses to run as root), else as the test's own user.  The
+    binaries are those of the newest installed version, found as
+    ``scripts/provision`` does."""
 
     def __init__(self) -> None:
         versions = sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: float(v))
@@ -496,10 +496,12 @@ class PrivatePostgres:
 
     @staticmethod
     def unavailable() -> str | None:
+        if not Path("/usr/lib/postgresql").is_dir():
+            return "PostgreSQL binaries (/usr/lib/postgresql)"
         if os.geteuid() != 0:
-            return "root (to run PostgreSQL as its own user)"
-        if not Path("/usr/lib/postgresql").is_dir() or shutil.which("runuser") is None:
-            return "PostgreSQL binaries and runuser"
+            return None
+        if shutil.which("runuser") is None:
+            return "runuser (to run PostgreSQL as its own user)"
         try:
             subprocess.run(["id", "postgres"], check=True, capture_output=True)
         except (OSError, subprocess.CalledProcessError):
@@ -507,8 +509,9 @@ class PrivatePostgres:
         return None
 
     async def _as_postgres(self, *argv: str) -> None:
+        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         proc = await asyncio.create_subprocess_exec(
-            "runuser", "-u", "postgres", "--", *argv, stdout=asyncio.subprocess.PIPE,
+            *as_user, *argv, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, cwd=self.dir)
         out, _ = await proc.communicate()
         if proc.returncode != 0:
@@ -521,7 +524,8 @@ class PrivatePostgres:
                 "-w", "-t", "60", "-o", options, *extra, action]
 
     async def start(self) -> PrivatePostgres:
-        shutil.chown(self.dir, "postgres", "postgres")
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
         self.dir.chmod(0o755)
         await self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
                                 "-U", "postgres", "--no-sync")
