@@ -3,17 +3,13 @@ query, and sandbox paths never escape the agent's work directory."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
 from mesoslite.agent.openapi_doc import agent_openapi
-from mesoslite.testing.processes import free_port
+from tests.fuzz.test_services_fuzz import start_server
 
 schema = schemathesis.openapi.from_dict(agent_openapi())
 
@@ -21,22 +17,9 @@ schema = schemathesis.openapi.from_dict(agent_openapi())
 @pytest.fixture(scope="module")
 def agent_url(tmp_path_factory):
     """A real agent process; no master is needed for its HTTP API."""
-    port = free_port()
     work = tmp_path_factory.mktemp("fuzz-agent")
     (work.parent / "outside.txt").write_text("not for the agent's clients")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mesoslite.cli.main", "agent", "--port", str(port),
-         "--master", f"http://127.0.0.1:{free_port()}", "--work-dir", str(work),
-         "--containerizers", "process"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
+    proc, url = start_server(["agent", "--containerizers", "process"], work)
     yield url
     proc.terminate()
     proc.wait(10)
