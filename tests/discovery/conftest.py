@@ -35,8 +35,10 @@ BACKEND = Path(__file__).with_name("backend.py")
 BACKEND_CMD = f"exec {sys.executable} {BACKEND} $PORT0 $MESOS_TASK_ID"
 # Healthy once the backend listens; unhealthy after one failed check (the agent
 # reports the first counted failure at once), killed after three; one check a second.
+# The grace period only covers start-up (Marathon: failures are ignored until the
+# first success or the grace period's end): long, for a loaded CI machine.
 SICK_CHECK = {"protocol": "COMMAND", "command": {"value": "test -e ready -a ! -e sick"},
-              "gracePeriodSeconds": 5, "intervalSeconds": 1, "timeoutSeconds": 2,
+              "gracePeriodSeconds": 60, "intervalSeconds": 1, "timeoutSeconds": 2,
               "maxConsecutiveFailures": 3, "delaySeconds": 0}
 
 
