@@ -10,7 +10,7 @@ import { ago, duration, time } from '../js/format.js';
 import { card, empty, kv, pageHead, pill, table } from '../js/components.js';
 import { genericItem } from '../js/waiting.js';
 import {
-  FrameworkFeed, LogTail, Refresher, ensureStyles, errorLine, liveBadge, svg,
+  crumbs, livePage as mountLive, LogTail, Refresher, ensureStyles, errorLine, liveBadge, svg,
 } from './common.js';
 
 const EVENTS = [
@@ -37,19 +37,8 @@ export default {
 
 // ------------------------------------------------------------------ shared
 
-function livePage(root, ctx, load) {
-  const page = h('div', { class: 'batch-page' });
-  fill(root, page);
-  const feed = new FrameworkFeed(ctx.framework.id, 'v1/events', EVENTS, () => refresher.soon());
-  const showError = errorLine(page);
-  const refresher = new Refresher(load, { poll: 3000, onError: showError });
-  return { page, feed, refresher };
-}
-
-function crumbs(ctx, ...more) {
-  const fw = ctx.framework;
-  return [link('Cluster', ''), link(fw.name || fw.id, 'frameworks', fw.id), ...more];
-}
+const livePage = (root, ctx, load) =>
+  mountLive(root, ctx, { cls: 'batch-page', eventsPath: 'v1/events', events: EVENTS }, load);
 
 function runLink(ctx, runId, text = runId) {
   return h('a', { href: route('x', 'batch', ctx.framework.id, 'runs', runId) }, text);

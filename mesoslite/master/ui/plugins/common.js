@@ -3,7 +3,7 @@
 // sandbox log tail, and a few widgets.  Data only ever reaches the page as text
 // nodes and attribute values.
 
-import { h, fill } from '../js/dom.js';
+import { h, fill, link } from '../js/dom.js';
 import { bytes } from '../js/format.js';
 
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -281,4 +281,25 @@ export class LogTail {
     this.generation += 1;
     clearTimeout(this.timer);
   }
+}
+
+
+/**
+ * Mount a framework page: its container (class ``cls``), the live feed of the
+ * framework's ``eventsPath`` stream (``events`` trigger a reload), the refresher and
+ * its error line; ``load`` fetches and draws.
+ */
+export function livePage(root, ctx, { cls, eventsPath, events }, load) {
+  const page = h('div', { class: cls });
+  fill(root, page);
+  const feed = new FrameworkFeed(ctx.framework.id, eventsPath, events, () => refresher.soon());
+  const showError = errorLine(page);
+  const refresher = new Refresher(load, { poll: 3000, onError: showError });
+  return { page, feed, refresher };
+}
+
+/** Breadcrumbs: the cluster, the framework, then ``more``. */
+export function crumbs(ctx, ...more) {
+  const fw = ctx.framework;
+  return [link('Cluster', ''), link(fw.name || fw.id, 'frameworks', fw.id), ...more];
 }

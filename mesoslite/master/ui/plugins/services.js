@@ -9,7 +9,7 @@ import { ago, duration, mb, num, time } from '../js/format.js';
 import { bar, card, chips, empty, healthPill, kv, pageHead, pill, table } from '../js/components.js';
 import { marathonItem } from '../js/waiting.js';
 import {
-  FrameworkFeed, Refresher, ensureStyles, errorLine, liveBadge, partsBar, seconds,
+  crumbs, livePage as mountLive, Refresher, ensureStyles, errorLine, liveBadge, partsBar, seconds,
 } from './common.js';
 
 const EVENTS = [
@@ -34,20 +34,8 @@ export default {
 
 // ------------------------------------------------------------------ shared
 
-/** Mount a page: its feed, refresher and error line; ``load`` fetches and draws. */
-function livePage(root, ctx, load) {
-  const page = h('div', { class: 'services-page' });
-  fill(root, page);
-  const feed = new FrameworkFeed(ctx.framework.id, 'v2/events', EVENTS, () => refresher.soon());
-  const showError = errorLine(page);
-  const refresher = new Refresher(load, { poll: 3000, onError: showError });
-  return { page, feed, refresher };
-}
-
-function crumbs(ctx, ...more) {
-  const fw = ctx.framework;
-  return [link('Cluster', ''), link(fw.name || fw.id, 'frameworks', fw.id), ...more];
-}
+const livePage = (root, ctx, load) =>
+  mountLive(root, ctx, { cls: 'services-page', eventsPath: 'v2/events', events: EVENTS }, load);
 
 function appLink(ctx, appId) {
   return h('a', { href: route('x', 'services', ctx.framework.id, 'apps', appId) }, appId);
