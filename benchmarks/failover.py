@@ -44,7 +44,6 @@ import logging
 import math
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -59,7 +58,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from launch import PySpy, summarize_profile
+from launch import PySpy, _cpu, summarize_profile
 from sqlalchemy import create_engine, text
 
 from mesoslite.messages.mesos import (
@@ -71,27 +70,12 @@ from mesoslite.messages.mesos import (
     TaskStatus,
 )
 from mesoslite.scheduler import Driver, DriverError, Scheduler, task_info
+from mesoslite.testing.processes import free_port
 
 SIZES = [1000, 4000]
 QUICK = [100]
 MESOS = "Mesos (NSDI 2011, 200-4,000 agents): 4-8 s for agents and frameworks to reconnect"
 MESOS_SECONDS = (4.0, 8.0)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _cpu(proc: psutil.Process | None) -> float:
-    if proc is None:
-        return 0.0
-    try:
-        t = proc.cpu_times()
-    except psutil.Error:
-        return 0.0
-    return t.user + t.system
 
 
 # -------------------------------------------------------------------- the store
