@@ -86,7 +86,7 @@ async def main(args: argparse.Namespace) -> None:
     ctl.mkdir()
     spec = ClusterSpec(
         work_dir=work / "cluster", agents=args.agents,
-        agent_resources=Resources.parse("cpus:4;mem:4096;disk:4096;ports:[37000-37899]"),
+        agent_resources=Resources.parse("cpus:4;mem:4096;disk:4096;ports:[28000-28899]"),
         master_config=MasterConfig(allocation_interval=0.1, agent_ping_timeout=1.0),
         containerizers=["docker", "process"], usage_interval=args.usage_interval,
         allowed_host_paths=[str(ctl)])

@@ -139,7 +139,7 @@ class LaunchAll(Scheduler):
 async def run_mesoslite(count: int, work_dir: Path) -> Result:
     spec = ClusterSpec(
         work_dir=work_dir, agents=1, containerizers=["docker"],
-        agent_resources=Resources.parse("cpus:64;mem:65536;disk:1024;ports:[34000-34099]"),
+        agent_resources=Resources.parse("cpus:64;mem:65536;disk:1024;ports:[29000-29099]"),
         master_config=MasterConfig(allocation_interval=0.05))
     cluster = LocalCluster(spec)
     await cluster.start()

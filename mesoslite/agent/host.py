@@ -2,6 +2,12 @@
 
 Defaults follow Mesos: all CPUs; memory minus min(1 GB, half); disk of the work dir's
 filesystem minus min(5 GB, half); ports [31000-32000].
+
+Task ports must stay out of the kernel's ephemeral range (Linux: 32768-60999): the
+kernel gives those to outgoing connections, and a client socket on a port, even one
+closed a minute ago and still in TIME_WAIT, makes a task's listen on it fail with
+"address in use" while SO_REUSEADDR cannot help.  Mesos' default range sits below it
+for that reason; ``ephemeral_overlap`` tells the agent when a given range does not.
 """
 
 from __future__ import annotations
@@ -15,6 +21,26 @@ import psutil
 from mesoslite.resources import ResourceError, Resources
 
 DEFAULT_PORTS = (31000, 32000)
+LOCAL_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def local_port_range(path: Path = LOCAL_PORT_RANGE) -> tuple[int, int] | None:
+    """The kernel's ephemeral port range; None where it cannot be read (not Linux)."""
+    try:
+        low, high = (int(part) for part in path.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return low, high
+
+
+def ephemeral_overlap(resources: Resources, ephemeral: tuple[int, int] | None
+                      ) -> list[tuple[int, int]]:
+    """The parts of ``resources``' ports inside ``ephemeral`` (inclusive bounds)."""
+    if ephemeral is None:
+        return []
+    low, high = ephemeral
+    return [(max(lo, low), min(hi, high)) for lo, hi in resources.ports()
+            if lo <= high and hi >= low]
 
 
 def detect_resources(work_dir: Path) -> Resources:

@@ -21,6 +21,7 @@ from mesoslite import __version__
 from mesoslite.agent.checkpoint import Checkpoints
 from mesoslite.agent.containerizers.base import Containerizer
 from mesoslite.agent.health import HealthMonitor
+from mesoslite.agent.host import ephemeral_overlap, local_port_range
 from mesoslite.agent.metrics import AgentMetrics
 from mesoslite.agent.openapi_doc import agent_openapi
 from mesoslite.agent.sandbox_http import SandboxHTTP
@@ -152,6 +153,11 @@ class Agent:
             self._loops.append(asyncio.create_task(self.usage.run()))
         log.info("agent %s on %s:%d, %d tasks recovered", self.agent_id or "(new)",
                  self.address, self.config.port, len(recovered))
+        if overlap := ephemeral_overlap(self.config.resources, local_port_range()):
+            log.warning("offered ports %s lie in the kernel's ephemeral port range: tasks "
+                        "given them may fail to listen (address in use); offer ports "
+                        "below it, as the default [31000-32000] does",
+                        ",".join(f"{lo}-{hi}" for lo, hi in overlap))
         return self.config.port
 
     @property

@@ -4,7 +4,7 @@ Reads ``GET /v2/endpoints[/APP]`` from the services framework (``--server``).  P
 output, one block per app::
 
     /redis-master  (round-robin)
-      6379/tcp  127.0.0.1:35012  redis-master.3f2a...  healthy
+      6379/tcp  127.0.0.1:31012  redis-master.3f2a...  healthy
 
 ``--all`` adds the endpoints that take no traffic (unhealthy, staging, being
 killed), with their state; ``--json`` prints the API's JSON unchanged.

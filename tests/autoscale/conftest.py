@@ -33,7 +33,7 @@ from tests.services.conftest import (
 __all__ = ["engine", "offline", "services_factory"]  # fixtures used here and by the tests
 
 # Ports of their own, away from the other suites' ranges.
-RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[36000-36899]")
+RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[26000-26899]")
 USAGE_INTERVAL = 0.3
 
 

@@ -25,7 +25,7 @@ from mesoslite.testing.poll import wait_for
 from tests.integration.conftest import fast_config
 
 # 2 cpus each: with the default 0.5-cpu tasks below, 4 slots per agent.
-AGENT_RESOURCES = Resources.parse("cpus:2;mem:1024;disk:1024;ports:[32000-32899]")
+AGENT_RESOURCES = Resources.parse("cpus:2;mem:1024;disk:1024;ports:[27000-27899]")
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 

@@ -6,7 +6,7 @@ from mesoslite.resources import Resources
 from mesoslite.testing.poll import wait_for
 from tests.batch.conftest import api, get_run, step_of, submit, wait_run
 
-ONE_AGENT = Resources.parse("cpus:2;mem:1024;disk:1024;ports:[32000-32099]")  # 4 x 0.5 cpu
+ONE_AGENT = Resources.parse("cpus:2;mem:1024;disk:1024;ports:[27000-27099]")  # 4 x 0.5 cpu
 
 
 async def test_small_job_of_another_user_is_not_starved(batch_env):

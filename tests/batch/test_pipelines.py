@@ -82,7 +82,7 @@ async def test_gang_starts_all_or_nothing(batch_env, tmp_path):
 
 async def test_gang_that_can_never_fit_waits_without_blocking_others(batch_env):
     cluster = await batch_env.cluster(agents=1, resources=Resources.parse(
-        "cpus:2;mem:1024;disk:1024;ports:[32000-32099]"))
+        "cpus:2;mem:1024;disk:1024;ports:[27000-27099]"))
     server = await batch_env.server(cluster)
     gang = await submit(server, {"id": "too-big", "gang": True, "completions": 3, "cpus": 1,
                                  "command": "true"})

@@ -2,8 +2,8 @@
 distinct loopback addresses, so A records differ per agent), the services framework,
 a load balancer following it, and the load generator.
 
-Ports of their own, away from the other suites': agents 36000-36899 (process) and
-37000-37899 (docker); service ports 18100-18999 are given explicitly by each test.
+Ports of their own, away from the other suites': agents 23000-23899 (process) and
+24000-24899 (docker); service ports 18100-18999 are given explicitly by each test.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from tests.services.conftest import Api, _remove_apps, fast_master
 services_factory = services_conftest.services_factory
 engine = services_conftest.engine
 
-PROCESS_RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[36000-36899]")
-DOCKER_RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[37000-37899]")
+PROCESS_RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[23000-23899]")
+DOCKER_RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[24000-24899]")
 BACKEND = Path(__file__).with_name("backend.py")
 BACKEND_CMD = f"exec {sys.executable} {BACKEND} $PORT0 $MESOS_TASK_ID"
 # Healthy once the backend listens; unhealthy after one failed check (the agent

@@ -44,8 +44,8 @@ from tests.conftest import require
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE = "mesoslite/busybox:latest"
 # A port range of its own, away from the other suites' 31000-31899.
-DOCKER_RESOURCES = Resources.parse("cpus:8;mem:4096;disk:1024;ports:[33000-33899]")
-DOCKER_RESOURCES_TEXT = "cpus:8;mem:4096;disk:1024;ports:[33000-33099]"
+DOCKER_RESOURCES = Resources.parse("cpus:8;mem:4096;disk:1024;ports:[21000-21899]")
+DOCKER_RESOURCES_TEXT = "cpus:8;mem:4096;disk:1024;ports:[21000-21099]"
 
 
 @pytest.fixture(scope="session")

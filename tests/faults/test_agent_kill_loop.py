@@ -57,7 +57,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.docker]
 
 CONTAINERS, KILLS = 20, 10
 # A port range of its own, away from the other suites'.
-RESOURCES = "cpus:4;mem:2048;disk:1024;ports:[33900-33949]"
+RESOURCES = "cpus:4;mem:2048;disk:1024;ports:[21900-21949]"
 RUNNING = TaskState.TASK_RUNNING
 
 

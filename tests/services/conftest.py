@@ -21,7 +21,7 @@ from mesoslite.testing.poll import wait_for
 
 AGENT_RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[31000-31899]")
 # Docker suites get ports of their own, away from the other suites' ranges.
-DOCKER_AGENT_RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[35000-35899]")
+DOCKER_AGENT_RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[22000-22899]")
 IMAGE = "mesoslite/busybox:latest"
 ROOT = Path(__file__).resolve().parents[2]
 
