@@ -32,16 +32,27 @@ def master_url(tmp_path_factory):
          "--work-dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env=env)
     url = f"http://127.0.0.1:{port}"
+    # Until it leads: /health answers as soon as it listens, but before it has won the
+    # election (its lease, then the state load) the API answers 503 "retry shortly",
+    # rightly; a loaded CI machine once sent the first fuzzed call inside that window.
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
+    while not leading(url):
+        assert proc.poll() is None, f"the master exited with {proc.returncode}"
+        assert time.monotonic() < deadline, "the master did not lead within 30 s"
+        time.sleep(0.05)
     yield url
     proc.terminate()
     proc.wait(10)
+
+
+def leading(url: str) -> bool:
+    """Whether the master at ``url`` leads and has loaded its state: it serves
+    /master/state itself (200, not a follower's 307 or the 503 before election)."""
+    try:
+        response = requests.get(url + "/master/state", timeout=5, allow_redirects=False)
+    except requests.RequestException:
+        return False
+    return response.status_code == 200
 
 
 @schema.parametrize()
