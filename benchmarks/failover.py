@@ -32,6 +32,7 @@ reported).
     .venv/bin/python benchmarks/failover.py                  # 1,000 and 4,000 agents
     .venv/bin/python benchmarks/failover.py --quick          # 100 agents
     .venv/bin/python benchmarks/failover.py --agents 4000 --profile py-spy
+    .venv/bin/python benchmarks/failover.py --agents 4000 --master-log-level info --keep /tmp/fo
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -115,7 +117,7 @@ class MasterProcess:
         self.args = ["--port", str(self.port), "--work-dir", str(work_dir / f"master{index}"),
                      "--store", store, "--allocation-interval", str(opts.allocation_interval),
                      "--agent-ping-timeout", str(opts.agent_ping_timeout),
-                     "--log-level", "warning"]
+                     "--log-level", opts.master_log_level]
         self.proc: asyncio.subprocess.Process | None = None
         self.ps: psutil.Process | None = None
 
@@ -479,6 +481,9 @@ async def run_once(agents: int, opts: argparse.Namespace) -> Result:
             await master.stop()
         await session.close()
         await asyncio.to_thread(schema.drop)
+        if opts.keep:
+            # the masters' logs and profiles, one directory per size
+            shutil.copytree(work, Path(opts.keep) / f"{agents}-agents", dirs_exist_ok=True)
         tmp.cleanup()
     if result.stats.get("duplicate_launches"):
         result.errors.append(f"{result.stats['duplicate_launches']} tasks launched twice")
@@ -526,6 +531,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the agents' longest pause between attempts (s), as the real agent's")
     p.add_argument("--profile", choices=["py-spy"], help="profile the new leader")
     p.add_argument("--timeout", type=float, default=300.0, help="per step (s)")
+    p.add_argument("--master-log-level", default="warning",
+                   choices=["debug", "info", "warning", "error"],
+                   help="info shows when the new leader was elected and when it led")
+    p.add_argument("--keep", metavar="DIR",
+                   help="copy the masters' logs (and --profile's raw stacks) to DIR")
     opts = p.parse_args(argv)
     if not opts.store:
         p.error("no PostgreSQL: give --store or set MESOSLITE_TEST_PG_URL "

@@ -188,27 +188,49 @@ class Resources:
     @classmethod
     def from_json(cls, items: Iterable[Mapping[str, Any]], path: str = "resources") -> Resources:
         """From Mesos v1 JSON: ``[{"name": "cpus", "type": "SCALAR", "scalar": {"value": 1}}]``."""
-        total = cls()
+        # One construction for the whole list (not one per item plus one per sum):
+        # agents' re-registrations after a failover parse thousands of these at once.
+        scalars: dict[str, float] = {}
+        ranges: dict[str, list[Range]] = {}
+        sets: dict[str, frozenset[str]] = {}
         for i, item in enumerate(items):
             where = f"{path}[{i}]"
             if not isinstance(item, Mapping):
                 raise ResourceError("each resource must be an object", where)
-            total = total + _resource_from_json(item, where)
-        return total
+            name, value = _resource_from_json(item, where)
+            if isinstance(value, frozenset):
+                sets[name] = sets.get(name, frozenset()) | value
+            elif isinstance(value, list):
+                ranges.setdefault(name, []).extend(value)
+            else:
+                scalars[name] = scalars.get(name, 0.0) + value
+        return cls(scalars, ranges, sets)
 
     # -- algebra ----------------------------------------------------------
+
+    @classmethod
+    def _normalized(cls, scalars: dict[str, float], ranges: dict[str, tuple[Range, ...]],
+                    sets: dict[str, frozenset[str]]) -> Resources:
+        """From parts already in normal form (scalars rounded and >= 0, ranges merged):
+        the algebra's results, whose inputs were checked when they were built.  Empty
+        parts are dropped; the checks of ``__post_init__`` are skipped."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "scalars", {k: v for k, v in scalars.items() if v > 0})
+        object.__setattr__(obj, "ranges", {k: v for k, v in ranges.items() if v})
+        object.__setattr__(obj, "sets", {k: v for k, v in sets.items() if v})
+        return obj
 
     def __add__(self, other: Resources) -> Resources:
         scalars = dict(self.scalars)
         for k, v in other.scalars.items():
-            scalars[k] = scalars.get(k, 0.0) + v
-        ranges = {k: list(v) for k, v in self.ranges.items()}
+            scalars[k] = _round(scalars.get(k, 0.0) + v)
+        ranges = dict(self.ranges)
         for k, v in other.ranges.items():
-            ranges.setdefault(k, []).extend(v)
+            ranges[k] = _merge_ranges((*ranges[k], *v)) if k in ranges else v
         sets = dict(self.sets)
         for k, v in other.sets.items():
             sets[k] = sets.get(k, frozenset()) | v
-        return Resources(scalars, ranges, sets)
+        return Resources._normalized(scalars, ranges, sets)
 
     def __sub__(self, other: Resources) -> Resources:
         scalars = dict(self.scalars)
@@ -223,7 +245,7 @@ class Resources:
         for k, v in other.sets.items():
             if k in sets:
                 sets[k] = sets[k] - v
-        return Resources(scalars, ranges, sets)
+        return Resources._normalized(scalars, ranges, sets)
 
     def contains(self, other: Resources) -> bool:
         """True when every resource in ``other`` is also in ``self``."""
@@ -340,7 +362,10 @@ def _parse_ranges(name: str, body: str) -> list[Range]:
     return out
 
 
-def _resource_from_json(item: Mapping[str, Any], where: str) -> Resources:
+def _resource_from_json(item: Mapping[str, Any], where: str
+                        ) -> tuple[str, float | list[Range] | frozenset[str]]:
+    """One Mesos v1 JSON resource, checked: its name and a float (SCALAR), a list of
+    ranges (RANGES) or a frozenset (SET)."""
     name = item.get("name")
     _check_name(name, f"{where}.name")  # type: ignore[arg-type]
     kind = item.get("type", "SCALAR")
@@ -354,7 +379,7 @@ def _resource_from_json(item: Mapping[str, Any], where: str) -> Resources:
                 raise TypeError
             if not math.isfinite(value) or value < 0:
                 raise ResourceError("scalar must be finite and >= 0", f"{where}.scalar.value")
-            return Resources(scalars={name: value})
+            return name, float(value)  # type: ignore[return-value]
         if kind == "RANGES":
             rs = []
             for r in item["ranges"].get("range", []):
@@ -364,12 +389,12 @@ def _resource_from_json(item: Mapping[str, Any], where: str) -> Resources:
                         "range needs integers 0 <= begin <= end", f"{where}.ranges.range"
                     )
                 rs.append((b, e))
-            return Resources(ranges={name: rs})
+            return name, rs  # type: ignore[return-value]
         if kind == "SET":
             items = item["set"].get("item", [])
             if not all(isinstance(s, str) for s in items):
                 raise TypeError
-            return Resources(sets={name: frozenset(items)})
+            return name, frozenset(items)  # type: ignore[return-value]
     except ResourceError:
         raise
     except (KeyError, TypeError, AttributeError):

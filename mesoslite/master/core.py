@@ -58,6 +58,9 @@ class MasterConfig:
     agent_secret: str | None = None
     # the URL other masters redirect to while this one leads (default http://host:port)
     advertise_url: str | None = None
+    # how long a request may wait for this master, elected, to finish loading the
+    # state before it is answered 503
+    recovery_hold: float = 10.0
 
 
 class MasterCore:

@@ -11,6 +11,11 @@ There is no home-made consensus: the store's database decides.
   (``lost()`` returns).  Split brain is fenced by the epoch: every group commit of
   the master checks the epoch it was elected with (``MasterStore.apply``), and agents
   ignore commands from an older epoch.
+
+  Followers read the leader's URL at most once per ``interval`` (the campaign's own
+  polling period, so a redirect is never staler than an election already is): after a
+  failover every agent and framework reconnects at once, and a database query per
+  refused request slowed the new leader's recovery on the same machine.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from mesoslite.store.master_store import MasterStore
@@ -64,13 +71,17 @@ class SoleLeadership:
 
 class PostgresLeadership:
     def __init__(self, store: MasterStore, url: str, master_id: str,
-                 interval: float = 0.5, check_timeout: float = 3.0) -> None:
+                 interval: float = 0.5, check_timeout: float = 3.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.url = url
         self.master_id = master_id
         self.interval = interval
         self.check_timeout = check_timeout
+        self._monotonic = monotonic
         self._conn = None  # psycopg.AsyncConnection holding the lock
+        self._leader: tuple[str | None, float] | None = None  # (url, read at)
+        self._reading = asyncio.Lock()
 
     async def _connect(self):  # type: ignore[no-untyped-def]
         import psycopg
@@ -95,6 +106,7 @@ class PostgresLeadership:
                 row = await cur.fetchone()
                 if row and row[0]:
                     await asyncio.to_thread(self.store.set_leader, self.master_id, self.url)
+                    self._leader = (self.url, self._monotonic())
                     log.info("elected leader (%s)", self.url)
                     return
             except Exception as exc:  # noqa: BLE001 - the database is outside our control
@@ -115,12 +127,21 @@ class PostgresLeadership:
                 return
 
     async def leader_url(self) -> str | None:
-        try:
-            return await asyncio.to_thread(self.store.leader_url)
-        except Exception:  # noqa: BLE001
-            return None
+        """The stored leader URL, read at most once per ``interval`` however many
+        requests ask at once (None: unknown, or the database unreachable)."""
+        async with self._reading:  # concurrent askers share one read
+            if self._leader is not None and (
+                    self._monotonic() - self._leader[1] < self.interval):
+                return self._leader[0]
+            try:
+                url = await asyncio.to_thread(self.store.leader_url)
+            except Exception:  # noqa: BLE001
+                url = None
+            self._leader = (url, self._monotonic())
+            return url
 
     async def _drop(self) -> None:
+        self._leader = None
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 await self._conn.close()

@@ -82,6 +82,7 @@ class MasterServer:
         self.secrets = MasterSecrets(secrets_key or load_keyring(None), self.auth,
                                      self._commit)
         self.elected = asyncio.Event()
+        self.held_requests = 0  # requests waiting for this master's recovery
         self.stopped_event = asyncio.Event()
         self.deposed = False
         self.leadership: Leadership = SoleLeadership("")
@@ -203,13 +204,32 @@ class MasterServer:
     # ---------------------------------------------------------------- hooks
 
     async def check_leader(self, request: web.Request) -> None:
-        """Followers answer 307 to the leader (Mesos' behaviour), 503 without one."""
+        """Followers answer 307 to the leader (Mesos' behaviour), 503 without one.
+
+        A master that won the election but is still loading the state holds the
+        request until it leads (at most ``recovery_hold`` s): after a failover every
+        agent and framework reconnects at once, and a 503 would send each into its
+        backoff just before the new leader is ready.
+        """
         if self.elected.is_set() and not self.deposed:
             return
         leader = await self.leadership.leader_url()
         if leader and not self.deposed and leader != self.leadership_url():
             raise web.HTTPTemporaryRedirect(leader.rstrip("/") + request.path_qs)
+        if leader and leader == self.leadership_url() and await self._until_elected():
+            return
         raise HTTPError(503, "No leading master is elected yet; retry shortly")
+
+    async def _until_elected(self) -> bool:
+        """Wait (bounded) for this master's recovery; True once it leads."""
+        self.held_requests += 1
+        try:
+            await asyncio.wait_for(self.elected.wait(), self.config.recovery_hold)
+        except TimeoutError:
+            return False
+        finally:
+            self.held_requests -= 1
+        return not self.deposed
 
     def leadership_url(self) -> str:
         return getattr(self.leadership, "url", "")

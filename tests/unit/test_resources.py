@@ -50,6 +50,15 @@ def test_subtraction_never_goes_negative_and_stays_contained(a: Resources,
     assert a.contains(diff)
 
 
+@given(resources, resources)
+def test_sums_and_differences_are_in_normal_form(a: Resources, b: Resources) -> None:
+    # The algebra builds its results without re-checking them (a failover parses and
+    # adds thousands); they must equal what the checked constructor makes of them.
+    for result in (a + b, a - b, b - a):
+        assert Resources(result.scalars, result.ranges, result.sets) == result
+        assert all(isinstance(rs, tuple) for rs in result.ranges.values())
+
+
 @given(resources)
 def test_text_form_round_trips(r: Resources) -> None:
     assert Resources.parse(str(r)) == r
