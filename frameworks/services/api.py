@@ -22,6 +22,7 @@ from frameworks.services.apiutil import (
     embeds,
     flag,
 )
+from frameworks.services.app_secrets import references
 from frameworks.services.model import App, app_json
 from frameworks.services.state import NotFound, encode_app
 from frameworks.services.tasks import task_json
@@ -63,8 +64,12 @@ class AppsApi:
         apps = sorted(self.ctx.state.apps.values(), key=lambda a: a.id)
         cmd, ident = request.query.get("cmd"), request.query.get("id")
         label = request.query.get("label")
+        # ?secret=NAME / ?config=NAME: the apps a rotation of that object concerns
+        refs = [(kind, request.query[kind]) for kind in ("secret", "config")
+                if kind in request.query]
         apps = [a for a in apps if (not cmd or cmd in (a.cmd or ""))
-                and (not ident or ident in a.id) and (not label or _label_match(a, label))]
+                and (not ident or ident in a.id) and (not label or _label_match(a, label))
+                and all(references(a, kind, name) for kind, name in refs)]
         return json_response({"apps": [app_info(self.ctx, a, chosen) for a in apps]})
 
     async def create(self, request: web.Request) -> web.Response:

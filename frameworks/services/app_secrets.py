@@ -54,6 +54,12 @@ def secret_errors(app: App) -> list[tuple[str, str]]:
     return out
 
 
+def references(app: App, kind: str, name: str) -> bool:
+    """Whether the app's ``secrets`` name the stored ``kind`` ("secret" or "config")
+    object ``name`` (Kubernetes secretKeyRef/configMap references arrive as these)."""
+    return any(split_name(entry.source) == (kind, name) for entry in app.secrets.values())
+
+
 def _ref(app: App, sid: str) -> Ref:
     entry = app.secrets[sid]
     kind, name = split_name(entry.source)

@@ -79,7 +79,7 @@ def services_openapi() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/v2/apps": {
             "get": _op("every app", params=[_EMBED, *({"name": n, "in": "query", "schema": {
-                "type": "string"}} for n in ("cmd", "id", "label"))]),
+                "type": "string"}} for n in ("cmd", "id", "label", "secret", "config"))]),
             "post": _op("create an app", 409, 413, 415, 422, params=[_FORCE], body="App",
                         ok={"201": {"description": "created", "content": {
                             "application/json": {"schema": {"type": "object"}}}},

@@ -5,6 +5,7 @@
     mesoslite secrets keygen > /etc/mesoslite/secrets.key       # for the master
     mesoslite secrets create db --from-literal password=s3cret --from-file tls.key=./key.pem
     mesoslite secrets update db --from-literal password=n3w      # rotate: version 2
+    mesoslite secrets update db --from-file password=./pw --restart-apps  # and roll apps
     mesoslite secrets list
     mesoslite secrets delete db
     mesoslite configs create app --from-literal level=debug --from-file ./app.ini
@@ -19,6 +20,7 @@ never printed: ``list`` shows names, keys, versions and times.
 from __future__ import annotations
 
 import base64
+import os
 import time
 import urllib.parse
 from pathlib import Path
@@ -98,6 +100,34 @@ def _table(items: list[dict[str, Any]]) -> None:
                    f"{','.join(item['keys'])}{note}")
 
 
+SERVICES_OPTION = click.option(
+    "--services", default=lambda: os.environ.get("MESOSLITE_SERVICES", "http://127.0.0.1:8080"),
+    show_default="$MESOSLITE_SERVICES or http://127.0.0.1:8080",
+    help="URL of the services framework (for --restart-apps).")
+
+
+def _restart_apps(services: str, kind: str, name: str) -> None:
+    """Restart each app referencing the object; one line per app.  The object is
+    already updated: a failure here says so, and which apps were restarted."""
+    base = services.rstrip("/")
+    query = urllib.parse.urlencode({kind: name})
+    try:
+        apps = [a["id"] for a in request("GET", f"{base}/v2/apps?{query}")["apps"]]
+    except click.ClickException as exc:
+        raise click.ClickException(f"{kind} {name} was updated, but its apps were not "
+                                   f"restarted: {exc.message}") from None
+    if not apps:
+        click.echo(f"no app references {kind} {name}")
+    for done, app_id in enumerate(apps):
+        try:
+            result = request("POST", f"{base}/v2/apps{app_id}/restart")
+        except click.ClickException as exc:
+            left = ", ".join(apps[done:])
+            raise click.ClickException(f"restarting {app_id} failed ({exc.message}); not "
+                                       f"restarted: {left}") from None
+        click.echo(f"restarting {app_id} (deployment {result['deploymentId']})")
+
+
 def _done(verb: str, kind: str, meta: dict[str, Any]) -> None:
     click.echo(f"{kind} {meta['name']} {verb} (version {meta['version']}, keys: "
                f"{', '.join(meta['keys'])})")
@@ -132,11 +162,17 @@ def _group(kind: str) -> click.Group:
     @FROM_FILE
     @FROM_LITERAL
     @MASTER_OPTION
+    @click.option("--restart-apps", is_flag=True,
+                  help="Then restart (a rolling deployment) every app of the services "
+                       "framework that references NAME, so its tasks get the new version.")
+    @SERVICES_OPTION
     def update(name: str, from_files: tuple[str, ...], literals: tuple[str, ...],
-               master: str) -> None:
+               master: str, restart_apps: bool, services: str) -> None:
         """Replace NAME's keys and values (a new version), creating it if needed."""
         _done("updated", kind, _put(master, kind, name, read_values(from_files, literals),
                                     create=False))
+        if restart_apps:
+            _restart_apps(services, kind, name)
 
     @group.command("list")
     @MASTER_OPTION

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,7 @@ from tests.batch.conftest import fast_scheduler
 from tests.docker.conftest import docker_engine, remove_runtime_containers, runtime_id
 from tests.services.conftest import _remove_apps, fast_master, fast_services
 
+ROOT = Path(__file__).resolve().parents[2]
 __all__ = ["docker_engine"]  # the session fixture, shared with tests/docker
 
 IMAGE = "mesoslite/busybox:latest"
@@ -131,6 +134,16 @@ class Stack:
 
         return await wait_for(check, timeout, interval=0.1,
                               message=f"{task_id}'s stdout to show {needles}")
+
+
+async def cli(master_url: str, *args: str, **env: str) -> tuple[int, str, str]:
+    """``mesoslite ARGS`` as a process against the master: (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mesoslite.cli.main", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "MESOSLITE_MASTER": master_url, **env}, cwd=ROOT)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
 
 
 async def start_stack(tmp: Path, containerizers: list[str]) -> Stack:

@@ -25,7 +25,7 @@ from mesoslite.secrets.crypto import (
     parse_key,
 )
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
-from tests.secrets.conftest import RecordingApi
+from tests.secrets.conftest import RecordingApi, cli
 from tests.services.conftest import fast_master
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,15 +188,6 @@ def test_keys_from_a_file_or_the_environment(tmp_path: Path) -> None:
     made = ensure_key_file(tmp_path / "up" / "secrets.key")
     assert oct((tmp_path / "up" / "secrets.key").stat().st_mode & 0o777) == "0o600"
     assert ensure_key_file(tmp_path / "up" / "secrets.key").key_id == made.key_id
-
-
-async def cli(master_url: str, *args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mesoslite.cli.main", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env={**os.environ, "MESOSLITE_MASTER": master_url},
-        cwd=ROOT)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 async def test_cli_create_list_update_delete(tmp_path: Path,

@@ -18,9 +18,10 @@ import pytest
 
 from mesoslite.agent.secret_files import mounted_under
 from mesoslite.testing.poll import wait_for
+from mesoslite.testing.processes import free_port
 from tests.batch.conftest import attempts_of, wait_run
 from tests.docker.conftest import task_container
-from tests.secrets.conftest import IMAGE, Stack, sha
+from tests.secrets.conftest import IMAGE, Stack, cli, sha
 
 HASH = "sha256sum | cut -c1-64"
 
@@ -179,8 +180,8 @@ async def test_apps_and_jobs_get_their_secrets_and_the_value_shows_nowhere(
     files = _files(stack.tmp)
     assert {"master.db", "stdout", "services.db"} <= {p.name for p in files}
     # Nothing on disk either (the Docker env value lives in the engine only).
-    leaks = [p for p in files if canary.encode() in p.read_bytes()
-             or docker_env_value.encode() in p.read_bytes()]
+    leaks = [p for p in files if canary.encode() in _read(p)
+             or docker_env_value.encode() in _read(p)]
     assert leaks == []
 
 
@@ -188,7 +189,16 @@ def _files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and not p.is_symlink()]
 
 
-async def test_rotating_a_secret_and_restarting_the_app_rolls_in_the_new_value(
+def _read(path: Path) -> bytes:
+    """The file's bytes; none if it went away since it was listed (the cluster still
+    runs: SQLite removes its -shm/-wal files when its last connection closes)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
+async def test_rotating_a_secret_with_restart_apps_rolls_in_the_new_value(
         process_stack: Stack) -> None:
     stack = process_stack
     old, new = f"old-{secrets.token_hex(8)}", f"new-{secrets.token_hex(8)}"
@@ -202,29 +212,57 @@ async def test_rotating_a_secret_and_restarting_the_app_rolls_in_the_new_value(
            "env": {"TOKEN": {"secret": "t"}},
            "container": {"type": "MESOS", "volumes": [{"containerPath": "tok", "secret": "t"}]}}
     await stack.services.ok("POST", "/v2/apps", app)
+    # An app that references another object: the rotation leaves it alone.
+    await stack.put_secret("other", token="x")
+    await stack.services.ok("POST", "/v2/apps", {
+        "id": "/bystander", "cpus": 0.05, "mem": 32, "instances": 1, "cmd": "exec sleep 600",
+        "taskKillGracePeriodSeconds": 0, "secrets": {"o": {"source": "other"}},
+        "env": {"OTHER": {"secret": "o"}}})
 
-    async def running(exclude: set[str]) -> list[str] | None:
-        tasks = (await stack.services.ok("GET", "/v2/apps/rot/tasks"))["tasks"]
+    async def running(app_id: str, n: int, exclude: set[str]) -> list[str] | None:
+        tasks = (await stack.services.ok("GET", f"/v2/apps{app_id}/tasks"))["tasks"]
         ids = [t["id"] for t in tasks if t["state"] == "TASK_RUNNING"]
-        return ids if len(ids) == 2 == len(tasks) and not exclude & set(ids) else None
+        return ids if len(ids) == n == len(tasks) and not exclude & set(ids) else None
 
-    first = await wait_for(lambda: running(set()), 60, interval=0.1, message="2 tasks")
+    first = await wait_for(lambda: running("/rot", 2, set()), 60, interval=0.1,
+                           message="2 tasks")
+    bystander = await wait_for(lambda: running("/bystander", 1, set()), 60, interval=0.1,
+                               message="the bystander's task")
     for task in first:
         out = await stack.output(task, "env=", "file=")
         assert f"env={sha(old)}" in out and f"file={sha(old)}" in out
 
-    meta = await stack.put_secret("api-token", token=new)  # rotate: version 2
-    assert meta["version"] == 2
-    # Tasks keep what they were given until replaced...
-    assert f"env={sha(old)}" in await stack.output(first[0], "env=")
-    # ...and a restart replaces them one by one (minimumHealthCapacity 0.5).
-    deployment = await stack.services.ok("POST", "/v2/apps/rot/restart")
-    assert deployment["deploymentId"]
-    second = await wait_for(lambda: running(set(first)), 60, interval=0.1,
+    # Rotate (version 2) and roll every app that references the secret, in one command.
+    code, out, err = await cli(stack.cluster.master_url, "secrets", "update", "api-token",
+                               "--from-literal", f"token={new}", "--restart-apps",
+                               "--services", stack.services_server.url)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("secret api-token updated (version 2")
+    assert len(lines) == 2 and lines[1].startswith("restarting /rot (deployment ")
+    assert new not in out + err
+    # The restart replaces the tasks one by one (minimumHealthCapacity 0.5).
+    second = await wait_for(lambda: running("/rot", 2, set(first)), 60, interval=0.1,
                             message="2 new tasks")
     for task in second:
         out = await stack.output(task, "env=", "file=")
         assert f"env={sha(new)}" in out and f"file={sha(new)}" in out
+    assert await running("/bystander", 1, set()) == bystander
+
+    # Nothing references a config of that name: said so, and nothing restarted.
+    await stack.master.ok("PUT", "/master/configs/api-token", {"data": {"a": "b"}})
+    code, out, err = await cli(stack.cluster.master_url, "configs", "update", "api-token",
+                               "--from-literal", "a=c", "--restart-apps",
+                               "--services", stack.services_server.url)
+    assert code == 0, err
+    assert out.splitlines()[-1] == "no app references config api-token"
+    # The services framework unreachable: the object is updated; the line says so.
+    code, out, err = await cli(stack.cluster.master_url, "secrets", "update", "api-token",
+                               "--from-literal", f"token={new}", "--restart-apps",
+                               "--services", f"http://127.0.0.1:{free_port()}")
+    assert code != 0 and "version 3" in out
+    assert len(err.strip().splitlines()) == 1
+    assert "was updated, but its apps were not restarted" in err and new not in err
 
 
 async def test_a_task_whose_secret_is_missing_fails_with_the_reason(
