@@ -16,7 +16,9 @@
   with ``HEARTBEAT`` between them.  A subscriber that falls more than the replay
   buffer behind is disconnected; it resubscribes and gets a new snapshot.  The
   synchronous calls ``GET_STATE``, ``GET_AGENTS``, ``GET_FRAMEWORKS``, ``GET_TASKS``,
-  ``GET_HEALTH``, ``GET_VERSION`` and ``GET_MASTER`` answer ``Response`` JSON.
+  ``GET_HEALTH``, ``GET_VERSION`` and ``GET_MASTER`` answer ``Response`` JSON;
+  ``RESERVE_RESOURCES`` and ``UNRESERVE_RESOURCES`` change an agent's reservations
+  (``reservations_http``).
 
 Both follow the leader (followers redirect) and end when the master stops.
 """
@@ -33,6 +35,7 @@ from aiohttp import web
 from mesoslite import __version__
 from mesoslite.httpapi import HTTPError, json_response, read_json
 from mesoslite.master import operator_views as views
+from mesoslite.master import reservations_http
 from mesoslite.master.events import EventLog, MasterEvent
 
 if TYPE_CHECKING:
@@ -134,6 +137,8 @@ class EventsHTTP:
             raise HTTPError(400, "Expecting 'type' to be present", [("type", ["is required"])])
         if kind == "SUBSCRIBE":
             return await self._subscribe(request)
+        if kind in reservations_http.CALLS:
+            return await reservations_http.reservation_call(self.server, request, kind, call)
         answer = self._sync_calls().get(kind)
         if answer is None:
             raise HTTPError(400, f"Call type {kind} is not supported by mesoslite",

@@ -24,6 +24,14 @@ _BODIES = {
     "ConfigBody": {"type": "object", "additionalProperties": False, "properties": {
         "name": {"type": "string"}, "data": _STRING_MAP}},
 }
+_RESOURCE_CALL = {"type": "object", "properties": {
+    "agent_id": {"type": "object", "properties": {"value": {"type": "string"}}},
+    "resources": {"type": "array", "items": {"$ref": "#/components/schemas/Resource"}}}}
+_BODIES["OperatorCall"] = {"type": "object", "required": ["type"], "properties": {
+    "type": {"type": "string", "enum": [
+        "SUBSCRIBE", "GET_STATE", "GET_AGENTS", "GET_FRAMEWORKS", "GET_TASKS", "GET_HEALTH",
+        "GET_VERSION", "GET_MASTER", "RESERVE_RESOURCES", "UNRESERVE_RESOURCES"]},
+    "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL}}
 
 
 def _store_paths(plural: str, body: str) -> dict[str, Any]:
@@ -58,6 +66,14 @@ def master_openapi() -> dict[str, Any]:
                           "202": {"description": "call accepted"},
                           "307": {"description": "not the leader: see Location"},
                           **error_responses(400, 401, 403, 406, 413, 415, 503)},
+        }},
+        "/api/v1": {"post": {
+            "summary": "Mesos v1 operator API call (SUBSCRIBE streams RecordIO events; "
+                       "RESERVE_RESOURCES/UNRESERVE_RESOURCES change reservations)",
+            "requestBody": json_body("OperatorCall"),
+            "responses": {**ok_json(), "202": {"description": "reservation stored"},
+                          "307": {"description": "not the leader: see Location"},
+                          **error_responses(400, 401, 403, 404, 406, 409, 413, 415, 503)},
         }},
         "/master/state": {"get": {"summary": "cluster state in Mesos' shape",
                                   "responses": {**ok_json(), **error_responses(401, 403)}}},

@@ -72,6 +72,7 @@ class MasterServer:
         self.metrics.registry.register(UsageCollector(self.state, self.usage))
         self.start_time = self.clock.now()
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()  # one tick at a time (the loop or a caller)
         self._tasks: list[asyncio.Task[Any]] = []
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="master-store")
         self._runner: web.AppRunner | None = None
@@ -266,6 +267,13 @@ class MasterServer:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """One tick: allocate, store what changed, then send the commands and events
+        (nothing goes out before its state is committed).  A caller that needs a
+        change durable before it answers (an operator call) awaits this."""
+        async with self._flushing:
             clock = self.clock
             with self.metrics.allocation_seconds.time():
                 self.state.allocate(clock.now(), clock.monotonic(), full=False)
