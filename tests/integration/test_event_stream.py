@@ -162,8 +162,11 @@ async def test_operator_synchronous_calls_and_errors(cluster, framework):
         ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"]
     status, _, body = await request("POST", url, json={"type": "GET_HEALTH"})
     assert json.loads(body) == {"type": "GET_HEALTH", "get_health": {"healthy": True}}
-    status, _, body = await request("POST", url, json={"type": "RESERVE_RESOURCES"})
+    status, _, body = await request("POST", url, json={"type": "DRAIN_AGENT"})
     assert status == 400 and "not supported" in json.loads(body)["message"]
+    status, _, body = await request("POST", url, json={"type": "RESERVE_RESOURCES"})
+    assert status == 400
+    assert json.loads(body)["details"][0]["path"] == "reserve_resources"
     status, _, _ = await request("POST", url, data=b'{"type": "GET_STATE"}',
                                  headers={"Content-Type": "application/x-protobuf"})
     assert status == 415
