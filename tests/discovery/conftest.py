@@ -36,9 +36,12 @@ BACKEND_CMD = f"exec {sys.executable} {BACKEND} $PORT0 $MESOS_TASK_ID"
 # Healthy once the backend listens; unhealthy after one failed check (the agent
 # reports the first counted failure at once), killed after three; one check a second.
 # The grace period only covers start-up (Marathon: failures are ignored until the
-# first success or the grace period's end): long, for a loaded CI machine.
+# first success or the grace period's end): long, for a loaded CI machine.  So is the
+# timeout: a check that times out counts as failed, and on a loaded machine spawning
+# the command once took past 2 s, flapping a healthy task (the sick file is seen at
+# the next check whatever the timeout).
 SICK_CHECK = {"protocol": "COMMAND", "command": {"value": "test -e ready -a ! -e sick"},
-              "gracePeriodSeconds": 60, "intervalSeconds": 1, "timeoutSeconds": 2,
+              "gracePeriodSeconds": 60, "intervalSeconds": 1, "timeoutSeconds": 20,
               "maxConsecutiveFailures": 3, "delaySeconds": 0}
 
 

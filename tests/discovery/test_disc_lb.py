@@ -167,11 +167,15 @@ async def test_a_redeploy_drains_old_instances(api: Api, lb) -> None:
 async def test_endpoints_api_lists_routable_tasks_per_service_port(api: Api, lb) -> None:
     await api.ok("POST", "/v2/apps", backend_app("/listed", 18106, 2))
     tasks = await api.running("/listed", 2, healthy=True, timeout=60)
-    await wait_for(lambda: endpoint_ids(api, "/listed"), 10, interval=0.05)
+    by_id = {t["id"]: t for t in tasks}
+
+    async def both_listed() -> bool:
+        return await endpoint_ids(api, "/listed") == sorted(by_id)
+
+    await wait_for(both_listed, 30, interval=0.05, message="both healthy tasks listed")
     data = await api.ok("GET", "/v2/endpoints/listed")
     [port] = data["app"]["servicePorts"]
     assert port["servicePort"] == 18106 and port["name"] == "echo"
-    by_id = {t["id"]: t for t in tasks}
     assert {e["taskId"] for e in port["endpoints"]} == set(by_id)
     for e in port["endpoints"]:
         assert e["port"] == by_id[e["taskId"]]["ports"][0]
