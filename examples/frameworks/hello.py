@@ -1,89 +1,68 @@
 """hello: run N shell tasks on a mesoslite cluster and report how each one ended.
 
-    python examples/frameworks/hello.py --master http://127.0.0.1:5050 --tasks 5 \\
-        --cmd 'echo hello from $MESOS_TASK_ID'
+    python examples/frameworks/hello.py --master http://127.0.0.1:5050 --tasks 5
 
-Exits 0 when every task finished, 1 if any ended otherwise, 2 if the master
-aborted the framework.  docs/framework-api.md walks through this file.
+Exits 0 when every task finished, 1 if any ended otherwise.  Built on the framework
+kit (``mesoslite.framework``); docs/framework-api.md walks through this file.
 """
-
-from __future__ import annotations
 
 import argparse
 import asyncio
 import getpass
 import sys
 
-from mesoslite.messages.mesos import FrameworkInfo, Offer, TaskStatus
+from mesoslite.framework import AgentLaunch, FrameworkRunner, Outcome, Plan, Round, Workload
+from mesoslite.messages.mesos import FrameworkInfo
 from mesoslite.resources import Resources
-from mesoslite.scheduler import (
-    CallError,
-    Driver,
-    DriverError,
-    Scheduler,
-    offer_resources,
-    task_info,
-)
+from mesoslite.scheduler import calls, task_info
 
 
-class Hello(Scheduler):
+class Hello(Workload):
     def __init__(self, count: int, cmd: str, cpus: float, mem: float) -> None:
-        self.pending = [f"hello-{i}" for i in range(count)]  # not yet launched
-        self.count, self.cmd, self.cpus, self.mem = count, cmd, cpus, mem
-        self.final: dict[str, str] = {}  # task id -> terminal state
-        self.suppressed = False
+        self.todo = [f"hello-{i}" for i in range(count)]  # not launched yet
+        self.count, self.cmd, self.need = count, cmd, Resources.of(cpus=cpus, mem=mem)
+        self.final: dict[str, str] = {}  # task id -> how it ended
 
-    async def offers(self, driver: Driver, offers: list[Offer]) -> None:
-        need = Resources.of(cpus=self.cpus, mem=self.mem)
-        for offer in offers:
-            free, tasks = offer_resources(offer), []
-            while self.pending and need <= free:  # as many as fit into this offer
-                name = self.pending.pop(0)
-                task = task_info(
-                    name, name, offer.agent_id, cmd=self.cmd, cpus=self.cpus, mem=self.mem
-                )
-                tasks.append(task)
-                free -= need
-            if not tasks:
-                await driver.decline([offer], refuse_seconds=30)
-                continue
-            try:
-                await driver.launch([offer], tasks)
-            except CallError as exc:  # e.g. the offer was rescinded: try again later
-                print(f"launch refused: {exc}", file=sys.stderr)
-                self.pending[:0] = [t.task_id.value for t in tasks]
-        if not self.pending and not self.suppressed:
-            await driver.suppress()  # nothing left to place: stop sending offers
-            self.suppressed = True
+    def plan(self, now, ready, backoff):  # what waits; done: tear down
+        return Plan(demand=len(self.todo), done=len(self.final) == self.count)
 
-    async def update(self, driver: Driver, status: TaskStatus) -> None:
+    def question(self, offers, now):  # first fit, in offer order: no solver needed
+        return Round(problem=None, context=offers)
+
+    def placed(self, round, answer, now):
+        launches = []
+        for agent in round.context:
+            free, tasks = agent.resources, []
+            while self.todo and self.need <= free:
+                name = self.todo.pop(0)
+                tasks.append(task_info(name, name, agent.agent_id, cmd=self.cmd,
+                                       cpus=self.need.scalar("cpus"), mem=self.need.scalar("mem")))
+                free -= self.need
+            if tasks:
+                launches.append(AgentLaunch(agent.agent_id, (calls.launch_operation(tasks),)))
+        return launches
+
+    def launch_refused(self, task_ids, message, now):  # e.g. a rescinded offer
+        self.todo[:0] = task_ids
+
+    def on_update(self, status, now):
         if status.state.terminal:
             self.final[status.task_id.value] = status.state.value
             print(f"{status.task_id.value}: {status.state.value} {status.message or ''}".rstrip())
-            if len(self.final) == self.count:
-                driver.stop()  # the driver acknowledges this last update, then returns
+        return Outcome()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run N shell tasks on mesoslite.")
-    parser.add_argument(
-        "--master", default="http://127.0.0.1:5050", help="master URL; several separated by commas"
-    )
-    parser.add_argument("--tasks", type=int, default=3)
+    parser.add_argument("--master", default="http://127.0.0.1:5050", help="master URL(s), a,b")
+    parser.add_argument("--tasks", type=int, default=3, choices=range(1, 10_001), metavar="N")
     parser.add_argument("--cmd", default="echo hello from $MESOS_TASK_ID")
     parser.add_argument("--cpus", type=float, default=0.1)
     parser.add_argument("--mem", type=float, default=32.0, help="MB per task")
     args = parser.parse_args(argv)
-    if args.tasks < 1:
-        parser.error("--tasks must be at least 1")
     hello = Hello(args.tasks, args.cmd, args.cpus, args.mem)
     info = FrameworkInfo(user=getpass.getuser(), name="hello")
-    driver = Driver(hello, info, args.master.split(","))
-    try:
-        asyncio.run(driver.run())
-    except DriverError as exc:
-        print(f"hello: {exc}", file=sys.stderr)
-        return 2
+    asyncio.run(FrameworkRunner(hello, info, args.master).run())
     return 0 if all(s == "TASK_FINISHED" for s in hello.final.values()) else 1
 
 

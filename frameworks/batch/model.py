@@ -32,7 +32,7 @@ from frameworks.batch.fields import (
 )
 from frameworks.batch.secret_fields import env_refs, files_json, secret_files
 from frameworks.batch.volumes import JobVolume, job_volumes
-from frameworks.common.backoff import BackoffPolicy
+from mesoslite.framework.backoff import BackoffPolicy
 from frameworks.common.secret_refs import Ref
 from mesoslite.placement import Constraint, PlacementInputError
 

@@ -38,7 +38,7 @@ from frameworks.batch.fairshare import Waiting, fair_order, shares
 from frameworks.batch.reconcile import NO_DOCKER
 from frameworks.batch.records import Attempt, AttemptState
 from frameworks.batch.state import BatchState
-from frameworks.common.offers import group_offers, placement_agents
+from mesoslite.framework.offers import group_offers, placement_agents
 from mesoslite.clock import Clock
 from mesoslite.messages.mesos import Filters, MasterInfo, Offer, TaskInfo, TaskStatus
 from mesoslite.placement import Placement, place

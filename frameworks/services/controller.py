@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from frameworks.common.backoff import BackoffPolicy, LaunchBackoff
+from mesoslite.framework.backoff import BackoffPolicy, LaunchBackoff
 from frameworks.services import operations, volume_ops
 from frameworks.services.events import status_event
 from frameworks.services.health import HealthProber

@@ -23,7 +23,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 
-from frameworks.common.offers import (
+from mesoslite.framework.offers import (
     AgentOffers,
     assign_ports,
     fixed_port_resource,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from frameworks.common.offers import AgentOffers
+from mesoslite.framework.offers import AgentOffers
 from frameworks.services.model import App
 from frameworks.services.state import ServicesState
 from frameworks.services.volumes import (

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from frameworks.common.backoff import BackoffPolicy, LaunchBackoff
+from mesoslite.framework.backoff import BackoffPolicy, LaunchBackoff
 
 
 def test_marathon_defaults_grow_by_1_15_and_cap_at_300() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from frameworks.common.offers import (
+from mesoslite.framework.offers import (
     assign_ports,
     fixed_port_resource,
     group_offers,

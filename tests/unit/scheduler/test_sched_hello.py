@@ -22,12 +22,12 @@ HELLO = REPO / "examples" / "frameworks" / "hello.py"
 PROCESS_DEADLINE = 30.0  # interpreter start-up on a busy 2-core machine is slow
 
 
-def offer(offer_id: str, cpus: float) -> Offer:
+def offer(offer_id: str, cpus: float, agent: str) -> Offer:
     return Offer(
         id=ID(offer_id),
         framework_id=ID("fw-1"),
-        agent_id=ID("a1"),
-        hostname="host-1",
+        agent_id=ID(agent),
+        hostname=f"host-{agent}",
         resources=resource_list(Resources.of(cpus=cpus, mem=4096)),
     )
 
@@ -58,9 +58,10 @@ async def hello(master: FakeMaster) -> AsyncIterator[asyncio.subprocess.Process]
 
 
 async def launch_all(master: FakeMaster) -> list[str]:
-    """Offer room for 2 + 1 tasks, then a useless offer; return the launched ids."""
+    """Offer room for 2 + 1 tasks, then a useless offer (each offer of another agent: one
+    ACCEPT takes every offer of its agent); return the launched ids."""
     await master.until(lambda: master.subscribes, "hello to subscribe", PROCESS_DEADLINE)
-    offers = [offer("o1", 2), offer("o2", 4), offer("o3", 0.5)]
+    offers = [offer("o1", 2, "a1"), offer("o2", 4, "a2"), offer("o3", 0.5, "a3")]
     master.push(Event(EventType.OFFERS, offers=Offers(offers=offers)))
     await master.until(lambda: master.calls(CallType.SUPPRESS), "SUPPRESS")
     accepts = [r.call.accept for r in master.calls(CallType.ACCEPT)]

@@ -1,0 +1,69 @@
+"""The journal's other half: writing a generation to SQL in one transaction.
+
+A framework declares its tables with SQLAlchemy (each row a JSON document keyed by
+its id, plus the columns it queries by) and an encoder per table for its
+``Journal``; ``DocumentStore.apply`` writes a taken generation: every row upserted
+(the dialect's native ``ON CONFLICT``), every key mapped to None deleted, all or
+nothing.  SQLite by default, PostgreSQL when the URL says so.  Calls block: run them
+in a worker thread (the runner does).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy import MetaData, Table, bindparam, delete
+
+from mesoslite.framework.journal import Batch, Key, Row
+from mesoslite.store.db import make_engine, redact_url
+
+_enc = msgspec.json.Encoder()
+
+
+def to_json(doc: Any) -> str:
+    """A document as the text of a JSON column."""
+    return _enc.encode(doc).decode()
+
+
+class DocumentStore:
+    """The tables of ``metadata`` at ``url`` (created when missing)."""
+
+    def __init__(self, url: str, metadata: MetaData) -> None:
+        self.url = url
+        self.metadata = metadata
+        self.engine = make_engine(url)
+        metadata.create_all(self.engine)
+
+    def describe(self) -> str:
+        """The URL without its password, for logs."""
+        return redact_url(self.url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def apply(self, batch: Batch) -> None:
+        """Write ``batch``: all of it or (on an exception) none of it."""
+        with self.engine.begin() as conn:
+            for name, rows in batch.rows.items():
+                _write(conn, self.metadata.tables[name], rows)
+
+
+def _write(conn: Any, table: Table, rows: dict[Key, Row | None]) -> None:
+    """Upsert the rows given, delete the keys mapped to None."""
+    keys = [c.name for c in table.primary_key.columns]
+    gone = [dict(zip(keys, k, strict=True)) for k, row in rows.items() if row is None]
+    if gone:
+        where = [table.c[name] == bindparam(f"k_{name}") for name in keys]
+        conn.execute(delete(table).where(*where),
+                     [{f"k_{n}": v for n, v in g.items()} for g in gone])
+    upserts = [row for row in rows.values() if row is not None]
+    if not upserts:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(table)
+    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), upserts)
