@@ -39,9 +39,8 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from frameworks.services.autoscaler import AutoscaleSettings
-from frameworks.services.controller import ControllerSettings
-from frameworks.services.launcher import LauncherSettings
 from frameworks.services.server import ServicesConfig, ServicesServer
+from frameworks.services.workload import ServicesSettings
 from mesoslite.master.core import MasterConfig
 from mesoslite.resources import Resources
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
@@ -94,8 +93,7 @@ async def main(args: argparse.Namespace) -> None:
     await cluster.start()
     config = ServicesConfig(
         masters=[cluster.master_url], work_dir=work / "services", port=0,
-        controller=ControllerSettings(tick_s=0.1),
-        launcher=LauncherSettings(time_limit_s=0.1, refuse_waiting_s=0.5),
+        settings=ServicesSettings(tick_s=0.1, time_limit_s=0.1, refuse_waiting_s=0.5),
         autoscale=AutoscaleSettings(interval_s=args.autoscale_interval, stale_s=30.0))
     server = ServicesServer(config)
     url = await server.start()

@@ -36,9 +36,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from frameworks.services.controller import ControllerSettings
-from frameworks.services.launcher import LauncherSettings
 from frameworks.services.server import ServicesConfig, ServicesServer
+from frameworks.services.workload import ServicesSettings
 from mesoslite.master.core import MasterConfig
 from mesoslite.resources import Resources
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
@@ -94,8 +93,8 @@ async def run(args: argparse.Namespace) -> None:
     await cluster.start()
     services = ServicesServer(ServicesConfig(
         masters=[cluster.master_url], work_dir=work / "services", port=0,
-        controller=ControllerSettings(tick_s=0.1), launcher=LauncherSettings(
-            time_limit_s=0.2, refuse_waiting_s=0.5, refuse_idle_s=5.0)))
+        settings=ServicesSettings(tick_s=0.1, time_limit_s=0.2, refuse_waiting_s=0.5,
+                                  refuse_idle_s=5.0)))
     url = await services.start()
     n = args.instances
     app = {"id": "/bench", "cmd": server_cmd(), "instances": n, "cpus": 0.01, "mem": 8,
@@ -107,7 +106,7 @@ async def run(args: argparse.Namespace) -> None:
                                "maximumOverCapacity": args.over_capacity}}
     try:
         async with aiohttp.ClientSession() as session:
-            while not services.controller.reconciled:
+            while not services.reconciled:
                 await asyncio.sleep(0.05)
             started = time.monotonic()
             await call(session, "POST", url + "/v2/apps", app)

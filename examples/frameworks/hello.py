@@ -42,8 +42,8 @@ class Hello(Workload):
                 launches.append(AgentLaunch(agent.agent_id, (calls.launch_operation(tasks),)))
         return launches
 
-    def launch_refused(self, task_ids, message, now):  # e.g. a rescinded offer
-        self.todo[:0] = task_ids
+    def launch_refused(self, launch, message, now):  # e.g. a rescinded offer
+        self.todo[:0] = launch.task_ids
 
     def on_update(self, status, now):
         if status.state.terminal:

@@ -23,8 +23,8 @@ from frameworks.services.apiutil import (
     flag,
 )
 from frameworks.services.app_secrets import references
-from frameworks.services.model import App, app_json
-from frameworks.services.state import NotFound, encode_app
+from frameworks.services.model import App, app_json, encode_app
+from frameworks.services.state import NotFound
 from frameworks.services.tasks import task_json
 from frameworks.services.validation import Invalid, normalize_id, parse_app
 from frameworks.services.volumes import is_resident
@@ -77,7 +77,7 @@ class AppsApi:
         app, warnings = parse_app(body)
         self._check_role(app)
         state = self.ctx.state
-        deployment = operations.create_app(state, app, self.ctx.controller.now(),
+        deployment = operations.create_app(state, app, self.ctx.now(),
                                            flag(request, "force"))
         self._api_event(request, app)
         await self.ctx.commit()
@@ -91,7 +91,7 @@ class AppsApi:
         body = await read_json(request)
         if not isinstance(body, list):
             raise Invalid([("/", ["expected a JSON array of app definitions"])])
-        force, now = flag(request, "force"), self.ctx.controller.now()
+        force, now = flag(request, "force"), self.ctx.now()
         parsed: list[App] = []
         for i, item in enumerate(body):
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
@@ -135,7 +135,7 @@ class AppsApi:
         body = await read_json(request)
         if not isinstance(body, dict):
             raise Invalid([("/", ["expected a JSON object"])])
-        force, now = flag(request, "force"), self.ctx.controller.now()
+        force, now = flag(request, "force"), self.ctx.now()
         if "version" in body and set(body) <= {"id", "version"}:
             d = operations.rollback_to_version(self.ctx.state, normalize_id(app_id),
                                                str(body["version"]), now, force)
@@ -182,7 +182,7 @@ class AppsApi:
 
     async def delete(self, request: web.Request, app_id: str) -> web.Response:
         d = operations.delete_app(self.ctx.state, normalize_id(app_id),
-                                  self.ctx.controller.now(), flag(request, "force"))
+                                  self.ctx.now(), flag(request, "force"))
         if flag(request, "wipe"):  # and destroy its persistent volumes (docs/storage.md)
             volume_ops.wipe(self.ctx.state, normalize_id(app_id))
         await self.ctx.commit()
@@ -190,7 +190,7 @@ class AppsApi:
 
     async def restart(self, request: web.Request, app_id: str) -> web.Response:
         d = operations.restart_app(self.ctx.state, normalize_id(app_id),
-                                   self.ctx.controller.now(), flag(request, "force"))
+                                   self.ctx.now(), flag(request, "force"))
         await self.ctx.commit()
         return json_response(deployment_result(d.id, d.version))
 
@@ -218,7 +218,7 @@ class AppsApi:
                     ) -> web.Response:
         scale = flag(request, "scale")
         tasks, deployments = operations.kill_tasks(
-            self.ctx.state, ids, self.ctx.controller.now(), scale, flag(request, "force"))
+            self.ctx.state, ids, self.ctx.now(), scale, flag(request, "force"))
         await self.ctx.commit()
         if scale and deployments:
             return json_response(deployment_result(deployments[0].id, deployments[0].version))
@@ -242,7 +242,7 @@ class AppsApi:
     def _api_event(self, request: web.Request, app: App) -> None:
         self.ctx.state.emit("api_post_event", {
             "clientIp": request.remote or "", "uri": request.path,
-            "appDefinition": app_json(app)}, self.ctx.controller.now())
+            "appDefinition": app_json(app)}, self.ctx.now())
 
 
 def split_app_path(path: str) -> tuple[str, tuple[str, ...]]:

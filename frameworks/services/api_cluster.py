@@ -60,7 +60,7 @@ class ClusterApi:
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise Invalid([("/ids", ["expected a list of task ids"])])
         scale = flag(request, "scale")
-        _, deployments = operations.kill_tasks(self.ctx.state, ids, self.ctx.controller.now(),
+        _, deployments = operations.kill_tasks(self.ctx.state, ids, self.ctx.now(),
                                                scale, flag(request, "force"))
         await self.ctx.commit()
         if scale and deployments:
@@ -73,7 +73,7 @@ class ClusterApi:
     async def cancel_deployment(self, request: web.Request) -> web.Response:
         force = flag(request, "force")
         rollback = operations.cancel_deployment(
-            self.ctx.state, request.match_info["id"], self.ctx.controller.now(), force,
+            self.ctx.state, request.match_info["id"], self.ctx.now(), force,
             reason="cancelled through the API")
         await self.ctx.commit()
         if rollback is None:
@@ -81,8 +81,7 @@ class ClusterApi:
         return json_response(deployment_result(rollback.id, rollback.version))
 
     async def queue(self, request: web.Request) -> web.Response:
-        controller = self.ctx.controller
-        plan, now = controller.last_plan, controller.now()
+        plan, now = self.ctx.workload.last_plan, self.ctx.now()
         items = []
         for app_id in sorted(set(plan.launches) | set(plan.waiting)):
             app = self.ctx.state.apps.get(app_id)
@@ -93,12 +92,12 @@ class ClusterApi:
 
     def _queue_item(self, app_id: str, app: dict[str, Any], plan: Any, now: float
                     ) -> dict[str, Any]:
-        controller = self.ctx.controller
+        workload = self.ctx.workload
         waiting = plan.waiting.get(app_id)
         count = plan.launches.get(app_id, 0) + (waiting.count if waiting else 0)
-        left = max(0.0, controller.backoff.ready_at(app_id) - now)
-        since = controller.queue.waiting_since.get(app_id, now)
-        summary = controller.queue.summary(app_id)
+        left = max(0.0, workload.backoff.ready_at(app_id) - now)
+        since = workload.queue.waiting_since.get(app_id, now)
+        summary = workload.queue.summary(app_id)
         if waiting is not None:
             summary["waitingReason"] = waiting.reason
         return {
@@ -109,7 +108,8 @@ class ClusterApi:
 
     async def reset_delay(self, request: web.Request) -> web.Response:
         app = self.ctx.state.app(normalize_id(request.match_info["app"]))
-        self.ctx.controller.reset_delay(app.id)
+        self.ctx.workload.reset_delay(app.id)
+        self.ctx.runner.kick()
         return web.Response(status=204)
 
     async def info(self, request: web.Request) -> web.Response:
@@ -122,7 +122,7 @@ class ClusterApi:
         return web.Response(text="pong", content_type="text/plain")
 
     async def health(self, request: web.Request) -> web.Response:
-        driver = self.ctx.controller.driver
+        driver = self.ctx.runner.driver
         return json_response({"healthy": True,
                               "subscribed": bool(driver and driver.subscribed),
-                              "reconciled": self.ctx.controller.reconciled})
+                              "reconciled": self.ctx.reconciled})

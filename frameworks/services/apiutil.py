@@ -10,12 +10,14 @@ from typing import Any
 from aiohttp import web
 
 from frameworks.common.sse import SseBroadcaster
-from frameworks.services.controller import Controller
 from frameworks.services.deployments import deployment_json
 from frameworks.services.model import App, app_json
+from frameworks.services.readiness import ReadinessProber
 from frameworks.services.state import Conflict, NotFound, ServicesState
 from frameworks.services.tasks import task_counts, task_json
 from frameworks.services.validation import Invalid
+from frameworks.services.workload import ServicesWorkload
+from mesoslite.framework import FrameworkRunner
 from mesoslite.httpapi import HTTPError, json_response
 
 EMBEDS = {"tasks", "counts", "deployments", "readiness", "lastTaskFailure", "failures",
@@ -24,19 +26,32 @@ EMBEDS = {"tasks", "counts", "deployments", "readiness", "lastTaskFailure", "fai
 
 @dataclass
 class ApiContext:
-    controller: Controller
+    """What the handlers act on: the framework's state and decisions (``workload``,
+    pure) and the I/O around them (``runner``: durable writes, the subscription)."""
+
+    workload: ServicesWorkload
+    runner: FrameworkRunner
+    readiness: ReadinessProber
     bus: SseBroadcaster
     info: dict[str, Any]
     role: str = "*"  # the framework's role: reservations need a named one
 
     @property
     def state(self) -> ServicesState:
-        return self.controller.state
+        return self.workload.state
+
+    @property
+    def reconciled(self) -> bool:
+        """Subscribed, and the master has answered for every task we know."""
+        return self.runner.core.reconciled
+
+    def now(self) -> float:
+        return self.runner.clock.now()
 
     async def commit(self) -> None:
-        """Make the change durable, then let the controller act on it."""
-        await self.controller.committer.commit()
-        self.controller.kick()
+        """Make the change durable, then let the framework act on it."""
+        await self.runner.commit()
+        self.runner.kick()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -94,7 +109,7 @@ def app_info(ctx: ApiContext, app: App, embed: set[str]) -> dict[str, Any]:
     if ("lastTaskFailure" in embed or "failures" in embed) and app.id in ctx.state.last_failure:
         out["lastTaskFailure"] = ctx.state.last_failure[app.id]
     if "readiness" in embed:
-        results = ctx.controller.readiness.results
+        results = ctx.readiness.results
         out["readinessCheckResults"] = [results[t.id] for t in tasks if t.id in results]
     if "taskStats" in embed:
         counts = task_counts(tasks, hc)
@@ -111,7 +126,7 @@ def deployment_result(deployment_id: str, version: str) -> dict[str, str]:
 
 
 def deployments_json(ctx: ApiContext) -> list[dict[str, Any]]:
-    results = ctx.controller.readiness.results
+    results = ctx.readiness.results
     out = []
     for d in sorted(ctx.state.deployments.values(), key=lambda d: d.started_at):
         ready = [r for t in ctx.state.app_tasks(d.app_id) if (r := results.get(t.id))]

@@ -35,6 +35,7 @@ from typing import Any
 import aiohttp
 
 from frameworks.services import operations
+from frameworks.services.apiutil import ApiContext
 from frameworks.services.autoscale import (
     DEFAULT_TOLERANCE,
     Decision,
@@ -43,7 +44,6 @@ from frameworks.services.autoscale import (
     decide,
     policy_of,
 )
-from frameworks.services.controller import Controller
 from frameworks.services.model import App, parse_timestamp
 from frameworks.services.state import Conflict, NotFound
 
@@ -66,16 +66,16 @@ class MasterUsage:
     """``usage`` of the leading master's ``/master/state`` (None when unreachable).
     The framework's principal needs ``view_state`` on the master under ACLs."""
 
-    def __init__(self, controller: Controller, authorization: str | None = None,
+    def __init__(self, ctx: ApiContext, authorization: str | None = None,
                  ssl_context: ssl.SSLContext | None = None, timeout_s: float = 10.0) -> None:
-        self.controller = controller
+        self.ctx = ctx
         self.authorization = authorization
         self.ssl_context = ssl_context
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
 
     async def __call__(self) -> dict[str, Any] | None:
-        driver = self.controller.driver
+        driver = self.ctx.runner.driver
         leader = driver.leader if driver is not None else None
         if not leader:
             return None
@@ -106,14 +106,14 @@ class MasterUsage:
 
 
 class Autoscaler:
-    def __init__(self, controller: Controller, settings: AutoscaleSettings | None = None,
+    def __init__(self, ctx: ApiContext, settings: AutoscaleSettings | None = None,
                  fetch: UsageFetch | None = None,
                  wall: Callable[[], float] = time.time) -> None:
         """``fetch`` returns the master's ``usage`` object; ``wall`` is the clock the
-        agents' sample timestamps are compared with (decisions use the controller's)."""
-        self.controller = controller
+        agents' sample timestamps are compared with (decisions use the framework's)."""
+        self.ctx = ctx
         self.settings = settings or AutoscaleSettings()
-        self.fetch: UsageFetch = fetch or MasterUsage(controller)
+        self.fetch: UsageFetch = fetch or MasterUsage(ctx)
         self.wall = wall
         self.history: dict[str, deque[dict[str, Any]]] = {}
         self.observations: dict[str, dict[str, Any]] = {}
@@ -138,8 +138,8 @@ class Autoscaler:
 
     async def step(self) -> list[dict[str, Any]]:
         """One round; returns the decisions recorded."""
-        controller, state = self.controller, self.controller.state
-        if not controller.reconciled:
+        ctx, state = self.ctx, self.ctx.state
+        if not ctx.reconciled:
             return []
         policies = {a.id: p for a in state.apps.values() if (p := policy_of(a)) is not None}
         if not policies and not state.reservations:
@@ -148,7 +148,7 @@ class Autoscaler:
         if usage is None:
             return []
         samples = self._ingest(usage)
-        now, recorded, scaled = controller.now(), [], False
+        now, recorded, scaled = ctx.now(), [], False
         for app_id, policy in policies.items():
             app = state.apps.get(app_id)
             if app is None:
@@ -165,15 +165,13 @@ class Autoscaler:
             self.history.pop(app_id, None)
             self.observations.pop(app_id, None)
             self._last_kind.pop(app_id, None)
-        if recorded:
-            await controller.committer.commit()
-        if scaled:
-            controller.kick()
+        if recorded or scaled:
+            await ctx.commit()
         return recorded
 
     def _ingest(self, usage: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """This framework's fresh task samples by task id; volumes' disk use kept."""
-        framework_id = self.controller.state.framework_id
+        framework_id = self.ctx.state.framework_id
         oldest = self.wall() - self.settings.stale_s
         samples: dict[str, dict[str, Any]] = {}
         disk: dict[str, dict[str, Any]] = {}
@@ -189,7 +187,7 @@ class Autoscaler:
         return samples
 
     def observe(self, app: App, samples: dict[str, dict[str, Any]]) -> Observation:
-        state = self.controller.state
+        state = self.ctx.state
         tasks = [t for t in state.app_tasks(app.id) if t.kill_requested_at is None]
         running = [t for t in tasks if t.running]
         fresh = [samples[t.id] for t in running
@@ -204,7 +202,7 @@ class Autoscaler:
 
     def _scale(self, app_id: str, decision: Decision, now: float) -> tuple[Decision, bool]:
         try:
-            operations.scale_app(self.controller.state, app_id, decision.desired, now)
+            operations.scale_app(self.ctx.state, app_id, decision.desired, now)
         except (Conflict, NotFound) as exc:
             reason = getattr(exc, "message", str(exc))
             return Decision("hold", decision.current, decision.current, "refused",
@@ -221,5 +219,5 @@ class Autoscaler:
         entry = {**decision.to_json(app_id, now, policy.target),
                  "observation": obs.to_json()}
         self.history.setdefault(app_id, deque(maxlen=self.settings.history)).append(entry)
-        self.controller.state.emit(EVENT, entry, now)
+        self.ctx.state.emit(EVENT, entry, now)
         return entry

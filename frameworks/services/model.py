@@ -273,6 +273,15 @@ def same_config(a: App, b: App) -> bool:
 # ---------------------------------------------------------------- versions
 
 
+def encode_app(app: App) -> dict[str, Any]:
+    """An app as stored (exact, versions and passthrough fields included)."""
+    return msgspec.to_builtins(app)
+
+
+def decode_app(data: dict[str, Any]) -> App:
+    return msgspec.convert(data, App)
+
+
 def timestamp(now: float) -> str:
     """Marathon's version format: ISO 8601, UTC, milliseconds."""
     ms = round(now * 1000)

@@ -11,8 +11,8 @@
   Marathon's shape, which clients parse strictly.
 * ``GET /``: a redirect to the master's dashboard page for this framework.
 
-``install(app, server)`` wires it once, when the HTTP API is built: a thin wrapper
-around the event bus's ``publish`` sees every committed event (``deployment_info``,
+``install(app, server)`` wires it once, when the HTTP API is built; the server hands
+it every event once it is durable (``notice``: ``deployment_info``,
 ``deployment_success``, ``deployment_failed``), so no operation changes; gauges are
 read from the state when Prometheus scrapes.  The recent outcomes live in memory (the
 newest ``HISTORY``): a restarted framework starts with none.
@@ -95,9 +95,7 @@ class ServicesObserver:
         return self.server.state
 
     def now(self) -> float:
-        controller = self.server.controller
-        assert controller is not None
-        return controller.now()
+        return self.server.now()
 
     # ---------------------------------------------------------------- gauges
 
@@ -113,27 +111,18 @@ class ServicesObserver:
         return {(state,): float(n) for state, n in counts.items()}
 
     def _waiting(self) -> dict[tuple[str, ...], float]:
-        controller = self.server.controller
-        if controller is None:
-            return {(): 0.0}
-        plan = controller.last_plan
+        plan = self.server.workload.last_plan
         waiting = sum(plan.launches.values()) + sum(w.count for w in plan.waiting.values())
         return {(): float(waiting)}
 
     # ---------------------------------------------------------------- events
 
-    def wrap(self, publish: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
-        """``publish`` that also tells this observer (never failing because of it)."""
-
-        def publish_and_observe(event_type: str, payload: Any) -> Any:
-            event = publish(event_type, payload)
-            try:
-                self.observe(event_type, payload)
-            except Exception:  # metrics must never break the event stream
-                log.exception("services metrics: cannot observe %s", event_type)
-            return event
-
-        return publish_and_observe
+    def notice(self, event_type: str, payload: Any) -> None:
+        """``observe``, never failing: metrics must never break the event stream."""
+        try:
+            self.observe(event_type, payload)
+        except Exception:
+            log.exception("services metrics: cannot observe %s", event_type)
 
     def observe(self, event_type: str, payload: Any) -> None:
         if not isinstance(payload, dict):
@@ -184,8 +173,7 @@ class ServicesObserver:
         tasks = self.state.app_tasks(d.app_id)
         live = [t.view() for t in tasks if t.kill_requested_at is None]
         new = [t for t in live if t.config_version == view.config_version]
-        controller = self.server.controller
-        step = controller.last_plan.steps.get(d.app_id) if controller else None
+        step = self.server.workload.last_plan.steps.get(d.app_id)
         return {
             "instances": view.instances,
             "updated": len(new),
@@ -225,7 +213,6 @@ def dashboard_url(masters: list[str], plugin: str, framework_id: str | None) -> 
 def install(app: web.Application, server: ServicesServer) -> ServicesObserver:
     """Add the routes to the framework's ``app`` and start observing its events."""
     observer = ServicesObserver(server)
-    server.bus.publish = observer.wrap(server.bus.publish)  # type: ignore[method-assign]
     add_metrics_route(app, observer.registry)
     app.router.add_get("/dashboard/v1/deployments", observer.deployments)
     app.router.add_get("/", observer.root)

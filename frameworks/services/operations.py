@@ -18,13 +18,18 @@ from typing import Any
 import msgspec
 
 from frameworks.services.deployments import Deployment, deployment_json
-from frameworks.services.model import App, VersionInfo, next_version, same_config
+from frameworks.services.model import (
+    App,
+    VersionInfo,
+    decode_app,
+    encode_app,
+    next_version,
+    same_config,
+)
 from frameworks.services.state import (
     Conflict,
     NotFound,
     ServicesState,
-    decode_app,
-    encode_app,
 )
 from frameworks.services.tasks import TaskRecord
 

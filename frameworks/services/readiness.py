@@ -77,7 +77,7 @@ class ReadinessProber:
         current = state.tasks.get(task.id)
         if ready and current is not None and not current.ready:
             current.ready = True
-            state.changes.tasks[current.id] = current
+            state.put_task(current)
             on_change()
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""Wiring: store + state + controller + launcher + driver + HTTP API.
+"""Wiring: store + state + workload + the framework kit's runner + HTTP API.
 
 ``ServicesServer`` is a hosted framework (``frameworks.common.hosting``): ``mesoslite
 up`` starts it in-process; ``run_services`` runs it alone until SIGINT/SIGTERM (the
@@ -11,7 +11,6 @@ were killed by the master, reconciliation reports them lost and they are replace
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import logging
 import socket
@@ -28,20 +27,22 @@ from frameworks.services.api_cluster import ClusterApi
 from frameworks.services.api_usage import UsageApi
 from frameworks.services.apiutil import ApiContext, marathon_errors
 from frameworks.services.autoscaler import Autoscaler, AutoscaleSettings, MasterUsage
-from frameworks.services.controller import Controller, ControllerSettings
 from frameworks.services.discovery import Discovery
 from frameworks.services.events import events_route
-from frameworks.services.launcher import Launcher, LauncherSettings
+from frameworks.services.health import HealthProber
+from frameworks.services.observe import ServicesObserver
 from frameworks.services.observe import install as install_observer
 from frameworks.services.openapi_doc import services_openapi
-from frameworks.services.scheduler import ServicesScheduler
+from frameworks.services.readiness import ReadinessProber
 from frameworks.services.state import SERVICE_PORTS, ServicesState
-from frameworks.services.store import Committer, ServicesStore
+from frameworks.services.store import ServicesStore
+from frameworks.services.workload import ServicesSettings, ServicesWorkload
 from mesoslite.auth import Auth, api_guard
-from mesoslite.clock import Clock
+from mesoslite.clock import Clock, SystemClock
+from mesoslite.framework import FrameworkRunner
 from mesoslite.httpapi import json_response, make_app
 from mesoslite.messages.mesos import ID, CapabilityType, FrameworkCapability, FrameworkInfo
-from mesoslite.scheduler import Driver, DriverAborted
+from mesoslite.scheduler import Driver
 from mesoslite.store.db import sqlite_url
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ class ServicesConfig:
     role: str = "*"
     principal: str | None = None
     failover_timeout: float = 7 * 24 * 3600.0
-    controller: ControllerSettings = field(default_factory=ControllerSettings)
-    launcher: LauncherSettings = field(default_factory=LauncherSettings)
+    settings: ServicesSettings = field(default_factory=ServicesSettings)
     sse_replay: int = 4096
     sse_keepalive: float = 15.0
     driver_options: dict[str, Any] = field(default_factory=dict)
@@ -80,26 +80,39 @@ class ServicesServer:
 
     def __init__(self, config: ServicesConfig, clock: Clock | None = None) -> None:
         self.config = config
-        self.clock = clock
+        self.clock = clock or SystemClock()
         self.url = ""
         self.store: ServicesStore | None = None
         self.state = ServicesState(service_ports=SERVICE_PORTS)
+        self.workload = ServicesWorkload(self.state, config.settings, config.role,
+                                         config.principal)
         self.bus = SseBroadcaster(replay=config.sse_replay, keepalive=config.sse_keepalive)
-        self.discovery = Discovery(self.state, self.bus, clock, config.dns_host,
+        self.discovery = Discovery(self.state, self.bus, self.clock, config.dns_host,
                                    config.dns_port, config.dns_domain)
-        self.controller: Controller | None = None
+        self.readiness = ReadinessProber()
+        self.health = HealthProber(self.now)
+        self.runner: FrameworkRunner | None = None
         self.autoscaler: Autoscaler | None = None
-        self.launcher: Launcher | None = None
-        self.scheduler: ServicesScheduler | None = None
-        self.driver: Driver | None = None
+        self.observer: ServicesObserver | None = None
         self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
+        self._background: list[asyncio.Task[None]] = []
 
     @property
     def store_url(self) -> str:
         return self.config.store_url or sqlite_url(
             self.config.work_dir.expanduser() / "services.db")
+
+    @property
+    def driver(self) -> Driver | None:
+        return self.runner.driver if self.runner is not None else None
+
+    @property
+    def reconciled(self) -> bool:
+        """Subscribed, and the master has answered for every task the framework knows."""
+        return self.runner is not None and self.runner.core.reconciled
+
+    def now(self) -> float:
+        return self.clock.now()
 
     async def start(self) -> str:
         config = self.config
@@ -107,32 +120,56 @@ class ServicesServer:
         snapshot = await asyncio.to_thread(self.store.load)
         self.state.load(snapshot.apps, snapshot.versions, snapshot.deployments,
                         snapshot.tasks, snapshot.meta, snapshot.reservations)
-        committer = Committer(self.store, self.state, self._publish)
-        self.controller = Controller(self.state, committer, config.controller, self.clock)
-        self.autoscaler = Autoscaler(self.controller, config.autoscale, MasterUsage(
-            self.controller, config.driver_options.get("authorization"),
+        self.runner = FrameworkRunner(
+            self.workload, self._framework_info, config.masters, journal=self.state.journal,
+            store=self.store, settings=config.settings.kit(), clock=self.clock,
+            tick_s=config.settings.tick_s, on_commit=self._publish,
+            driver_options=config.driver_options, backoff=self.workload.backoff)
+        ctx = ApiContext(self.workload, self.runner, self.readiness, self.bus,
+                         self._info(f"{config.host}:{config.port}"), role=config.role)
+        self.autoscaler = Autoscaler(ctx, config.autoscale, MasterUsage(
+            ctx, config.driver_options.get("authorization"),
             config.driver_options.get("ssl_context")))
-        self.launcher = Launcher(self.controller, config.launcher)
-        self.scheduler = ServicesScheduler(self.controller, self.launcher)
         await self.discovery.start()
-        await self._serve_http()
-        self._tasks.append(asyncio.create_task(self.controller.run(), name="services-control"))
-        self._tasks.append(asyncio.create_task(self._drive(), name="services-driver"))
-        self._tasks.append(asyncio.create_task(self.autoscaler.run(), name="services-autoscale"))
+        await self._serve_http(ctx)
+        await self.runner.start()
+        self._background = [
+            asyncio.create_task(self._probe_loop(), name="services-probes"),
+            asyncio.create_task(self.autoscaler.run(), name="services-autoscale")]
         log.info("services framework listening on %s (store %s, %d apps)", self.url,
-                 self.store_url.split("@")[-1], len(self.state.apps))
+                 self.store.describe(), len(self.state.apps))
         return self.url
 
-    def _publish(self, events: list[tuple[str, dict[str, Any]]]) -> None:
-        for event_type, payload in events:
+    def _publish(self, notes: list[Any]) -> None:
+        """Events noted with a generation of writes, once it is durable."""
+        for event_type, payload in notes:
             self.bus.publish(event_type, payload)
+            if self.observer is not None:
+                self.observer.notice(event_type, payload)
         self.discovery.refresh()  # after every commit: endpoints, their events, DNS
 
-    async def _serve_http(self) -> None:
+    async def _probe_loop(self) -> None:
+        """Readiness and framework-run health checks, started when due; their results
+        change the state and wake the framework (a failed check marks a kill)."""
+        assert self.runner is not None
+        runner = self.runner
+
+        async def killed(task_id: str, reason: str) -> None:
+            runner.kick()  # the kill is marked; the next plan sends it
+
+        while True:
+            await asyncio.sleep(self.config.settings.tick_s)
+            if not runner.core.reconciled:
+                continue
+            try:
+                now = self.now()
+                self.readiness.schedule(self.state, self.workload.last_plan, now, runner.kick)
+                self.health.schedule(self.state, now, runner.kick, killed)
+            except Exception:  # one bad round must not end probing
+                log.exception("scheduling probes failed; retrying")
+
+    async def _serve_http(self, ctx: ApiContext) -> None:
         config = self.config
-        assert self.controller is not None
-        leader = f"{config.host}:{config.port}"
-        ctx = ApiContext(self.controller, self.bus, self._info(leader), role=config.role)
         guard = api_guard(config.auth or Auth(), "services", write="manage_app",
                           public={"/ping", "/health"})
         app = make_app(middlewares=[*guard, marathon_errors])
@@ -141,7 +178,7 @@ class ServicesServer:
                        + AppsApi(ctx).routes() + ClusterApi(ctx).routes()
                        + [events_route(self.bus)] + self.discovery.routes()
                        + [web.get("/openapi.json", _openapi)])
-        install_observer(app, self)  # /metrics, dashboard views, GET / redirect
+        self.observer = install_observer(app, self)  # /metrics, dashboard views, GET /
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, config.host, config.port,
@@ -167,9 +204,9 @@ class ServicesServer:
                 "hostname": socket.gethostname(), "failover_timeout": int(c.failover_timeout),
                 "mesos_role": c.role, "local_port_min": SERVICE_PORTS[0],
                 "local_port_max": SERVICE_PORTS[1],
-                "reconciliation_interval": int(c.controller.reconcile_interval_s * 1000),
-                "task_launch_timeout": int(c.controller.staging_timeout_s * 1000),
-                "decline_offer_duration": int(c.launcher.refuse_idle_s * 1000),
+                "reconciliation_interval": int(c.settings.reconcile_interval_s * 1000),
+                "task_launch_timeout": int(c.settings.staging_timeout_s * 1000),
+                "decline_offer_duration": int(c.settings.refuse_idle_s * 1000),
             },
             "http_config": {"http_port": c.port},
             "event_subscriber": None,
@@ -188,45 +225,21 @@ class ServicesServer:
             capabilities=[FrameworkCapability(type=CapabilityType.PARTITION_AWARE)],
         )
 
-    async def _drive(self) -> None:
-        """Run the driver; start afresh if the master no longer knows our framework."""
-        assert self.scheduler is not None
-        while not self._stopping:
-            self.driver = Driver(self.scheduler, self._framework_info(), self.config.masters,
-                                 implicit_acknowledgements=False,
-                                 **self.config.driver_options)
-            try:
-                await self.driver.run()
-                return
-            except DriverAborted as exc:
-                if self._stopping:
-                    return
-                log.error("the master aborted the framework (%s); registering afresh", exc)
-                self.state.framework_id = None
-                await asyncio.sleep(1.0)
-
     async def stop(self) -> None:
-        self._stopping = True
-        if self.driver is not None:
-            self.driver.stop()
-        for task in reversed(self._tasks):
-            if task.get_name() == "services-driver":
-                with contextlib.suppress(asyncio.TimeoutError, Exception):
-                    await asyncio.wait_for(asyncio.shield(task), 10)
+        for task in self._background:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self.autoscaler is not None:
+            await self.autoscaler.close()
+        if self.runner is not None:
+            await self.runner.stop()  # the last changes are made durable first
         await self.discovery.stop()
         await self.bus.close()
-        if self.controller is not None:
-            await self.controller.readiness.close()
-            if self.autoscaler is not None:
-                await self.autoscaler.close()
-            await self.controller.health.close()
-            with contextlib.suppress(Exception):
-                await self.controller.committer.commit()
+        await self.readiness.close()
+        await self.health.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.store is not None:
+        if self.runner is None and self.store is not None:
             self.store.close()
 
 

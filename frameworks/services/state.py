@@ -1,9 +1,9 @@
 """The framework's in-memory state: apps, versions, deployments, tasks.  No I/O.
 
-Every mutation records what changed in ``changes`` (written by the store in one
-transaction) and what to announce in ``events`` (published on ``/v2/events`` only
-after that commit).  Methods take ``now`` (wall-clock seconds) instead of reading a
-clock.  App operations with Marathon's semantics (create, update, delete, restart,
+Every mutation puts what changed into the framework kit's ``journal`` (written in
+one transaction with everything else of its generation) and notes what to announce
+(``emit``: published on ``/v2/events`` only once that write is durable).  Methods
+take ``now`` (wall-clock seconds) instead of reading a clock.  App operations with Marathon's semantics (create, update, delete, restart,
 rollback, kill) live in ``operations.py``; this module holds the records, their
 indexes, status-update handling and service-port allocation.
 """
@@ -11,16 +11,26 @@ indexes, status-update handling and service-port allocation.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from frameworks.services.deployments import Deployment
-from frameworks.services.model import App, timestamp
+from frameworks.services.model import App, decode_app, timestamp
+from frameworks.services.store import (
+    APPS,
+    DEPLOYMENTS,
+    META,
+    RESERVATIONS,
+    TASKS,
+    VERSIONS,
+    services_journal,
+)
 from frameworks.services.tasks import FAILURE_STATES, TaskRecord
 from frameworks.services.views import AppView, DeploymentView
 from frameworks.services.volumes import Reservation, effective_strategy
+from mesoslite.framework import Journal
 from mesoslite.messages.mesos import TaskState, TaskStatus
 
 SERVICE_PORTS = (10000, 20000)  # Marathon's --local_port_min / --local_port_max
@@ -40,22 +50,6 @@ class Conflict(Exception):
 
 
 @dataclass
-class Changes:
-    """What to write in the next commit (None: delete)."""
-
-    apps: dict[str, App | None] = field(default_factory=dict)
-    versions: dict[tuple[str, str], App | None] = field(default_factory=dict)
-    deployments: dict[str, Deployment | None] = field(default_factory=dict)
-    tasks: dict[str, TaskRecord | None] = field(default_factory=dict)
-    meta: dict[str, str] = field(default_factory=dict)
-    reservations: dict[str, Reservation | None] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.apps or self.versions or self.deployments or self.tasks or self.meta
-                    or self.reservations)
-
-
-@dataclass
 class StatusOutcome:
     """What a status update meant: ``unknown`` (a task we did not launch: kill it),
     ``failed`` (an unrequested failure: back off), ``health_changed``, ``terminal``."""
@@ -69,7 +63,9 @@ class StatusOutcome:
 
 class ServicesState:
     def __init__(self, max_versions: int = 50,
-                 service_ports: tuple[int, int] = SERVICE_PORTS) -> None:
+                 service_ports: tuple[int, int] = SERVICE_PORTS,
+                 journal: Journal | None = None) -> None:
+        self.journal = journal or services_journal()
         self.max_versions = max_versions
         self.service_port_range = service_ports
         self.apps: dict[str, App] = {}
@@ -80,8 +76,6 @@ class ServicesState:
         self.reservations: dict[str, Reservation] = {}  # persistent volumes (volumes.py)
         self.framework_id: str | None = None
         self.last_failure: dict[str, dict[str, Any]] = {}
-        self.changes = Changes()
-        self.events: list[tuple[str, dict[str, Any]]] = []
 
     # ---------------------------------------------------------------- loading
 
@@ -102,7 +96,7 @@ class ServicesState:
                     decode_app(d.previous), instances=0)
         for task in tasks:
             self.tasks[task.id] = task
-        self.framework_id = meta.get("framework_id")
+        self.framework_id = meta.get("framework_id") or None
 
     # ---------------------------------------------------------------- queries
 
@@ -134,39 +128,40 @@ class ServicesState:
 
     def put_app(self, app: App) -> None:
         self.apps[app.id] = app
-        self.changes.apps[app.id] = app
+        self.journal.put(APPS, app.id, app)
         assert app.version is not None
         versions = self.versions.setdefault(app.id, {})
         versions[app.version] = app
-        self.changes.versions[(app.id, app.version)] = app
+        self.journal.put(VERSIONS, (app.id, app.version), app)
         for old in sorted(versions)[:-self.max_versions]:
             del versions[old]
-            self.changes.versions[(app.id, old)] = None
+            self.journal.delete(VERSIONS, (app.id, old))
 
     def drop_app(self, app_id: str) -> None:
         self.apps.pop(app_id, None)
-        self.changes.apps[app_id] = None
+        self.journal.delete(APPS, app_id)
         for version in self.versions.pop(app_id, {}):
-            self.changes.versions[(app_id, version)] = None
+            self.journal.delete(VERSIONS, (app_id, version))
 
     def put_deployment(self, d: Deployment) -> None:
         self.deployments[d.id] = d
-        self.changes.deployments[d.id] = d
+        self.journal.put(DEPLOYMENTS, d.id, d)
 
     def drop_deployment(self, deployment_id: str) -> Deployment | None:
         d = self.deployments.pop(deployment_id, None)
         if d is not None:
-            self.changes.deployments[deployment_id] = None
+            self.journal.delete(DEPLOYMENTS, deployment_id)
         return d
 
     def put_task(self, task: TaskRecord) -> None:
+        """Add ``task``, or record that it changed."""
         self.tasks[task.id] = task
-        self.changes.tasks[task.id] = task
+        self.journal.put(TASKS, task.id, task)
 
     def drop_task(self, task_id: str) -> TaskRecord | None:
         task = self.tasks.pop(task_id, None)
         if task is not None:
-            self.changes.tasks[task_id] = None
+            self.journal.delete(TASKS, task_id)
         return task
 
     def mark_kill(self, task_id: str, reason: str, now: float) -> TaskRecord | None:
@@ -174,21 +169,25 @@ class ServicesState:
         if task is not None:
             task.kill_requested_at = now
             task.kill_reason = reason
-            self.changes.tasks[task_id] = task
+            self.put_task(task)
         return task
 
-    def set_framework_id(self, framework_id: str) -> None:
+    def put_reservation(self, reservation: Reservation) -> None:
+        self.reservations[reservation.id] = reservation
+        self.journal.put(RESERVATIONS, reservation.id, reservation)
+
+    def drop_reservation(self, reservation_id: str) -> None:
+        if self.reservations.pop(reservation_id, None) is not None:
+            self.journal.delete(RESERVATIONS, reservation_id)
+
+    def set_framework_id(self, framework_id: str | None) -> None:
         self.framework_id = framework_id
-        self.changes.meta["framework_id"] = framework_id
+        self.journal.put(META, "framework_id", ("framework_id", framework_id or ""))
 
     def emit(self, event_type: str, payload: dict[str, Any], now: float) -> None:
-        self.events.append((event_type, {"eventType": event_type,
-                                         "timestamp": timestamp(now), **payload}))
-
-    def take_changes(self) -> tuple[Changes, list[tuple[str, dict[str, Any]]]]:
-        changes, events = self.changes, self.events
-        self.changes, self.events = Changes(), []
-        return changes, events
+        """Announce an event once the changes made so far are durable."""
+        self.journal.note((event_type, {"eventType": event_type,
+                                        "timestamp": timestamp(now), **payload}))
 
     # ---------------------------------------------------------------- status updates
 
@@ -218,7 +217,7 @@ class ServicesState:
             if unrequested:
                 self.last_failure[task.app_id] = _failure_json(task, status, now)
         elif previous != task.state or out.health_changed:
-            self.changes.tasks[task.id] = task
+            self.put_task(task)
         return out
 
     # ---------------------------------------------------------------- service ports
@@ -255,15 +254,6 @@ def service_ports(app: App) -> list[int]:
     if app.network == "host":
         return [pd.port for pd in app.port_definitions or []]
     return [pm.service_port for pm in app.port_mappings]
-
-
-def encode_app(app: App) -> dict[str, Any]:
-    """An app as stored (exact, versions and passthrough fields included)."""
-    return msgspec.to_builtins(app)
-
-
-def decode_app(data: dict[str, Any]) -> App:
-    return msgspec.convert(data, App)
 
 
 def app_view(app: App, ready_at: float = 0.0) -> AppView:

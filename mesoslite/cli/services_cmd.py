@@ -64,9 +64,8 @@ def services(ctx: click.Context, master: str, host: str, port: int, work_dir: Pa
     """
     if ctx.invoked_subcommand is not None:
         return
-    from frameworks.services.controller import ControllerSettings
-    from frameworks.services.launcher import LauncherSettings
     from frameworks.services.server import ServicesConfig, run_services
+    from frameworks.services.workload import ServicesSettings
     from mesoslite.cli.client import driver_security
 
     if placement_time_limit <= 0 or reconcile_interval <= 0:
@@ -77,8 +76,8 @@ def services(ctx: click.Context, master: str, host: str, port: int, work_dir: Pa
         masters=[m.strip() for m in master.split(",") if m.strip()],
         work_dir=work_dir.expanduser(), host=host, port=port, store_url=store_url, name=name,
         role=role, failover_timeout=failover_timeout,
-        controller=ControllerSettings(reconcile_interval_s=reconcile_interval),
-        launcher=LauncherSettings(time_limit_s=placement_time_limit),
+        settings=ServicesSettings(reconcile_interval_s=reconcile_interval,
+                                  time_limit_s=placement_time_limit),
         principal=os.environ.get("MESOSLITE_PRINCIPAL"),
         driver_options=driver_security(),
         auth=auth, ssl_context=ssl_context,

@@ -10,12 +10,19 @@ update is durable.  See ``docs/framework-api.md`` and
 """
 
 from mesoslite.framework.backoff import BackoffPolicy, LaunchBackoff
-from mesoslite.framework.core import FrameworkCore, KitSettings, launched_task_ids
+from mesoslite.framework.core import FrameworkCore, KitSettings
 from mesoslite.framework.journal import Acknowledge, Journal, Receipt
 from mesoslite.framework.offers import AgentOffers, assign_ports, group_offers, placement_agents
 from mesoslite.framework.runner import FrameworkRunner
 from mesoslite.framework.store import DocumentStore
-from mesoslite.framework.workload import AgentLaunch, Outcome, Plan, Round, Workload
+from mesoslite.framework.workload import (
+    AgentLaunch,
+    Outcome,
+    Plan,
+    Round,
+    Workload,
+    launched_task_ids,
+)
 
 __all__ = [
     "Acknowledge",

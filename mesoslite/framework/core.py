@@ -63,7 +63,7 @@ from mesoslite.framework.instructions import (
 from mesoslite.framework.journal import Journal
 from mesoslite.framework.offers import group_offers
 from mesoslite.framework.workload import AgentLaunch, Plan, Round, Workload
-from mesoslite.messages.mesos import Offer, Operation, OperationType
+from mesoslite.messages.mesos import Offer
 from mesoslite.placement import Placement
 from mesoslite.scheduler.backoff import Backoff
 
@@ -110,15 +110,16 @@ def empty_placement() -> Placement:
 
 
 class FrameworkCore:
-    """See the module docstring.  ``rng`` jitters the re-subscription backoff."""
+    """See the module docstring.  ``rng`` jitters the re-subscription backoff;
+    ``backoff`` holds the launch delays (one the workload also reads, say)."""
 
     def __init__(self, workload: Workload, journal: Journal,
-                 settings: KitSettings | None = None, rng: random.Random | None = None
-                 ) -> None:
+                 settings: KitSettings | None = None, rng: random.Random | None = None,
+                 backoff: LaunchBackoff | None = None) -> None:
         self.workload = workload
         self.journal = journal
         self.settings = s = settings or KitSettings()
-        self.backoff = LaunchBackoff()
+        self.backoff = backoff or LaunchBackoff()
         self.subscribed = False
         self.reconciled = False
         self.torn_down = False
@@ -132,7 +133,7 @@ class FrameworkCore:
         self._last_round_key: tuple[frozenset[str], int] | None = None
         self._round_ids = itertools.count(1)
         self._accept_ids = itertools.count(1)
-        self._accepts: dict[int, Accept] = {}
+        self._accepts: dict[int, tuple[Accept, AgentLaunch]] = {}
         self._sending: set[str] = set()  # tasks whose ACCEPT is on its way
         self._unconfirmed: dict[str, _Unconfirmed] = {}
         self._unknown_kills: dict[str, float] = {}
@@ -370,27 +371,27 @@ class FrameworkCore:
 
     def _accept(self, question: Round, launch: AgentLaunch, now: float) -> Accept | None:
         offer_ids = tuple(o for o in question.offers.get(launch.agent_id, ()) if o in self.held)
-        task_ids = launched_task_ids(launch.operations)
         if not offer_ids:
-            self.workload.launch_refused(task_ids, "no offer of the agent is held", now)
+            self.workload.launch_refused(launch, "no offer of the agent is held", now)
             return None
         for oid in offer_ids:
             self.held.pop(oid, None)
         accept = Accept(next(self._accept_ids), launch.agent_id, offer_ids,
-                        tuple(launch.operations), self.settings.accept_refuse_s, task_ids)
-        self._accepts[accept.accept_id] = accept
-        self._sending.update(task_ids)
+                        tuple(launch.operations), self.settings.accept_refuse_s,
+                        launch.task_ids)
+        self._accepts[accept.accept_id] = (accept, launch)
+        self._sending.update(accept.task_ids)
         return accept
 
     def _accept_done(self, event: Event, now: float) -> list[Instruction]:
         assert isinstance(event, AcceptDone)
-        accept = self._accepts.pop(event.accept_id, None)
-        if accept is None:
+        found = self._accepts.pop(event.accept_id, None)
+        if found is None:
             return []
+        accept, launch = found
         self._sending.difference_update(accept.task_ids)
         if event.outcome == CallOutcome.REFUSED:
-            if accept.task_ids:
-                self.workload.launch_refused(accept.task_ids, event.message, now)
+            self.workload.launch_refused(launch, event.message, now)
             return []
         # Taken (or maybe taken): the master will report on them; if it does not
         # within the grace period, ask (an unknown outcome asks at once).
@@ -438,13 +439,3 @@ class FrameworkCore:
         for task_id in [t for t, at in self._unknown_kills.items() if now - at >= 2 * retry]:
             del self._unknown_kills[task_id]
 
-
-def launched_task_ids(operations: tuple[Operation, ...] | list[Operation]) -> tuple[str, ...]:
-    """The ids of the tasks LAUNCH and LAUNCH_GROUP operations start."""
-    out: list[str] = []
-    for op in operations:
-        if op.type == OperationType.LAUNCH and op.launch is not None:
-            out += [t.task_id.value for t in op.launch.task_infos]
-        elif op.type == OperationType.LAUNCH_GROUP and op.launch_group is not None:
-            out += [t.task_id.value for t in op.launch_group.task_group.tasks]
-    return tuple(out)

@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from mesoslite.clock import Clock, SystemClock
+from mesoslite.framework.backoff import LaunchBackoff
 from mesoslite.framework.core import FrameworkCore, KitSettings
 from mesoslite.framework.events import (
     AcceptDone,
@@ -96,12 +97,13 @@ class FrameworkRunner:
                  clock: Clock | None = None, tick_s: float = 0.5,
                  on_commit: Callable[[list[Any]], None] | None = None,
                  driver_options: dict[str, Any] | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, backoff: LaunchBackoff | None = None
+                 ) -> None:
         self.workload = workload
         self.journal = journal or Journal()
         self.store = store
         self.clock = clock or SystemClock()
-        self.core = FrameworkCore(workload, self.journal, settings, rng)
+        self.core = FrameworkCore(workload, self.journal, settings, rng, backoff)
         self.masters = masters
         self.tick_s = tick_s
         self.on_commit = on_commit

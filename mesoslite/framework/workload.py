@@ -20,8 +20,9 @@ The contract, in the order of an offer cycle:
    offers have since gone are already removed).  Check the answer against the state
    as it is now, *record every task you launch* (journal), and return one
    ``AgentLaunch`` per agent with the operations to ACCEPT.
-4. ``launch_refused(task_ids, message, now)``: the master certainly did not launch
-   them (the ACCEPT was refused or never sent).  Forget or retry them.
+4. ``launch_refused(launch, message, now)``: the master certainly did not carry
+   ``launch`` out (the ACCEPT was refused or never sent).  Forget or retry its tasks
+   (``launch.task_ids``).
 5. ``on_update(status, now)``: fold a status update in.  Return ``Outcome(known=
    False)`` for a task you do not know (or wrote off): the kit kills it if it lives.
    A failure you want to delay relaunches by (Marathon's launch backoff) is
@@ -38,7 +39,7 @@ from typing import Any
 from mesoslite.framework.backoff import BackoffPolicy, LaunchBackoff
 from mesoslite.framework.instructions import Kill
 from mesoslite.framework.offers import AgentOffers
-from mesoslite.messages.mesos import Operation, TaskStatus
+from mesoslite.messages.mesos import Operation, OperationType, TaskStatus
 from mesoslite.placement import Placement, Problem
 
 
@@ -73,10 +74,17 @@ class Round:
 
 @dataclass(frozen=True, slots=True)
 class AgentLaunch:
-    """ACCEPT the offers of ``agent_id`` with ``operations`` (LAUNCH, RESERVE ...)."""
+    """ACCEPT the offers of ``agent_id`` with ``operations`` (LAUNCH, RESERVE ...).
+    ``context`` is the workload's own, handed back if the ACCEPT is refused."""
 
     agent_id: str
     operations: tuple[Operation, ...]
+    context: Any = None
+
+    @property
+    def task_ids(self) -> tuple[str, ...]:
+        """The tasks its LAUNCH and LAUNCH_GROUP operations start."""
+        return launched_task_ids(self.operations)
 
 
 class Workload:
@@ -104,8 +112,9 @@ class Workload:
     def placed(self, round: Round, answer: Placement, now: float) -> Sequence[AgentLaunch]:
         return ()
 
-    def launch_refused(self, task_ids: Sequence[str], message: str, now: float) -> None:
-        """Default: nothing (the next plan sees the tasks still missing)."""
+    def launch_refused(self, launch: AgentLaunch, message: str, now: float) -> None:
+        """The master certainly did not carry ``launch`` out (its tasks never
+        started).  Default: nothing (the next plan sees the tasks still missing)."""
 
     def on_failure(self, agent_id: str | None, executor_id: str | None, status: int | None,
                    now: float) -> None:
@@ -113,3 +122,14 @@ class Workload:
 
     def on_message(self, agent_id: str, executor_id: str, data: bytes, now: float) -> None:
         """A framework message from an executor."""
+
+
+def launched_task_ids(operations: Sequence[Operation]) -> tuple[str, ...]:
+    """The ids of the tasks LAUNCH and LAUNCH_GROUP operations start."""
+    out: list[str] = []
+    for op in operations:
+        if op.type == OperationType.LAUNCH and op.launch is not None:
+            out += [t.task_id.value for t in op.launch.task_infos]
+        elif op.type == OperationType.LAUNCH_GROUP and op.launch_group is not None:
+            out += [t.task_id.value for t in op.launch_group.task_group.tasks]
+    return tuple(out)

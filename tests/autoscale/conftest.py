@@ -79,7 +79,7 @@ async def usage_cluster(engine, services_factory, tmp_path
         settings = AutoscaleSettings(**{"interval_s": 0.3, "stale_s": 10.0, **autoscale})
         # a named role: persistent volumes are reserved for it (docs/storage.md)
         server = await services_factory(cluster.master_url, autoscale=settings, role="services")
-        await wait_for(lambda: server.controller.reconciled, 10, message="reconciled")
+        await wait_for(lambda: server.reconciled, 10, message="reconciled")
         return Cluster(cluster, server)
 
     yield make

@@ -84,7 +84,7 @@ async def cluster(cluster_factory) -> LocalCluster:
 @pytest.fixture
 async def services(cluster, services_factory):
     server = await services_factory(cluster.master_url, dns_port=0)
-    await wait_for(lambda: server.controller.reconciled, 10, message="subscribed, reconciled")
+    await wait_for(lambda: server.reconciled, 10, message="subscribed, reconciled")
     return server
 
 

@@ -39,7 +39,7 @@ async def test_a_client_reaches_redis_master_by_name(engine, cluster_factory,
     cluster = await cluster_factory(agents=2, resources=DOCKER_RESOURCES,
                                     containerizers=["docker"])
     services = await services_factory(cluster.master_url)
-    await wait_for(lambda: services.controller.reconciled, 10, message="reconciled")
+    await wait_for(lambda: services.reconciled, 10, message="reconciled")
     api = Api(services.url)
     lb = await lb_factory(services.url, docker_bridge=True)
     assert lb.gateway is not None, "the Docker bridge gateway (containers' way to the proxy)"

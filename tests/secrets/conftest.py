@@ -155,7 +155,7 @@ async def start_stack(tmp: Path, containerizers: list[str]) -> Stack:
     await cluster.start()
     services = ServicesServer(fast_services(tmp / "services", cluster.master_url))
     await services.start()
-    await wait_for(lambda: services.controller is not None and services.controller.reconciled,
+    await wait_for(lambda: services.reconciled,
                    10, message="services subscribed")
     batch = BatchServer(BatchConfig(masters=[cluster.master_url], work_dir=tmp / "batch",
                                     port=0, scheduler=fast_scheduler(),

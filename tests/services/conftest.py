@@ -11,9 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from frameworks.services.controller import ControllerSettings
-from frameworks.services.launcher import LauncherSettings
 from frameworks.services.server import ServicesConfig, ServicesServer
+from frameworks.services.workload import ServicesSettings
 from mesoslite.master.core import MasterConfig
 from mesoslite.resources import Resources
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
@@ -37,11 +36,11 @@ def fast_master(**overrides: object) -> MasterConfig:
 
 
 def fast_services(work_dir: Path, master: str, **overrides: Any) -> ServicesConfig:
-    controller = ControllerSettings(tick_s=0.1, reconcile_interval_s=2.0, reconcile_wait_s=3.0,
-                                    kill_retry_s=3.0, staging_timeout_s=60.0)
-    launcher = LauncherSettings(time_limit_s=0.1, refuse_waiting_s=0.5, refuse_idle_s=5.0)
-    config = ServicesConfig(masters=[master], work_dir=work_dir, port=0,
-                            controller=controller, launcher=launcher, sse_keepalive=1.0)
+    settings = ServicesSettings(tick_s=0.1, reconcile_interval_s=2.0, reconcile_wait_s=3.0,
+                                kill_retry_s=3.0, staging_timeout_s=60.0, time_limit_s=0.1,
+                                refuse_waiting_s=0.5, refuse_idle_s=5.0)
+    config = ServicesConfig(masters=[master], work_dir=work_dir, port=0, settings=settings,
+                            sse_keepalive=1.0)
     for key, value in overrides.items():
         setattr(config, key, value)
     return config
@@ -142,7 +141,7 @@ async def cluster_factory(tmp_path, services_factory
 
 
 async def _remove_apps(server: ServicesServer, timeout: float = 15.0) -> None:
-    if server.controller is None or not server.controller.reconciled:
+    if not server.reconciled:
         return
     api = Api(server.url)
     for app in list(server.state.apps):
@@ -161,7 +160,7 @@ async def cluster(cluster_factory) -> LocalCluster:
 @pytest.fixture
 async def services(cluster, services_factory) -> ServicesServer:
     server = await services_factory(cluster.master_url)
-    await wait_for(lambda: server.controller.reconciled, 10, message="subscribed, reconciled")
+    await wait_for(lambda: server.reconciled, 10, message="subscribed, reconciled")
     return server
 
 

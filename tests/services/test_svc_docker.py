@@ -32,7 +32,7 @@ CHECK = {"protocol": "HTTP", "portIndex": 0, "path": "/", "gracePeriodSeconds": 
 @pytest.fixture
 async def dapi(dcluster, services_factory) -> Api:
     server = await services_factory(dcluster.master_url)
-    await wait_for(lambda: server.controller.reconciled, 10, message="reconciled")
+    await wait_for(lambda: server.reconciled, 10, message="reconciled")
     return Api(server.url)
 
 

@@ -96,7 +96,7 @@ async def test_launch_backoff_grows_by_the_factor(cluster, services_factory) -> 
 
     clock = ManualClock(start=2_000_000_000.0)
     server = await services_factory(cluster.master_url, clock=clock)
-    await wait_for(lambda: server.controller.reconciled, 10)
+    await wait_for(lambda: server.reconciled, 10)
     api = Api(server.url)
     await api.ok("POST", "/v2/apps", {"id": "/crash", "cmd": "exit 3", "instances": 1,
                                       "cpus": 0.1, "mem": 16, "backoffSeconds": 4,

@@ -37,9 +37,10 @@ def test_round_trip(store_url) -> None:
     state = populated()
     store = ServicesStore(store_url)
     try:
-        changes, events = state.take_changes()
-        assert events  # deployment_info etc., published only after the commit
-        store.apply(changes)
+        batch = state.journal.take()
+        assert batch is not None and batch.notes  # deployment_info etc., after the commit
+        store.apply(batch)
+        state.journal.committed(batch)
         snap = store.load()
         loaded = ServicesState()
         loaded.load(snap.apps, snap.versions, snap.deployments, snap.tasks, snap.meta)
@@ -51,7 +52,9 @@ def test_round_trip(store_url) -> None:
         # deletions
         operations.delete_app(loaded, "/prod/web", 1002.0, force=True)
         loaded.drop_task("prod_web.1")
-        store.apply(loaded.take_changes()[0])
+        batch = loaded.journal.take()
+        assert batch is not None
+        store.apply(batch)
         snap = store.load()
         assert snap.apps == [] and snap.versions == [] and snap.tasks == []
         [stop] = snap.deployments

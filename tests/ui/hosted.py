@@ -15,10 +15,9 @@ import aiohttp
 from frameworks.batch.server import BatchServer
 from frameworks.batch.server import hosted as hosted_batch
 from frameworks.common.hosting import FrameworkHost
-from frameworks.services.controller import ControllerSettings
-from frameworks.services.launcher import LauncherSettings
 from frameworks.services.server import ServicesServer
 from frameworks.services.server import hosted as hosted_services
+from frameworks.services.workload import ServicesSettings
 from mesoslite.auth import Auth
 from mesoslite.testing.cluster import LocalCluster
 from mesoslite.testing.poll import wait_for
@@ -90,11 +89,9 @@ async def host_frameworks(cluster: LocalCluster | str, work_dir: Path,
     tasks killed first (the frameworks still acknowledge), then the frameworks stop."""
     master_url = cluster if isinstance(cluster, str) else cluster.master_url
     services = hosted_services(master_url, work_dir, port=0)
-    services.config.controller = ControllerSettings(
+    services.config.settings = ServicesSettings(
         tick_s=0.1, reconcile_interval_s=2.0, reconcile_wait_s=3.0, kill_retry_s=3.0,
-        staging_timeout_s=60.0)
-    services.config.launcher = LauncherSettings(time_limit_s=0.1, refuse_waiting_s=0.5,
-                                                refuse_idle_s=5.0)
+        staging_timeout_s=60.0, time_limit_s=0.1, refuse_waiting_s=0.5, refuse_idle_s=5.0)
     batch = hosted_batch(master_url, work_dir, port=0)
     # offers are held for a while when work waits, so a step no agent can hold keeps
     # its placement reason ("needs ... the offers held have ...") between page reads
@@ -108,13 +105,13 @@ async def host_frameworks(cluster: LocalCluster | str, work_dir: Path,
     try:
         for framework in (services, batch):
             assert await host.start(framework), host.failed
-        await wait_for(lambda: services.controller is not None and services.controller.reconciled
+        await wait_for(lambda: services.reconciled
                        and services.state.framework_id, 15, message="services subscribed")
         await wait_for(lambda: batch.subscribed and batch.state.framework_id, 15,
                        message="batch subscribed")
         yield Hosted(master_url, services, batch, dict(headers or {}))
     finally:
-        if services.controller is not None and services.controller.reconciled:
+        if services.reconciled:
             for app in list(services.state.apps):  # nothing is relaunched meanwhile
                 await Client(services.url, headers).call("DELETE", f"/v2/apps{app}",
                                                          force=True)

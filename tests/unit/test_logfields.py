@@ -41,7 +41,7 @@ def test_an_explicit_component_wins_and_text_lines_show_the_ids() -> None:
 @pytest.mark.parametrize("name, component", [
     ("mesoslite.master.server", "master"), ("mesoslite.store.master_store", "master"),
     ("mesoslite.agent", "agent"), ("mesoslite.scheduler.driver", "scheduler"),
-    ("frameworks.services.controller", "services"), ("frameworks.batch.api", "batch"),
+    ("frameworks.services.workload", "services"), ("frameworks.batch.api", "batch"),
     ("aiohttp.access", "http"), ("other.thing", "other")])
 def test_components_from_logger_names(name: str, component: str) -> None:
     assert component_of(name) == component

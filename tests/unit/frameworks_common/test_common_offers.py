@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from frameworks.common.taskinfo import CheckSpec, DockerSpec, TaskSpec, build_task
 from mesoslite.framework.offers import (
     assign_ports,
     fixed_port_resource,
     group_offers,
     placement_agents,
 )
-from frameworks.common.taskinfo import CheckSpec, DockerSpec, TaskSpec, build_task
 from mesoslite.messages.mesos import (
     ID,
     URL,
