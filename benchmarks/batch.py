@@ -105,7 +105,7 @@ async def run_cluster(tasks: int, slots: int, agents: int, work: Path) -> dict[s
             "launch_p50": launch[len(launch) // 2], "launch_p99": launch[len(launch) * 99 // 100],
             "report_p50": report_lag[len(report_lag) // 2],
             "report_p99": report_lag[len(report_lag) * 99 // 100],
-            "passes": server.scheduler.passes,
+            "passes": server.workload.passes,
             "framework_p50": framework[len(framework) // 2],
             "cluster_p50": cluster_side[len(cluster_side) // 2]}
 

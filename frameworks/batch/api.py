@@ -123,14 +123,13 @@ class Api:
             raise HTTPError(409, f"Job '{spec.id}' already exists (PUT /v1/jobs/{spec.id} "
                                  "replaces it)")
         record, _ = self.state.put_job(spec, self.now())
-        await self.state.journal.flush()
+        await self.server.commit()
         return json_response(self._job_json(record), 201)
 
     async def put_job(self, request: web.Request) -> web.Response:
         spec = await self._spec(request, request.match_info["job"])
         record, created = self.state.put_job(spec, self.now())
-        await self.state.journal.flush()
-        self.server.kick()
+        await self.server.commit()
         return json_response(self._job_json(record), 201 if created else 200)
 
     async def get_job(self, request: web.Request) -> web.Response:
@@ -151,8 +150,7 @@ class Api:
         for run in active:
             self.state.cancel_run(run, "job deleted")
         self.state.delete_job(record.spec.id)
-        await self.state.journal.flush()
-        self.server.kick()
+        await self.server.commit()
         return json_response(self._job_json(record))
 
     # ------------------------------------------------------------ runs
@@ -160,8 +158,7 @@ class Api:
     async def start_run(self, request: web.Request) -> web.Response:
         record = self._job(request.match_info["job"])
         run = self.state.start_run(record.spec, self.now())
-        await self.state.journal.flush()
-        self.server.kick()
+        await self.server.commit()
         return json_response(run_json(run), 201)
 
     async def job_runs(self, request: web.Request) -> web.Response:
@@ -198,8 +195,7 @@ class Api:
             raise HTTPError(409, f"Run '{run.id}' has already ended ({run.state.value})")
         live = self.state.runs.get(run.id, run)
         self.state.cancel_run(live, "cancelled by request")
-        await self.state.journal.flush()
-        self.server.kick()
+        await self.server.commit()
         return json_response(run_json(live, attempts=False), 202)
 
     async def rerun(self, request: web.Request) -> web.Response:
@@ -208,14 +204,14 @@ class Api:
         failed_only = bool(body.get("failed_only", False)) if isinstance(body, dict) else False
         new = self.state.start_run(run.spec, self.now(), f"rerun:{run.id}", rerun_of=run,
                                    failed_only=failed_only)
-        await self.state.journal.flush()
-        self.server.kick()
+        await self.server.commit()
         return json_response(run_json(new), 201)
 
     # ------------------------------------------------------------ queue and events
 
     async def queue(self, request: web.Request) -> web.Response:
-        return json_response(queue_json(self.state, self.server.scheduler, self.now()))
+        return json_response(queue_json(self.state, self.server.workload, self.server.core,
+                                        self.now()))
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         types = [t for t in request.query.get("types", "").split(",") if t] or None

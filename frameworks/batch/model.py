@@ -32,8 +32,8 @@ from frameworks.batch.fields import (
 )
 from frameworks.batch.secret_fields import env_refs, files_json, secret_files
 from frameworks.batch.volumes import JobVolume, job_volumes
-from mesoslite.framework.backoff import BackoffPolicy
 from frameworks.common.secret_refs import Ref
+from mesoslite.framework.backoff import BackoffPolicy
 from mesoslite.placement import Constraint, PlacementInputError
 
 MAIN_STEP = "main"

@@ -8,10 +8,11 @@
   trims those, and asking for each run would cost a request per row).
 * ``GET /``: a redirect to the master's dashboard page for this framework.
 
-``install(app, server)`` wires it once, when the HTTP API is built: thin wrappers
-around the state's ``emit`` (runs and attempts that end) and ``record_launch``
-(the queue wait of each attempt launched); the queue's depth and the run gauges are
-read from the state when Prometheus scrapes.
+``install(app, server)`` wires it once, when the HTTP API is built: the server hands
+it the events once they are durable (``notice``: runs and attempts that end) and the
+state tells it of every attempt recorded for launch (``launched``: its queue wait);
+the queue's depth and the run gauges are read from the state when Prometheus
+scrapes.
 
 **Queue wait** of an attempt: from when its task could first be queued for it (its
 step started, or the task's previous attempt ended: a back-off counts as waiting) to
@@ -58,7 +59,7 @@ class BatchObserver:
                                   ["outcome"], registry=self.registry)
         self.attempts_ended = Counter(f"{PREFIX}attempts_finished", "Attempts that ended",
                                       ["state"], registry=self.registry)
-        self.launched = Counter(f"{PREFIX}attempts_launched", "Attempts recorded for launch",
+        self.launches = Counter(f"{PREFIX}attempts_launched", "Attempts recorded for launch",
                                 registry=self.registry)
         for state in RUN_ENDS:
             self.runs_ended.labels(state)
@@ -70,7 +71,7 @@ class BatchObserver:
              self._queue_depth, ("status",)),
             ("runs", "Active runs by phase", self._runs, ("phase",)),
             ("offers_held", "Offers the framework holds",
-             lambda: {(): float(len(self.server.scheduler.held))}, ()),
+             lambda: {(): float(len(self.server.core.held))}, ()),
         ]
         for name, doc, read, labels in gauges:
             self.registry.register(ScrapeGauge(PREFIX + name, doc, read, labels))
@@ -82,7 +83,8 @@ class BatchObserver:
     # ---------------------------------------------------------------- gauges
 
     def _queue_depth(self) -> dict[tuple[str, ...], float]:
-        doc = queue_json(self.state, self.server.scheduler, self.server.clock.now())
+        doc = queue_json(self.state, self.server.workload, self.server.core,
+                         self.server.clock.now())
         counts: Tally[str] = Tally()
         for entry in doc["queue"]:
             counts[entry["status"]] += len(entry.get("tasks") or ())
@@ -95,35 +97,21 @@ class BatchObserver:
 
     # ---------------------------------------------------------------- hooks
 
-    def wrap_emit(self, emit: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
-        def emit_and_observe(event_type: str, payload: Any) -> Any:
-            result = emit(event_type, payload)
-            try:
-                if event_type == "run_finished":
-                    self.runs_ended.labels(str(payload["state"])).inc()
-                elif event_type == "attempt_updated" and payload["state"] in ATTEMPT_ENDS:
-                    self.attempts_ended.labels(str(payload["state"])).inc()
-            except Exception:  # metrics must never break the state's bookkeeping
-                log.exception("batch metrics: cannot observe %s", event_type)
-            return result
+    def notice(self, event_type: str, payload: Any) -> None:
+        """A durable event: count the runs and attempts that ended."""
+        try:
+            if event_type == "run_finished":
+                self.runs_ended.labels(str(payload["state"])).inc()
+            elif event_type == "attempt_updated" and payload["state"] in ATTEMPT_ENDS:
+                self.attempts_ended.labels(str(payload["state"])).inc()
+        except Exception:  # metrics must never break the event stream
+            log.exception("batch metrics: cannot observe %s", event_type)
 
-        return emit_and_observe
-
-    def wrap_record_launch(self, record: Callable[..., list[Attempt]]
-                           ) -> Callable[..., list[Attempt]]:
-        def record_and_observe(*args: Any, **kwargs: Any) -> list[Attempt]:
-            attempts = record(*args, **kwargs)
-            try:
-                for a in attempts:
-                    self.launched.inc()
-                    run = self.state.runs.get(a.run_id)
-                    if run is not None:
-                        self.wait.observe(max(0.0, a.created_at - queued_since(run, a)))
-            except Exception:
-                log.exception("batch metrics: cannot observe a launch")
-            return attempts
-
-        return record_and_observe
+    def launched(self, run: Run, attempts: list[Attempt]) -> None:
+        """``attempts`` were recorded for launch: count them and their queue wait."""
+        for a in attempts:
+            self.launches.inc()
+            self.wait.observe(max(0.0, a.created_at - queued_since(run, a)))
 
     # ---------------------------------------------------------------- views
 
@@ -184,10 +172,7 @@ def stored_row(doc: dict[str, Any]) -> dict[str, Any]:
 def install(app: web.Application, server: BatchServer) -> BatchObserver:
     """Add the routes to the framework's ``app`` and install the hooks."""
     observer = BatchObserver(server)
-    state = server.state
-    state.emit = observer.wrap_emit(state.emit)
-    state.record_launch = observer.wrap_record_launch(  # type: ignore[method-assign]
-        state.record_launch)
+    server.observer = server.state.observer = observer
     add_metrics_route(app, observer.registry)
     app.router.add_get("/dashboard/v1/runs", observer.runs)
     app.router.add_get("/", observer.root)

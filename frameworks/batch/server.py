@@ -1,4 +1,4 @@
-"""Wiring: store + state + scheduler + driver + HTTP API, as one startable object.
+"""Wiring: store + state + workload + the framework kit's runner + HTTP API.
 
 ``BatchServer`` is both what ``mesoslite batch server`` runs and the hosted
 framework ``mesoslite up`` starts in its own event loop (it has the ``name`` /
@@ -8,14 +8,13 @@ Start-up order matters for "never launch an attempt twice": the store is loaded
 (framework id, jobs, active runs with every recorded attempt) *before* the driver
 subscribes with that framework id, so the first reconciliation already knows every
 attempt that may be running.  A framework id the master has removed (its failover
-timeout passed while the framework was down) is dropped and the framework subscribes
-afresh; the attempts it had are then answered "unknown" and replaced.
+timeout passed while the framework was down) is dropped by the kit and the framework
+subscribes afresh; the attempts it had are then answered "unknown" and replaced.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import getpass
 import logging
 import ssl
@@ -26,16 +25,18 @@ from typing import Any
 from aiohttp import web
 
 from frameworks.batch.api import build_app
+from frameworks.batch.observe import BatchObserver
 from frameworks.batch.openapi_doc import batch_openapi
-from frameworks.batch.scheduler import BatchScheduler, SchedulerConfig
 from frameworks.batch.state import BatchState
-from frameworks.batch.store import BatchStore, Journal
+from frameworks.batch.store import BatchStore
+from frameworks.batch.workload import BatchSettings, BatchWorkload
 from frameworks.common.sse import SseBroadcaster
 from mesoslite.auth import Auth
 from mesoslite.clock import Clock, SystemClock
+from mesoslite.framework import FrameworkCore, FrameworkRunner
 from mesoslite.httpapi import json_response
 from mesoslite.messages.mesos import ID, FrameworkInfo
-from mesoslite.scheduler import Driver, DriverAborted
+from mesoslite.scheduler import Driver
 from mesoslite.store.db import sqlite_url
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class BatchConfig:
     role: str = "*"
     user: str = field(default_factory=getpass.getuser)
     failover_timeout: float = WEEK  # how long the master keeps our tasks while we are down
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    settings: BatchSettings = field(default_factory=BatchSettings)
     driver_backoff_max: float = 5.0
     driver_options: dict[str, Any] = field(default_factory=dict)  # authorization, TLS
     auth: Auth | None = None  # who may call the API (None: anyone; loopback only)
@@ -70,24 +71,40 @@ class BatchServer:
         self.clock = clock or SystemClock()
         self.store = BatchStore(config.store_url or sqlite_url(config.work_dir / "batch.db"))
         self.events = SseBroadcaster()
-        self.state = BatchState(Journal(self.store), self.events.publish)
-        self.scheduler = BatchScheduler(self.state, self.clock, config.scheduler)
-        self.driver: Driver | None = None
+        self.state = BatchState()
+        self.workload = BatchWorkload(self.state, config.settings)
+        self.runner: FrameworkRunner | None = None
+        self.observer: BatchObserver | None = None
         self.url = ""
         self._runner: web.AppRunner | None = None
-        self._driver_task: asyncio.Task[None] | None = None
-        self._stopping = False
 
     @property
     def master_url(self) -> str:
         return self.config.masters[0]
 
     @property
+    def driver(self) -> Driver | None:
+        return self.runner.driver if self.runner is not None else None
+
+    @property
+    def core(self) -> FrameworkCore:
+        """The offer cycle's state (held offers, suppression); after ``start``."""
+        assert self.runner is not None, "the batch framework has not started"
+        return self.runner.core
+
+    @property
     def subscribed(self) -> bool:
         return self.driver is not None and self.driver.subscribed
 
     def kick(self) -> None:
-        self.scheduler.kick()
+        if self.runner is not None:
+            self.runner.kick()
+
+    async def commit(self) -> None:
+        """Return once every change made so far is durable (then plan again)."""
+        if self.runner is not None:
+            await self.runner.commit()
+            self.runner.kick()
 
     async def start(self) -> str:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +113,13 @@ class BatchServer:
         self.state.load(jobs, active)
         log.info("batch: %d jobs, %d active runs, framework id %s", len(jobs), len(active),
                  fid or "(new)")
+        self.workload.settings = settings = self.config.settings
+        self.runner = FrameworkRunner(
+            self.workload, self._framework_info, self.config.masters,
+            journal=self.state.journal, store=self.store, settings=settings.kit(),
+            clock=self.clock, tick_s=settings.tick, on_commit=self._publish,
+            driver_options={"backoff_max": self.config.driver_backoff_max,
+                            **self.config.driver_options})
         app = build_app(self)
         app.router.add_get("/openapi.json", _openapi)
         self._runner = web.AppRunner(app, access_log=None)
@@ -106,9 +130,15 @@ class BatchServer:
         port = self._runner.addresses[0][1]
         scheme = "https" if self.config.ssl_context else "http"
         self.url = f"{scheme}://{self.config.host}:{port}"
-        self.scheduler.start()
-        self._driver_task = asyncio.create_task(self._run_driver(), name="batch-driver")
+        await self.runner.start()
         return self.url
+
+    def _publish(self, notes: list[Any]) -> None:
+        """Events noted with a generation of writes, once it is durable."""
+        for event_type, payload in notes:
+            self.events.publish(event_type, payload)
+            if self.observer is not None:
+                self.observer.notice(event_type, payload)
 
     def _load(self) -> tuple[str | None, list[Doc], list[tuple[Doc, list[Doc]]]]:
         return (self.store.get_meta("framework_id"), self.store.load_jobs(),
@@ -121,41 +151,16 @@ class BatchServer:
                              failover_timeout=self.config.failover_timeout,
                              role=self.config.role, webui_url=self.url or None)
 
-    async def _run_driver(self) -> None:
-        """Keep a subscription; start afresh if the master removed our framework id."""
-        while not self._stopping:
-            self.driver = Driver(self.scheduler, self._framework_info(), self.config.masters,
-                                 implicit_acknowledgements=False,
-                                 backoff_max=self.config.driver_backoff_max,
-                                 **self.config.driver_options)
-            try:
-                await self.driver.run()
-                return
-            except DriverAborted as exc:
-                log.error("batch framework aborted by the master: %s", exc)
-                if "removed" in str(exc).lower():
-                    self.state.framework_id = None
-                    self.state.journal.put_meta("framework_id", "")
-                    await self.state.journal.flush()
-            except Exception:  # keep the framework alive; the next attempt may work
-                log.exception("batch driver failed")
-            await asyncio.sleep(1.0)
-
     async def stop(self) -> None:
         """Stop serving and unsubscribe (the master keeps our tasks running until the
         failover timeout, so a restart adopts them)."""
-        self._stopping = True
-        if self.driver is not None:
-            self.driver.stop()
-        if self._driver_task is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._driver_task, 10)
-        await self.scheduler.stop()
+        if self.runner is not None:
+            await self.runner.stop()  # the last changes are made durable first
+        else:
+            await asyncio.to_thread(self.store.close)
         await self.events.close()
         if self._runner is not None:
             await self._runner.cleanup()
-        await self.state.journal.flush()
-        await asyncio.to_thread(self.store.close)
 
 
 async def _openapi(request: web.Request) -> web.Response:

@@ -2,10 +2,10 @@
 
 ``BatchState`` is the only code that changes jobs, runs and attempts.  Each change is
 applied in memory synchronously (so callers keep the event loop's atomicity between
-awaits), recorded in the ``Journal`` (the durable mirror) and published as an event
-(``emit(type, payload)``: the SSE stream).  It decides nothing itself: plans come
-from ``reconcile.plan``, cron decisions from ``cron.decide``; this module applies
-them.  Active runs live in memory; finished ones stay for a while (``keep_finished``)
+awaits), recorded in the framework kit's ``Journal`` (the durable mirror) and
+announced as an event (``emit(type, payload)``: the SSE stream, once the change is
+durable).  It decides nothing itself: plans come from ``reconcile.plan``, cron
+decisions from ``cron.decide``; this module applies them.  Active runs live in memory; finished ones stay for a while (``keep_finished``)
 and are otherwise read from the store.
 """
 
@@ -16,9 +16,9 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from frameworks.batch import cron
 from frameworks.batch.model import JobSpec, parse_job
@@ -31,11 +31,18 @@ from frameworks.batch.records import (
     StepState,
     attempt_id,
 )
-from frameworks.batch.store import Journal
+from frameworks.batch.store import ATTEMPTS, JOBS, META, RUNS, batch_journal
+from mesoslite.framework import Journal
 
 log = logging.getLogger(__name__)
-Emit = Callable[[str, dict[str, Any]], None]
 MAX_SKIPS_KEPT = 20
+
+
+class StateObserver(Protocol):
+    """Told of what the state does (metrics); must not change it."""
+
+    def launched(self, run: Run, attempts: list[Attempt]) -> None:
+        """``attempts`` were just recorded for launch."""
 
 
 @dataclass
@@ -65,9 +72,10 @@ def new_run_id(job_id: str, now: float) -> str:
 
 
 class BatchState:
-    def __init__(self, journal: Journal, emit: Emit, keep_finished: int = 500) -> None:
-        self.journal = journal
-        self.emit = emit
+    def __init__(self, journal: Journal | None = None, keep_finished: int = 500,
+                 observer: StateObserver | None = None) -> None:
+        self.journal = journal or batch_journal()
+        self.observer = observer
         self.keep_finished = keep_finished
         self.jobs: dict[str, JobRecord] = {}
         self.runs: dict[str, Run] = {}  # active runs and recently finished ones
@@ -76,6 +84,14 @@ class BatchState:
         self.plans: dict[str, Plan] = {}  # latest plan of each active run
         self.dirty: set[str] = set()
         self.framework_id: str | None = None
+
+    def emit(self, event_type: str, payload: dict[str, Any]) -> None:
+        """Announce an event once the changes made so far are durable."""
+        self.journal.note((event_type, payload))
+
+    def set_framework_id(self, framework_id: str | None) -> None:
+        self.framework_id = framework_id
+        self.journal.put(META, "framework_id", ("framework_id", framework_id or ""))
 
     # ------------------------------------------------------------ loading
 
@@ -104,13 +120,13 @@ class BatchState:
         record = JobRecord(spec, old.created_at if old else now, now, cursors,
                            old.skips if old else [])
         self.jobs[spec.id] = record
-        self.journal.put_job(spec.id, record.to_json())
+        self.journal.put(JOBS, spec.id, record)
         self.emit("job_updated" if old else "job_created", {"job": spec.id})
         return record, old is None
 
     def delete_job(self, job_id: str) -> None:
         self.jobs.pop(job_id, None)
-        self.journal.delete_job(job_id)
+        self.journal.delete(JOBS, job_id)
         self.emit("job_deleted", {"job": job_id})
 
     # ------------------------------------------------------------ runs
@@ -129,7 +145,7 @@ class BatchState:
                                                  f"reused from run {rerun_of.id}", True)
         self._remember(run)
         self.dirty.add(run.id)
-        self.journal.put_run(run.to_json())
+        self.journal.put(RUNS, run.id, run)
         self.emit("run_started", {"run": run.id, "job": spec.id, "trigger": trigger})
         return run
 
@@ -139,7 +155,7 @@ class BatchState:
             return False
         run.cancel_requested, run.cancel_message = True, message
         self.dirty.add(run.id)
-        self.journal.put_run(run.to_json())
+        self.journal.put(RUNS, run.id, run)
         self.emit("run_cancelling", {"run": run.id, "message": message})
         return True
 
@@ -156,7 +172,8 @@ class BatchState:
     def record_launch(self, unit: Unit, agents: dict[int, tuple[str, str]], now: float
                       ) -> list[Attempt]:
         """LAUNCHING attempts for ``unit``, one per index, on ``agents[index]`` =
-        (agent id, hostname).  The caller must flush the journal before launching."""
+        (agent id, hostname).  They are durable before any ACCEPT goes out (the kit
+        commits the journal before it sends)."""
         run = self.runs[unit.run_id]
         out = []
         for index in unit.indices:
@@ -167,9 +184,11 @@ class BatchState:
                 raise ValueError(f"attempt {a.id} exists already")
             run.attempts[a.id] = a
             self.owner[a.id] = run.id
-            self.journal.put_attempt(a.to_json())
+            self.journal.put(ATTEMPTS, a.id, a)
             out.append(a)
         self.dirty.add(run.id)
+        if self.observer is not None:
+            self.observer.launched(run, out)
         return out
 
     def apply_status(self, aid: str, mesos_state: str, message: str, now: float
@@ -205,7 +224,7 @@ class BatchState:
     def _put_attempt(self, run: Run, a: Attempt) -> None:
         old = run.attempts.get(a.id)
         run.attempts[a.id] = a
-        self.journal.put_attempt(a.to_json())
+        self.journal.put(ATTEMPTS, a.id, a)
         self.dirty.add(run.id)
         if old is None or old.state != a.state:
             self.emit("attempt_updated", {"run": run.id, "attempt": a.id, "step": a.step,
@@ -251,7 +270,7 @@ class BatchState:
                                        "state": run.state.value, "message": run.message})
             self._retire(run)
         if p.steps or p.run_state is not None:
-            self.journal.put_run(run.to_json())
+            self.journal.put(RUNS, run.id, run)
 
     def _retire(self, run: Run) -> None:
         self.finished[run.id] = None
@@ -292,7 +311,7 @@ class BatchState:
                     started.append(self.start_run(job.spec, now, f"schedule:{sched.id}",
                                                   decision.start))
                 job.cursors[sched.id] = decision.cursor
-                self.journal.put_job(job.spec.id, job.to_json())
+                self.journal.put(JOBS, job.spec.id, job)
         return started
 
     def _note_skip(self, job: JobRecord, schedule_id: str, when: float, why: str) -> None:

@@ -15,8 +15,9 @@ from frameworks.batch import cron
 from frameworks.batch.records import Attempt, AttemptState, Run, StepState, attempt_id
 
 if TYPE_CHECKING:
-    from frameworks.batch.scheduler import BatchScheduler
     from frameworks.batch.state import BatchState, JobRecord
+    from frameworks.batch.workload import BatchWorkload
+    from mesoslite.framework import FrameworkCore
 
 
 def job_json(record: JobRecord, active: list[Run], now: float) -> dict[str, Any]:
@@ -117,16 +118,19 @@ def run_summary(doc: dict[str, Any]) -> dict[str, Any]:
                                     "created_at", "finished_at", "message", "rerun_of")}
 
 
-def queue_json(state: BatchState, scheduler: BatchScheduler, now: float) -> dict[str, Any]:
+def queue_json(state: BatchState, workload: BatchWorkload, core: FrameworkCore, now: float
+               ) -> dict[str, Any]:
     """Every task that has not started, and why (see docs/batch.md, "The queue")."""
     entries: list[dict[str, Any]] = []
-    shares = scheduler.user_shares()
-    for position, w in enumerate(scheduler.queue_order, 1):
+    shares = workload.user_shares()
+    unplaced = ("being placed" if core.held
+                else "no offers held: waiting for the master to offer resources")
+    for position, w in enumerate(workload.queue_order, 1):
         run, unit = w.payload
         if run.state.terminal or _launched(run, unit):
             continue  # launched since the pass that ordered it
-        entries.append(_unit_entry(run, unit, "ready", scheduler.queue_reasons.get(
-            w.key, "being placed"), position, shares))
+        entries.append(_unit_entry(run, unit, "ready", workload.queue_reasons.get(
+            w.key, unplaced), position, shares))
     for run_id, plan in state.plans.items():
         run = state.runs[run_id]
         for unit, ready_at in plan.backoff:
@@ -136,9 +140,9 @@ def queue_json(state: BatchState, scheduler: BatchScheduler, now: float) -> dict
                            {"ready_at": ready_at})
         entries.extend(_held_back(run, plan))
     return {"queue": entries, "shares": shares,
-            "offers": {"held": len(scheduler.held),
-                       "agents": len({h.offer.agent_id.value for h in scheduler.held.values()})},
-            "suppressed": scheduler.suppressed}
+            "offers": {"held": len(core.held),
+                       "agents": len({h.offer.agent_id.value for h in core.held.values()})},
+            "suppressed": core.suppressed}
 
 
 def _launched(run: Run, unit: Any) -> bool:

@@ -117,19 +117,22 @@ class ServicesObserver:
 
     # ---------------------------------------------------------------- events
 
-    def notice(self, event_type: str, payload: Any) -> None:
+    def notice(self, event_type: str, payload: Any, subject: Any = None) -> None:
         """``observe``, never failing: metrics must never break the event stream."""
         try:
-            self.observe(event_type, payload)
+            self.observe(event_type, payload, subject)
         except Exception:
             log.exception("services metrics: cannot observe %s", event_type)
 
-    def observe(self, event_type: str, payload: Any) -> None:
+    def observe(self, event_type: str, payload: Any, subject: Any = None) -> None:
+        """A durable event; ``subject``: the ``Deployment`` a ``deployment_info`` is about
+        (it may have ended by the time its event is published)."""
         if not isinstance(payload, dict):
             return
         if event_type == "deployment_info":
             plan = payload.get("plan") or {}
-            d = self.state.deployments.get(plan.get("id"))
+            d = subject if isinstance(subject, Deployment) else self.state.deployments.get(
+                plan.get("id"))
             if d is None or d.id in self.known:
                 return
             self.known[d.id] = d

@@ -64,7 +64,8 @@ def _start(state: ServicesState, app: App, kind: str, previous: App | None, now:
     )
     state.put_deployment(d)
     state.emit("deployment_info", {"plan": plan_json(d),
-                                   "currentStep": deployment_json(d)["steps"][-1]}, now)
+                                   "currentStep": deployment_json(d)["steps"][-1]}, now,
+               subject=d)
     return d
 
 
@@ -164,7 +165,8 @@ def delete_app(state: ServicesState, app_id: str, now: float, force: bool = Fals
                    kind="stop", started_at=now, previous=encode_app(current))
     state.put_deployment(d)
     state.emit("deployment_info", {"plan": plan_json(d),
-                                   "currentStep": deployment_json(d)["steps"][-1]}, now)
+                                   "currentStep": deployment_json(d)["steps"][-1]}, now,
+               subject=d)
     return d
 
 

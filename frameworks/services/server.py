@@ -142,10 +142,10 @@ class ServicesServer:
 
     def _publish(self, notes: list[Any]) -> None:
         """Events noted with a generation of writes, once it is durable."""
-        for event_type, payload in notes:
+        for event_type, payload, subject in notes:
             self.bus.publish(event_type, payload)
             if self.observer is not None:
-                self.observer.notice(event_type, payload)
+                self.observer.notice(event_type, payload, subject)
         self.discovery.refresh()  # after every commit: endpoints, their events, DNS
 
     async def _probe_loop(self) -> None:

@@ -184,10 +184,12 @@ class ServicesState:
         self.framework_id = framework_id
         self.journal.put(META, "framework_id", ("framework_id", framework_id or ""))
 
-    def emit(self, event_type: str, payload: dict[str, Any], now: float) -> None:
-        """Announce an event once the changes made so far are durable."""
+    def emit(self, event_type: str, payload: dict[str, Any], now: float,
+             subject: Any = None) -> None:
+        """Announce an event once the changes made so far are durable; ``subject`` (the
+        record it is about) goes to the observers with it, not onto the stream."""
         self.journal.note((event_type, {"eventType": event_type,
-                                        "timestamp": timestamp(now), **payload}))
+                                        "timestamp": timestamp(now), **payload}, subject))
 
     # ---------------------------------------------------------------- status updates
 

@@ -100,8 +100,8 @@ def server(master: str, host: str, port: int, work_dir: Path, store_url: str | N
     A master that requires authentication is reached with MESOSLITE_TOKEN, or
     MESOSLITE_PRINCIPAL and MESOSLITE_SECRET (and MESOSLITE_CA_FILE for a private CA).
     """
-    from frameworks.batch.scheduler import SchedulerConfig
     from frameworks.batch.server import BatchConfig, BatchServer
+    from frameworks.batch.workload import BatchSettings
     from mesoslite.cli.client import driver_security
 
     ssl_context, auth = build_security(host, credentials, acls, tls_cert, tls_key, insecure)
@@ -109,7 +109,7 @@ def server(master: str, host: str, port: int, work_dir: Path, store_url: str | N
     config = BatchConfig(masters=[m.strip() for m in master.split(",") if m.strip()],
                          work_dir=work_dir.expanduser(), host=host, port=port,
                          store_url=store_url, name=name,
-                         scheduler=SchedulerConfig(reconcile_interval=reconcile_interval),
+                         settings=BatchSettings(reconcile_interval=reconcile_interval),
                          driver_options=driver_security(), auth=auth, ssl_context=ssl_context)
     try:
         srv = BatchServer(config)

@@ -172,6 +172,11 @@ class FrameworkCore:
     def round_in_flight(self) -> bool:
         return self._round is not None
 
+    @property
+    def suppressed(self) -> bool:
+        """Whether the last word to the master on offers was SUPPRESS."""
+        return self._suppressed
+
     # ------------------------------------------------------------ subscription
 
     def _subscribed(self, event: Event, now: float) -> list[Instruction]:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from frameworks.batch.scheduler import SchedulerConfig
 from frameworks.batch.server import BatchConfig, BatchServer
+from frameworks.batch.workload import BatchSettings
 from mesoslite.clock import Clock
 from mesoslite.resources import Resources
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
@@ -29,10 +29,10 @@ AGENT_RESOURCES = Resources.parse("cpus:2;mem:1024;disk:1024;ports:[27000-27899]
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
-def fast_scheduler(**overrides: Any) -> SchedulerConfig:
-    config = SchedulerConfig(placement_time_limit=0.2, offer_hold_s=0.3, decline_refuse_s=0.2,
-                             idle_refuse_s=1.0, reconcile_interval=2.0, launching_grace=1.0,
-                             tick=0.1, coalesce=0.01)
+def fast_scheduler(**overrides: Any) -> BatchSettings:
+    config = BatchSettings(placement_time_limit=0.2, offer_hold_s=0.3, decline_refuse_s=0.2,
+                           idle_refuse_s=1.0, reconcile_interval=2.0, launching_grace=1.0,
+                           tick=0.1)
     for key, value in overrides.items():
         setattr(config, key, value)
     return config
@@ -60,7 +60,7 @@ class BatchEnv:
                      work_dir: Path | None = None, **sched: Any) -> BatchServer:
         config = BatchConfig(masters=[cluster.master_url],
                              work_dir=work_dir or self.tmp / f"batch{len(self.servers)}",
-                             port=0, scheduler=fast_scheduler(**sched), driver_backoff_max=0.5)
+                             port=0, settings=fast_scheduler(**sched), driver_backoff_max=0.5)
         server = BatchServer(config, clock=clock)
         self.servers.append(server)
         await server.start()

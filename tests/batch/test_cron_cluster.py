@@ -116,6 +116,6 @@ async def test_missed_runs_while_down_start_once_not_in_a_burst(batch_env, tmp_p
     assert await scheduled_runs(server, "strict") == []
     # Nothing else fires until the next fire time.
     for _ in range(3):
-        passes = server.scheduler.passes
-        await wait_for(lambda p=passes: server.scheduler.passes > p + 2, 10)
+        passes = server.workload.passes
+        await wait_for(lambda p=passes: server.workload.passes > p + 2, 10)
         assert len(await scheduled_runs(server, "every5")) == 1

@@ -68,7 +68,7 @@ async def test_gang_starts_all_or_nothing(batch_env, tmp_path):
     assert entry["gang"] and entry["tasks"] == [0, 1, 2, 3]
     for _ in range(5):  # stays so over several passes
         assert attempts_of(await get_run(server, gang["id"])) == []
-        await wait_for(lambda: server.scheduler.passes > 0, 5)
+        await wait_for(lambda: server.workload.passes > 0, 5)
     go.touch()
     done = await wait_run(server, gang["id"])
     assert done["state"] == "SUCCEEDED"

@@ -103,20 +103,26 @@ async def test_attempt_recorded_but_never_sent_is_replaced_not_repeated(batch_en
     """A crash between recording an attempt and sending its ACCEPT: after the restart
     the master does not know the attempt, so it is marked LOST (it never ran) and a
     new attempt with a new id runs instead; the old id is never launched."""
-    from frameworks.batch.scheduler import BatchScheduler
+    from mesoslite.framework.instructions import Accept
+    from mesoslite.framework.runner import FrameworkRunner
 
     cluster = await batch_env.cluster()
     work = tmp_path / "state"
+    crashed = []
+    real_send = FrameworkRunner._send
 
-    async def crash_before_accept(self, driver, launches, groups):
-        self.crashed = True  # the process "dies" here: the attempts are committed
+    async def crash_before_accept(self, call):
+        if isinstance(call, Accept):
+            crashed.append(call)  # the process "dies" here: the attempts are committed
+            return
+        await real_send(self, call)
 
-    monkeypatch.setattr(BatchScheduler, "_accept", crash_before_accept)
+    monkeypatch.setattr(FrameworkRunner, "_send", crash_before_accept)
     server = await batch_env.server(cluster, work_dir=work)
     log = tmp_path / "attempts.log"
     run = await submit(server, {"id": "never-sent",
                                 "command": f'echo "$BATCH_ATTEMPT_ID" >> {log}'})
-    await wait_for(lambda: getattr(server.scheduler, "crashed", False), 20)
+    await wait_for(lambda: crashed, 20, message="the ACCEPT the process dies before")
     recorded = await get_run(server, run["id"])
     [first] = recorded["attempts"]
     assert first["state"] == "LAUNCHING"
@@ -144,7 +150,7 @@ async def test_postgres_store_survives_a_restart(batch_env, tmp_path, pg_url):
 
     async def start() -> BatchServer:
         config = BatchConfig(masters=[cluster.master_url], work_dir=tmp_path / "pg",
-                             port=0, store_url=pg_url, scheduler=fast_scheduler(),
+                             port=0, store_url=pg_url, settings=fast_scheduler(),
                              driver_backoff_max=0.5)
         server = BatchServer(config)
         batch_env.servers.append(server)

@@ -158,7 +158,7 @@ async def start_stack(tmp: Path, containerizers: list[str]) -> Stack:
     await wait_for(lambda: services.reconciled,
                    10, message="services subscribed")
     batch = BatchServer(BatchConfig(masters=[cluster.master_url], work_dir=tmp / "batch",
-                                    port=0, scheduler=fast_scheduler(),
+                                    port=0, settings=fast_scheduler(),
                                     driver_backoff_max=0.5))
     await batch.start()
     await wait_for(lambda: batch.subscribed, 10, message="batch subscribed")

@@ -30,7 +30,7 @@ def docker_app(app_id: str, cmd: str, volumes: list[dict[str, Any]]) -> dict[str
 
 async def batch_server(c: Cluster, work_dir: Path) -> BatchServer:
     server = BatchServer(BatchConfig(masters=[c.master_url], work_dir=work_dir, port=0,
-                                     scheduler=fast_scheduler(), driver_backoff_max=0.5))
+                                     settings=fast_scheduler(), driver_backoff_max=0.5))
     await server.start()
     await wait_for(lambda: server.subscribed, 10, message="batch framework subscribed")
     return server

@@ -95,9 +95,8 @@ async def host_frameworks(cluster: LocalCluster | str, work_dir: Path,
     batch = hosted_batch(master_url, work_dir, port=0)
     # offers are held for a while when work waits, so a step no agent can hold keeps
     # its placement reason ("needs ... the offers held have ...") between page reads
-    batch.config.scheduler = fast_scheduler(offer_hold_s=5.0)
+    batch.config.settings = fast_scheduler(offer_hold_s=5.0)
     batch.config.driver_backoff_max = 0.5
-    batch.scheduler.config = batch.config.scheduler
     for framework in (services, batch):
         framework.config.driver_options = dict(driver_options or {})
         framework.config.auth = auth
