@@ -84,7 +84,7 @@ class Api:
     async def info(self, request: web.Request) -> web.Response:
         return json_response({"name": self.server.config.name,
                               "master": self.server.master_url,
-                              "framework_id": self.state.framework_id,
+                              "framework_id": self.server.framework_id,
                               "subscribed": self.server.subscribed,
                               "store": self.server.store.describe()})
 

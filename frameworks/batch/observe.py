@@ -132,7 +132,7 @@ class BatchObserver:
     async def root(self, request: web.Request) -> web.Response:
         """``GET /``: to the master's dashboard page for this framework."""
         master = (self.server.config.masters or [""])[0].rstrip("/")
-        fid = self.state.framework_id
+        fid = self.server.framework_id
         raise web.HTTPTemporaryRedirect(f"{master}/#/x/batch/{fid}" if fid else f"{master}/#/")
 
 

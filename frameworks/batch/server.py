@@ -35,7 +35,7 @@ from mesoslite.auth import Auth
 from mesoslite.clock import Clock, SystemClock
 from mesoslite.framework import FrameworkCore, FrameworkRunner
 from mesoslite.httpapi import json_response
-from mesoslite.messages.mesos import ID, FrameworkInfo
+from mesoslite.messages.mesos import FrameworkInfo
 from mesoslite.scheduler import Driver
 from mesoslite.store.db import sqlite_url
 
@@ -93,6 +93,10 @@ class BatchServer:
         return self.runner.core
 
     @property
+    def framework_id(self) -> str | None:
+        return self.runner.framework_id if self.runner is not None else None
+
+    @property
     def subscribed(self) -> bool:
         return self.driver is not None and self.driver.subscribed
 
@@ -109,7 +113,6 @@ class BatchServer:
     async def start(self) -> str:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         fid, jobs, active = await asyncio.to_thread(self._load)
-        self.state.framework_id = fid or None
         self.state.load(jobs, active)
         log.info("batch: %d jobs, %d active runs, framework id %s", len(jobs), len(active),
                  fid or "(new)")
@@ -119,7 +122,7 @@ class BatchServer:
             journal=self.state.journal, store=self.store, settings=settings.kit(),
             clock=self.clock, tick_s=settings.tick, on_commit=self._publish,
             driver_options={"backoff_max": self.config.driver_backoff_max,
-                            **self.config.driver_options})
+                            **self.config.driver_options}, framework_id=fid or None)
         app = build_app(self)
         app.router.add_get("/openapi.json", _openapi)
         self._runner = web.AppRunner(app, access_log=None)
@@ -145,9 +148,8 @@ class BatchServer:
                 self.store.load_active_runs())
 
     def _framework_info(self) -> FrameworkInfo:
-        fid = self.state.framework_id
+        """What the framework subscribes with (the runner adds the id)."""
         return FrameworkInfo(user=self.config.user, name=self.config.name,
-                             id=ID(value=fid) if fid else None,
                              failover_timeout=self.config.failover_timeout,
                              role=self.config.role, webui_url=self.url or None)
 

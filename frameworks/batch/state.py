@@ -31,7 +31,7 @@ from frameworks.batch.records import (
     StepState,
     attempt_id,
 )
-from frameworks.batch.store import ATTEMPTS, JOBS, META, RUNS, batch_journal
+from frameworks.batch.store import ATTEMPTS, JOBS, RUNS, batch_journal
 from mesoslite.framework import Journal
 
 log = logging.getLogger(__name__)
@@ -83,15 +83,10 @@ class BatchState:
         self.owner: dict[str, str] = {}  # attempt id -> run id (runs in memory)
         self.plans: dict[str, Plan] = {}  # latest plan of each active run
         self.dirty: set[str] = set()
-        self.framework_id: str | None = None
 
     def emit(self, event_type: str, payload: dict[str, Any]) -> None:
         """Announce an event once the changes made so far are durable."""
         self.journal.note((event_type, payload))
-
-    def set_framework_id(self, framework_id: str | None) -> None:
-        self.framework_id = framework_id
-        self.journal.put(META, "framework_id", ("framework_id", framework_id or ""))
 
     # ------------------------------------------------------------ loading
 

@@ -55,11 +55,10 @@ def batch_journal() -> Journal:
     """A journal for these tables: jobs are ``JobRecord``s, runs ``Run``s (without their
     attempts), attempts ``Attempt``s, meta ``(key, value)`` pairs."""
     return Journal({
-        META: lambda item: {"key": item[0], "value": item[1]},
         JOBS: lambda job: {"id": job.spec.id, "data": to_json(job.to_json())},
         RUNS: _run_row,
         ATTEMPTS: lambda a: {"id": a.id, "run_id": a.run_id, "data": to_json(a.to_json())},
-    })
+    }, meta_table=META)
 
 
 class BatchStore(DocumentStore):

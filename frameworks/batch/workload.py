@@ -87,15 +87,6 @@ class BatchWorkload(Workload):
         self.queue_order: list[Waiting] = []
         self.passes = 0
 
-    # ------------------------------------------------------------ identity
-
-    @property
-    def framework_id(self) -> str | None:  # type: ignore[override]
-        return self.state.framework_id
-
-    def set_framework_id(self, framework_id: str | None) -> None:
-        self.state.set_framework_id(framework_id)
-
     def known_tasks(self) -> Iterable[tuple[str, str | None]]:
         return [(a.id, a.agent_id) for run in self.state.active_runs()
                 for a in run.attempts.values() if a.state.active]

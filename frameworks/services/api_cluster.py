@@ -113,7 +113,7 @@ class ClusterApi:
         return web.Response(status=204)
 
     async def info(self, request: web.Request) -> web.Response:
-        return json_response({**self.ctx.info, "frameworkId": self.ctx.state.framework_id})
+        return json_response({**self.ctx.info, "frameworkId": self.ctx.runner.framework_id})
 
     async def leader(self, request: web.Request) -> web.Response:
         return json_response({"leader": self.ctx.info["leader"]})

@@ -171,7 +171,7 @@ class Autoscaler:
 
     def _ingest(self, usage: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """This framework's fresh task samples by task id; volumes' disk use kept."""
-        framework_id = self.ctx.state.framework_id
+        framework_id = self.ctx.runner.framework_id
         oldest = self.wall() - self.settings.stale_s
         samples: dict[str, dict[str, Any]] = {}
         disk: dict[str, dict[str, Any]] = {}

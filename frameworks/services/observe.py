@@ -202,7 +202,7 @@ class ServicesObserver:
     async def root(self, request: web.Request) -> web.Response:
         """``GET /``: to the master's dashboard page for this framework."""
         raise web.HTTPTemporaryRedirect(dashboard_url(
-            self.server.config.masters, "services", self.state.framework_id))
+            self.server.config.masters, "services", self.server.framework_id))
 
 
 def dashboard_url(masters: list[str], plugin: str, framework_id: str | None) -> str:

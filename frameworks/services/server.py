@@ -41,7 +41,7 @@ from mesoslite.auth import Auth, api_guard
 from mesoslite.clock import Clock, SystemClock
 from mesoslite.framework import FrameworkRunner
 from mesoslite.httpapi import json_response, make_app
-from mesoslite.messages.mesos import ID, CapabilityType, FrameworkCapability, FrameworkInfo
+from mesoslite.messages.mesos import CapabilityType, FrameworkCapability, FrameworkInfo
 from mesoslite.scheduler import Driver
 from mesoslite.store.db import sqlite_url
 
@@ -107,6 +107,10 @@ class ServicesServer:
         return self.runner.driver if self.runner is not None else None
 
     @property
+    def framework_id(self) -> str | None:
+        return self.runner.framework_id if self.runner is not None else None
+
+    @property
     def reconciled(self) -> bool:
         """Subscribed, and the master has answered for every task the framework knows."""
         return self.runner is not None and self.runner.core.reconciled
@@ -119,12 +123,13 @@ class ServicesServer:
         self.store = await asyncio.to_thread(ServicesStore, self.store_url)
         snapshot = await asyncio.to_thread(self.store.load)
         self.state.load(snapshot.apps, snapshot.versions, snapshot.deployments,
-                        snapshot.tasks, snapshot.meta, snapshot.reservations)
+                        snapshot.tasks, snapshot.reservations)
         self.runner = FrameworkRunner(
             self.workload, self._framework_info, config.masters, journal=self.state.journal,
             store=self.store, settings=config.settings.kit(), clock=self.clock,
             tick_s=config.settings.tick_s, on_commit=self._publish,
-            driver_options=config.driver_options, backoff=self.workload.backoff)
+            driver_options=config.driver_options, backoff=self.workload.backoff,
+            framework_id=snapshot.meta.get("framework_id") or None)
         ctx = ApiContext(self.workload, self.runner, self.readiness, self.bus,
                          self._info(f"{config.host}:{config.port}"), role=config.role)
         self.autoscaler = Autoscaler(ctx, config.autoscale, MasterUsage(
@@ -214,9 +219,9 @@ class ServicesServer:
         }
 
     def _framework_info(self) -> FrameworkInfo:
-        fid = self.state.framework_id
+        """What the framework subscribes with (the runner adds the id)."""
         return FrameworkInfo(
-            user=getpass.getuser(), name=self.config.name, id=ID(fid) if fid else None,
+            user=getpass.getuser(), name=self.config.name,
             failover_timeout=self.config.failover_timeout, checkpoint=True,
             role=self.config.role, hostname=socket.gethostname(), webui_url=self.url,
             principal=self.config.principal,

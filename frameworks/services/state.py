@@ -21,7 +21,6 @@ from frameworks.services.model import App, decode_app, timestamp
 from frameworks.services.store import (
     APPS,
     DEPLOYMENTS,
-    META,
     RESERVATIONS,
     TASKS,
     VERSIONS,
@@ -74,14 +73,13 @@ class ServicesState:
         self.deployments: dict[str, Deployment] = {}
         self.tasks: dict[str, TaskRecord] = {}
         self.reservations: dict[str, Reservation] = {}  # persistent volumes (volumes.py)
-        self.framework_id: str | None = None
         self.last_failure: dict[str, dict[str, Any]] = {}
 
     # ---------------------------------------------------------------- loading
 
     def load(self, apps: Iterable[App], versions: Iterable[App],
              deployments: Iterable[Deployment], tasks: Iterable[TaskRecord],
-             meta: dict[str, str], reservations: Iterable[Reservation] = ()) -> None:
+             reservations: Iterable[Reservation] = ()) -> None:
         """Restore from the store (no changes recorded)."""
         self.reservations.update({r.id: r for r in reservations})
         for app in apps:
@@ -96,7 +94,6 @@ class ServicesState:
                     decode_app(d.previous), instances=0)
         for task in tasks:
             self.tasks[task.id] = task
-        self.framework_id = meta.get("framework_id") or None
 
     # ---------------------------------------------------------------- queries
 
@@ -179,10 +176,6 @@ class ServicesState:
     def drop_reservation(self, reservation_id: str) -> None:
         if self.reservations.pop(reservation_id, None) is not None:
             self.journal.delete(RESERVATIONS, reservation_id)
-
-    def set_framework_id(self, framework_id: str | None) -> None:
-        self.framework_id = framework_id
-        self.journal.put(META, "framework_id", ("framework_id", framework_id or ""))
 
     def emit(self, event_type: str, payload: dict[str, Any], now: float,
              subject: Any = None) -> None:

@@ -57,7 +57,6 @@ reservations_table = Table(RESERVATIONS, metadata,
 def services_journal() -> Journal:
     """A journal for these tables (what each put value becomes as a row)."""
     return Journal({
-        META: lambda item: {"key": item[0], "value": item[1]},
         APPS: lambda app: {"id": app.id, "data": to_json(encode_app(app))},
         VERSIONS: lambda app: {"app_id": app.id, "version": app.version,
                                "data": to_json(encode_app(app))},
@@ -65,7 +64,7 @@ def services_journal() -> Journal:
         TASKS: lambda t: {"id": t.id, "app_id": t.app_id, "data": to_json(msgspec.to_builtins(t))},
         RESERVATIONS: lambda r: {"id": r.id, "app_id": r.app_id,
                                  "data": to_json(msgspec.to_builtins(r))},
-    })
+    }, meta_table=META)
 
 
 @dataclass

@@ -91,15 +91,6 @@ class ServicesWorkload(Workload):
         self._kill_sent: dict[str, float] = {}
         self._warned_role = False
 
-    # ------------------------------------------------------------ identity
-
-    @property
-    def framework_id(self) -> str | None:  # type: ignore[override]
-        return self.state.framework_id
-
-    def set_framework_id(self, framework_id: str | None) -> None:
-        self.state.set_framework_id(framework_id)
-
     def known_tasks(self) -> Iterable[tuple[str, str | None]]:
         return [(t.id, t.agent_id) for t in self.state.tasks.values()]
 

@@ -5,8 +5,9 @@ no clock; what it decides comes back as instructions (``instructions.py``) for t
 runner to carry out.  What differs between frameworks (what should run, and the
 tasks that run it) comes from a ``Workload``; everything else is here, once:
 
-* **subscription**: the framework id (kept through the workload), a fresh start when
-  the master says the framework was removed, and the backoff between attempts;
+* **subscription**: the framework id (kept in the journal's meta table), a fresh
+  start when the master says the framework was removed, and the backoff between
+  attempts;
 * **reconciliation**: explicit (every task the workload knows) and implicit on every
   subscription and every ``reconcile_interval_s``; nothing is killed or launched
   until the master has answered for every known task (or ``reconcile_wait_s``
@@ -111,12 +112,15 @@ def empty_placement() -> Placement:
 
 class FrameworkCore:
     """See the module docstring.  ``rng`` jitters the re-subscription backoff;
-    ``backoff`` holds the launch delays (one the workload also reads, say)."""
+    ``backoff`` holds the launch delays (one the workload also reads, say);
+    ``framework_id`` is the id a restarted framework fails over with."""
 
     def __init__(self, workload: Workload, journal: Journal,
                  settings: KitSettings | None = None, rng: random.Random | None = None,
-                 backoff: LaunchBackoff | None = None) -> None:
+                 backoff: LaunchBackoff | None = None, framework_id: str | None = None
+                 ) -> None:
         self.workload = workload
+        self.framework_id = framework_id
         self.journal = journal
         self.settings = s = settings or KitSettings()
         self.backoff = backoff or LaunchBackoff()
@@ -181,8 +185,9 @@ class FrameworkCore:
 
     def _subscribed(self, event: Event, now: float) -> list[Instruction]:
         assert isinstance(event, Subscribed)
-        if event.framework_id != self.workload.framework_id:
-            self.workload.set_framework_id(event.framework_id)
+        if event.framework_id != self.framework_id:
+            self.framework_id = event.framework_id
+            self.journal.put_meta("framework_id", event.framework_id)
         self.subscribed, self.reconciled = True, False
         self._resubscribe.reset()
         known = self._known()
@@ -207,7 +212,8 @@ class FrameworkCore:
             # subscription registers afresh and reconciliation writes them off.
             log.error("the master removed the framework (%s); registering afresh",
                       event.message)
-            self.workload.set_framework_id(None)
+            self.framework_id = None
+            self.journal.put_meta("framework_id", "")
         return []
 
     def _lose_subscription(self) -> None:

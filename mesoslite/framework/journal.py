@@ -87,10 +87,16 @@ class _Generation:
 
 class Journal:
     """See the module docstring.  ``encoders`` maps each table name to the function
-    turning a value put there into its row (the columns the store writes)."""
+    turning a value put there into its row (the columns the store writes);
+    ``meta_table`` names a table of ``key``/``value`` text columns for ``put_meta``
+    (the framework id, say)."""
 
-    def __init__(self, encoders: Mapping[str, Encoder] | None = None) -> None:
+    def __init__(self, encoders: Mapping[str, Encoder] | None = None,
+                 meta_table: str | None = None) -> None:
         self.encoders = dict(encoders or {})
+        self.meta_table = meta_table
+        if meta_table is not None:
+            self.encoders[meta_table] = lambda item: {"key": item[0], "value": item[1]}
         self._open = _Generation()
         self._generation = 0  # the number of the generation being filled
         self._in_flight: int | None = None
@@ -108,6 +114,11 @@ class Journal:
         if table not in self.encoders:
             raise KeyError(f"no table {table!r} in this journal")
         self._open.values.setdefault(table, {})[_key(key)] = None
+
+    def put_meta(self, key: str, value: str) -> None:
+        """Write ``value`` under ``key`` in the meta table (none: nothing to keep)."""
+        if self.meta_table is not None:
+            self.put(self.meta_table, key, (key, value))
 
     def acknowledge_after_write(self, agent_id: str, task_id: str, uuid: bytes) -> None:
         """File the acknowledgement of an update just folded into the state: it is

@@ -82,8 +82,9 @@ COMMIT_RETRY_MAX = 5.0  # longest pause between attempts to write to a failing s
 class FrameworkRunner:
     """Runs ``workload`` against ``masters`` (see the module docstring).
 
-    ``framework_info`` is the FrameworkInfo to subscribe with (its id is taken from
-    ``workload.framework_id`` at every attempt), or a function building it.
+    ``framework_info`` is the FrameworkInfo to subscribe with, or a function building
+    it; its id is the core's at every attempt (``framework_id``: the one loaded from
+    the store's meta table, with which a restarted framework fails over).
     ``store`` None keeps the journal in memory only (a framework without durable
     state, like ``examples/frameworks/hello.py``).  ``on_commit`` is called with the
     notes of every generation once it is durable (events to publish, say).
@@ -97,13 +98,14 @@ class FrameworkRunner:
                  clock: Clock | None = None, tick_s: float = 0.5,
                  on_commit: Callable[[list[Any]], None] | None = None,
                  driver_options: dict[str, Any] | None = None,
-                 rng: random.Random | None = None, backoff: LaunchBackoff | None = None
-                 ) -> None:
+                 rng: random.Random | None = None, backoff: LaunchBackoff | None = None,
+                 framework_id: str | None = None) -> None:
         self.workload = workload
         self.journal = journal or Journal()
         self.store = store
         self.clock = clock or SystemClock()
-        self.core = FrameworkCore(workload, self.journal, settings, rng, backoff)
+        self.core = FrameworkCore(workload, self.journal, settings, rng, backoff,
+                                  framework_id)
         self.masters = masters
         self.tick_s = tick_s
         self.on_commit = on_commit
@@ -286,11 +288,15 @@ class FrameworkRunner:
 
     # ------------------------------------------------------------ the driver
 
+    @property
+    def framework_id(self) -> str | None:
+        return self.core.framework_id
+
     def _info(self) -> FrameworkInfo:
-        if callable(self._framework_info):
-            return self._framework_info()
-        fid = self.workload.framework_id
-        return msgspec.structs.replace(self._framework_info, id=ID(fid) if fid else None)
+        base = self._framework_info
+        info = base() if callable(base) else base
+        fid = self.core.framework_id
+        return msgspec.structs.replace(info, id=ID(fid) if fid else None)
 
     async def _drive(self) -> None:
         """Keep a subscription; after an abort, start again (afresh if removed)."""

@@ -90,13 +90,6 @@ class AgentLaunch:
 class Workload:
     """Base class with do-nothing defaults; see the module docstring."""
 
-    framework_id: str | None = None
-
-    def set_framework_id(self, framework_id: str | None) -> None:
-        """The master gave (or, None, took back) the framework id: persist it if the
-        framework should fail over to a new process with its tasks."""
-        self.framework_id = framework_id
-
     def known_tasks(self) -> Iterable[tuple[str, str | None]]:
         return ()
 

@@ -128,7 +128,7 @@ async def usage_is_visible(c: Cluster, app_id: str) -> None:
 
     metrics = await c.master_get("/metrics")
     for task_id in ids:
-        assert f'mesoslite_task_cpus_used{{framework_id="{c.server.state.framework_id}",' \
+        assert f'mesoslite_task_cpus_used{{framework_id="{c.server.framework_id}",' \
                f'task_id="{task_id}"}}' in metrics
         assert f'task_id="{task_id}"' in metrics.split("mesoslite_task_mem_bytes", 1)[1]
 

@@ -29,7 +29,7 @@ def populated() -> ServicesState:
     state.put_task(TaskRecord(id="prod_web.1", app_id="/prod/web", version="v", config_version="c",
                               agent_id="a1", hostname="agent1", staged_at=1000.5, ports=[31000],
                               healthy=True))
-    state.set_framework_id("fw-1")
+    state.journal.put_meta("framework_id", "fw-1")
     return state
 
 
@@ -43,11 +43,11 @@ def test_round_trip(store_url) -> None:
         state.journal.committed(batch)
         snap = store.load()
         loaded = ServicesState()
-        loaded.load(snap.apps, snap.versions, snap.deployments, snap.tasks, snap.meta)
+        loaded.load(snap.apps, snap.versions, snap.deployments, snap.tasks)
         assert loaded.apps == state.apps
         assert loaded.versions == state.versions
         assert loaded.deployments == state.deployments
-        assert loaded.tasks == state.tasks and loaded.framework_id == "fw-1"
+        assert loaded.tasks == state.tasks and snap.meta["framework_id"] == "fw-1"
         assert loaded.apps["/prod/web"].passthrough == {"fetch": [{"uri": "x"}]}
         # deletions
         operations.delete_app(loaded, "/prod/web", 1002.0, force=True)
@@ -60,7 +60,7 @@ def test_round_trip(store_url) -> None:
         [stop] = snap.deployments
         assert stop.kind == "stop" and stop.previous["id"] == "/prod/web"
         again = ServicesState()
-        again.load(snap.apps, snap.versions, snap.deployments, snap.tasks, snap.meta)
+        again.load(snap.apps, snap.versions, snap.deployments, snap.tasks)
         assert again.removing["/prod/web"].instances == 0, "the removal resumes after restart"
     finally:
         store.close()

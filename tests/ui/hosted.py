@@ -67,13 +67,13 @@ class Hosted:
 
     @property
     def services_id(self) -> str:
-        fid = self.services.state.framework_id
+        fid = self.services.framework_id
         assert fid, "the services framework has subscribed"
         return fid
 
     @property
     def batch_id(self) -> str:
-        fid = self.batch.state.framework_id
+        fid = self.batch.framework_id
         assert fid, "the batch framework has subscribed"
         return fid
 
@@ -105,8 +105,8 @@ async def host_frameworks(cluster: LocalCluster | str, work_dir: Path,
         for framework in (services, batch):
             assert await host.start(framework), host.failed
         await wait_for(lambda: services.reconciled
-                       and services.state.framework_id, 15, message="services subscribed")
-        await wait_for(lambda: batch.subscribed and batch.state.framework_id, 15,
+                       and services.framework_id, 15, message="services subscribed")
+        await wait_for(lambda: batch.subscribed and batch.framework_id, 15,
                        message="batch subscribed")
         yield Hosted(master_url, services, batch, dict(headers or {}))
     finally:

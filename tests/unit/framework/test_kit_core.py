@@ -158,14 +158,14 @@ def test_a_lost_subscription_voids_the_round_and_the_offers() -> None:
 def test_a_removed_framework_forgets_its_id_and_backs_off() -> None:
     w = World(count=0)
     subscribed(w)
-    assert w.workload.framework_id == "fw-1"
+    assert w.core.framework_id == "fw-1"
     w.feed(Error("Framework has been removed"))
-    assert w.workload.framework_id is None
+    assert w.core.framework_id is None
     delays = [w.core.resubscribe_delay() for _ in range(4)]
     assert delays[-1] > delays[0]
     w.feed(Error("Framework is not authorized"))
     w.feed(Subscribed("fw-2"))
-    assert w.workload.framework_id == "fw-2"
+    assert w.core.framework_id == "fw-2"
 
 
 def test_acknowledgements_wait_for_the_write() -> None:
