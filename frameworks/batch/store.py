@@ -14,33 +14,25 @@ import logging
 from typing import Any
 
 import msgspec
-from sqlalchemy import Column, Float, Index, MetaData, String, Table, Text, select
+from sqlalchemy import Column, Float, Index, MetaData, String, select
 
 from mesoslite.framework import DocumentStore, Journal
-from mesoslite.framework.store import to_json
+from mesoslite.framework.store import document_table, meta_table, to_json
 
 log = logging.getLogger(__name__)
 metadata = MetaData()
 
 META, JOBS, RUNS, ATTEMPTS = "batch_meta", "batch_jobs", "batch_runs", "batch_attempts"
-meta = Table(META, metadata,
-             Column("key", String(64), primary_key=True),
-             Column("value", Text, nullable=False))
-jobs = Table(JOBS, metadata,
-             Column("id", String(300), primary_key=True),
-             Column("data", Text, nullable=False))
-runs = Table(RUNS, metadata,
-             Column("id", String(400), primary_key=True),
-             Column("job_id", String(300), nullable=False),
-             Column("state", String(20), nullable=False),
-             Column("created_at", Float, nullable=False),
-             Column("data", Text, nullable=False),
-             Index("batch_runs_job", "job_id", "created_at"),
-             Index("batch_runs_state", "state"))
-attempts = Table(ATTEMPTS, metadata,
-                 Column("id", String(500), primary_key=True),
-                 Column("run_id", String(400), nullable=False, index=True),
-                 Column("data", Text, nullable=False))
+meta = meta_table(META, metadata)
+jobs = document_table(JOBS, metadata, 300)
+runs = document_table(RUNS, metadata, 400,
+                      Column("job_id", String(300), nullable=False),
+                      Column("state", String(20), nullable=False),
+                      Column("created_at", Float, nullable=False),
+                      Index("batch_runs_job", "job_id", "created_at"),
+                      Index("batch_runs_state", "state"))
+attempts = document_table(ATTEMPTS, metadata, 500,
+                          Column("run_id", String(400), nullable=False, index=True))
 
 _dec = msgspec.json.decode
 

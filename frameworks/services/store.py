@@ -14,14 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import msgspec
-from sqlalchemy import Column, MetaData, String, Table, Text, select
+from sqlalchemy import Column, MetaData, String, select
 
 from frameworks.services.deployments import Deployment
 from frameworks.services.model import App, decode_app, encode_app
 from frameworks.services.tasks import TaskRecord
 from frameworks.services.volumes import Reservation
 from mesoslite.framework import DocumentStore, Journal
-from mesoslite.framework.store import to_json
+from mesoslite.framework.store import document_table, meta_table, to_json
 
 metadata = MetaData()
 META = "services_meta"
@@ -31,27 +31,14 @@ DEPLOYMENTS = "services_deployments"
 TASKS = "services_tasks"
 RESERVATIONS = "services_reservations"
 
-meta_table = Table(META, metadata,
-                   Column("key", String(64), primary_key=True),
-                   Column("value", Text, nullable=False))
-apps_table = Table(APPS, metadata,
-                   Column("id", String(512), primary_key=True),
-                   Column("data", Text, nullable=False))
-versions_table = Table(VERSIONS, metadata,
-                       Column("app_id", String(512), primary_key=True),
-                       Column("version", String(40), primary_key=True),
-                       Column("data", Text, nullable=False))
-deployments_table = Table(DEPLOYMENTS, metadata,
-                          Column("id", String(64), primary_key=True),
-                          Column("data", Text, nullable=False))
-tasks_table = Table(TASKS, metadata,
-                    Column("id", String(600), primary_key=True),
-                    Column("app_id", String(512), nullable=False, index=True),
-                    Column("data", Text, nullable=False))
-reservations_table = Table(RESERVATIONS, metadata,
-                           Column("id", String(64), primary_key=True),
-                           Column("app_id", String(512), nullable=False),
-                           Column("data", Text, nullable=False))
+meta = meta_table(META, metadata)
+apps_table = document_table(APPS, metadata, 512)
+versions_table = document_table(VERSIONS, metadata, 512, keys=("app_id", "version"))
+deployments_table = document_table(DEPLOYMENTS, metadata, 64)
+tasks_table = document_table(TASKS, metadata, 600,
+                             Column("app_id", String(512), nullable=False, index=True))
+reservations_table = document_table(RESERVATIONS, metadata, 64,
+                                    Column("app_id", String(512), nullable=False))
 
 
 def services_journal() -> Journal:
@@ -92,7 +79,7 @@ class ServicesStore(DocumentStore):
             deployments = [msgspec.convert(dec(r[0]), Deployment)
                            for r in conn.execute(select(deployments_table.c.data))]
             tasks = [dec(r[0], type=TaskRecord) for r in conn.execute(select(tasks_table.c.data))]
-            meta = dict(conn.execute(select(meta_table.c.key, meta_table.c.value)).all())
+            pairs = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
             reservations = [dec(r[0], type=Reservation)
                             for r in conn.execute(select(reservations_table.c.data))]
-        return Snapshot(apps, versions, deployments, tasks, meta, reservations)
+        return Snapshot(apps, versions, deployments, tasks, pairs, reservations)

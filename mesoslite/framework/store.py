@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import MetaData, Table, bindparam, delete
+from sqlalchemy import Column, MetaData, String, Table, Text, bindparam, delete
+from sqlalchemy.sql.schema import SchemaItem
 
 from mesoslite.framework.journal import Batch, Key, Row
 from mesoslite.store.db import make_engine, redact_url
@@ -24,6 +25,20 @@ _enc = msgspec.json.Encoder()
 def to_json(doc: Any) -> str:
     """A document as the text of a JSON column."""
     return _enc.encode(doc).decode()
+
+
+def meta_table(name: str, metadata: MetaData) -> Table:
+    """A key/value table, what ``Journal(meta_table=name)`` writes."""
+    return Table(name, metadata, Column("key", String(64), primary_key=True),
+                 Column("value", Text, nullable=False))
+
+
+def document_table(name: str, metadata: MetaData, key_length: int, *items: SchemaItem,
+                   keys: tuple[str, ...] = ("id",)) -> Table:
+    """A table of JSON documents (``data``) under a string primary key (``keys``), with
+    the extra columns and indexes a framework queries by."""
+    key_columns = [Column(k, String(key_length), primary_key=True) for k in keys]
+    return Table(name, metadata, *key_columns, *items, Column("data", Text, nullable=False))
 
 
 class DocumentStore:
