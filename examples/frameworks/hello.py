@@ -1,15 +1,10 @@
-"""hello: run N shell tasks on a mesoslite cluster and report how each one ended.
-
-    python examples/frameworks/hello.py --master http://127.0.0.1:5050 --tasks 5
-
-Exits 0 when every task finished, 1 if any ended otherwise.  Built on the framework
-kit (``mesoslite.framework``); docs/framework-api.md walks through this file.
-"""
+"""hello: run N shell tasks on mesoslite with the framework kit; print how each ended.
+``python examples/frameworks/hello.py --master http://127.0.0.1:5050 --tasks 5`` exits 0
+when every task finished, 1 if any ended otherwise (docs/framework-api.md walks it)."""
 
 import argparse
 import asyncio
 import getpass
-import sys
 
 from mesoslite.framework import AgentLaunch, FrameworkRunner, Outcome, Plan, Round, Workload
 from mesoslite.messages.mesos import FrameworkInfo
@@ -30,13 +25,12 @@ class Hello(Workload):
         return Round(problem=None, context=offers)
 
     def placed(self, round, answer, now):
-        launches = []
+        launches, cpus, mem = [], self.need.scalar("cpus"), self.need.scalar("mem")
         for agent in round.context:
             free, tasks = agent.resources, []
             while self.todo and self.need <= free:
                 name = self.todo.pop(0)
-                tasks.append(task_info(name, name, agent.agent_id, cmd=self.cmd,
-                                       cpus=self.need.scalar("cpus"), mem=self.need.scalar("mem")))
+                tasks.append(task_info(name, name, agent.agent_id, cmd=self.cmd, cpus=cpus, mem=mem))
                 free -= self.need
             if tasks:
                 launches.append(AgentLaunch(agent.agent_id, (calls.launch_operation(tasks),)))
@@ -52,19 +46,15 @@ class Hello(Workload):
         return Outcome()
 
 
-def main(argv: list[str] | None = None) -> int:
+if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="Run N shell tasks on mesoslite.")
-    parser.add_argument("--master", default="http://127.0.0.1:5050", help="master URL(s), a,b")
+    parser.add_argument("--master", default="http://127.0.0.1:5050", help="URL(s): a,b")
     parser.add_argument("--tasks", type=int, default=3, choices=range(1, 10_001), metavar="N")
     parser.add_argument("--cmd", default="echo hello from $MESOS_TASK_ID")
     parser.add_argument("--cpus", type=float, default=0.1)
     parser.add_argument("--mem", type=float, default=32.0, help="MB per task")
-    args = parser.parse_args(argv)
+    args = parser.parse_args()
     hello = Hello(args.tasks, args.cmd, args.cpus, args.mem)
     info = FrameworkInfo(user=getpass.getuser(), name="hello")
     asyncio.run(FrameworkRunner(hello, info, args.master).run())
-    return 0 if all(s == "TASK_FINISHED" for s in hello.final.values()) else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(0 if all(s == "TASK_FINISHED" for s in hello.final.values()) else 1)
