@@ -155,7 +155,7 @@ class FrameworkRunner:
             await _bounded(asyncio.shield(driver_task), "the driver to stop")
             await _cancel(driver_task)
         if self.store is not None:
-            await asyncio.to_thread(self.store.close)
+            await _bounded(asyncio.to_thread(self.store.close), "the store to close")
 
     def kick(self) -> None:
         """Plan again soon (after an API change)."""
