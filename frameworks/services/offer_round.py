@@ -69,7 +69,8 @@ class Context:
 
 def question(w: ServicesWorkload, offers: Sequence[AgentOffers], now: float) -> Round:
     groups = {g.agent_id: g for g in offers}
-    destroys = volume_ops.destroy_launches(w.state, groups, w.reservation_role() or "*")
+    destroys = volume_ops.destroy_launches(w.state, groups,
+                                           lambda: w.reservation_role() or "*")
     launches = dict(w.last_plan.launches)
     apps = {a: w.state.apps[a] for a in launches if a in w.state.apps}
     ctx = Context(groups, apps, destroys=destroys)

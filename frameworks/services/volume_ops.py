@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 from frameworks.services.model import App
 from frameworks.services.state import ServicesState
@@ -56,11 +57,12 @@ def destroys_waiting(state: ServicesState) -> int:
     return len(destroy_ready(state.reservations, set(state.tasks)))
 
 
-def destroy_launches(state: ServicesState, groups: dict[str, AgentOffers], role: str
-                     ) -> list[AgentLaunch]:
+def destroy_launches(state: ServicesState, groups: dict[str, AgentOffers],
+                     role: Callable[[], str]) -> list[AgentLaunch]:
     """The DESTROY + UNRESERVE due on the offered agents (once every volume to destroy
     is in the offers), one launch per agent; those agents leave ``groups``.  The
-    reservations are forgotten now; a refused ACCEPT brings them back (``restore``)."""
+    reservations are forgotten now; a refused ACCEPT brings them back (``restore``).
+    ``role()``: the role they were made for."""
     due: dict[str, list[Reservation]] = defaultdict(list)
     for r in destroy_ready(state.reservations, set(state.tasks)):
         if r.agent_id in groups:
@@ -83,7 +85,7 @@ def destroy_launches(state: ServicesState, groups: dict[str, AgentOffers], role:
         log.info("destroying persistent volumes %s on agent %s", ids, agent_id)
         for r in reservations:
             state.drop_reservation(r.id)
-        out.append(AgentLaunch(agent_id, tuple(release_operations(volumes, reserved, role)),
+        out.append(AgentLaunch(agent_id, tuple(release_operations(volumes, reserved, role())),
                                context=tuple(reservations)))
     return out
 
