@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import uuid as uuidlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from mesoslite.master.allocator import Allocator
@@ -33,14 +33,20 @@ from mesoslite.messages.agent import MasterMessage, Usage
 from mesoslite.messages.mesos import (
     ID,
     CapabilityType,
+    FrameworkInfo,
     Reason,
     Source,
+    TaskInfo,
     TaskState,
     TaskStatus,
     TimeInfo,
 )
 from mesoslite.messages.scheduler import Event, EventType, Update
 from mesoslite.store.master_store import Writes
+
+# Why one of a task's secret references cannot resolve now (None: they all can).
+# Pure: it reads the in-memory catalog (``MasterSecrets.check``) and opens no value.
+SecretsCheck = Callable[[FrameworkInfo, TaskInfo], str | None]
 
 
 @dataclass
@@ -69,10 +75,12 @@ class MasterConfig:
 class MasterCore:
     """Records, indexes, the outbox and dirty tracking (see module docstring)."""
 
-    def __init__(self, master_id: str, config: MasterConfig, allocator: Allocator) -> None:
+    def __init__(self, master_id: str, config: MasterConfig, allocator: Allocator,
+                 secrets_check: SecretsCheck | None = None) -> None:
         self.master_id = master_id
         self.config = config
         self.allocator = allocator
+        self.secrets_check = secrets_check
         self.epoch = 0
         self.start_mono = 0.0
         self.agents: dict[str, AgentRecord] = {}

@@ -65,7 +65,10 @@ class MasterServer:
         # Agent liveness is judged in time this master could listen (see ListeningClock).
         self.clock = clock or ListeningClock()
         self.store = MasterStore(store_url)
-        self.state = MasterState(str(uuid.uuid4()), config)
+        self.auth = auth or Auth()
+        self.secrets = MasterSecrets(secrets_key or load_keyring(None), self.auth,
+                                     self._commit)
+        self.state = MasterState(str(uuid.uuid4()), config, secrets_check=self.secrets.check)
         self.events = MasterEvents(self.state)
         self.metrics = MasterMetrics(self.state, self.events)
         self.streams: dict[str, FrameworkStream] = {}
@@ -81,9 +84,6 @@ class MasterServer:
         self._ping_seq = 0
         self._stopped = False
         self.ssl_context = ssl_context
-        self.auth = auth or Auth()
-        self.secrets = MasterSecrets(secrets_key or load_keyring(None), self.auth,
-                                     self._commit)
         self.elected = asyncio.Event()
         self.held_requests = 0  # requests waiting for this master's recovery
         self.stopped_event = asyncio.Event()

@@ -18,7 +18,7 @@ import msgspec
 from mesoslite.master import operator_reservations
 from mesoslite.master.agents import AgentOps
 from mesoslite.master.allocator import Allocator
-from mesoslite.master.core import MasterConfig
+from mesoslite.master.core import MasterConfig, SecretsCheck
 from mesoslite.master.model import (
     AgentRecord,
     AgentState,
@@ -51,9 +51,13 @@ from mesoslite.resources import Resources
 
 class MasterState(AgentOps):
     def __init__(self, master_id: str, config: MasterConfig | None = None,
-                 allocator: Allocator | None = None) -> None:
+                 allocator: Allocator | None = None,
+                 secrets_check: SecretsCheck | None = None) -> None:
+        """``secrets_check``: whether a task's secret references resolve, asked at
+        ACCEPT (None: not checked; the values are resolved on the way to the agent)."""
         config = config or MasterConfig()
-        super().__init__(master_id, config, allocator or Allocator(config.role_weights))
+        super().__init__(master_id, config, allocator or Allocator(config.role_weights),
+                         secrets_check)
         self._init_offers()
 
     def handle(self, stimulus: Stimulus, now: float, mono: float) -> Result:

@@ -237,7 +237,8 @@ class TaskOps(FrameworkOps):
     ) -> tuple[TaskInfo, Resources, str | None]:
         """Check one task of a launch and take its resources out of ``ledger``:
         (the task as it will run, its resources, None) or (..., why it is invalid),
-        the ledger untouched."""
+        the ledger untouched.  Its secrets must resolve now (``secrets_check``); a
+        race with a deletion after this is caught where the values are added."""
         tid = info.task_id.value
         if not is_plain(info.resources):
             info = mount_volumes(msgspec.structs.replace(
@@ -249,6 +250,9 @@ class TaskOps(FrameworkOps):
             error = f"Task has duplicate ID: {tid}"
         if error is None:
             error = _unmanaged_volume(info)
+        if error is None and self.secrets_check is not None:
+            problem = self.secrets_check(self.frameworks[framework_id].info, info)
+            error = f"Secrets: {problem}" if problem else None
         if error is None:
             error = "Task uses no resources" if not resources else take_for_task(
                 ledger, agent.reservations, info.resources, resources)  # type: ignore[arg-type]
