@@ -3,7 +3,8 @@
 The first frame must be ``register``; after that the agent sends status updates,
 pongs and usage, and the master pushes commands through ``AgentLink.send`` (queued,
 so one slow agent never blocks the others).  Malformed frames close the link with
-a message naming the field.
+a message naming the field.  Registration, frames and the link's end become stimuli
+for the state machine (``AgentRegisters``, ``AgentSent``, ``AgentLinkClosed``).
 """
 
 from __future__ import annotations
@@ -15,15 +16,18 @@ from typing import TYPE_CHECKING
 
 from aiohttp import WSMsgType, web
 
-from mesoslite.master.agents import AgentRefused
+from mesoslite.master.stimuli import (
+    Admitted,
+    AgentLinkClosed,
+    AgentRegisters,
+    AgentSent,
+    Refusal,
+)
 from mesoslite.messages.agent import (
     MasterMessage,
-    Pong,
     ProtocolError,
     Refused,
     Register,
-    StatusUpdates,
-    Usage,
     decode_from_agent,
     encode,
 )
@@ -85,14 +89,14 @@ class AgentLinkHandler:
                     log.warning("agent %s sent a bad frame: %s", link.agent_id, exc)
                     await ws.close(code=1003, message=str(exc)[:120].encode())
                     break
-                self._on_message(link, message)
+                refusal = self.server.handle(AgentSent(link.agent_id, connection, message))
+                if isinstance(refusal, Refusal):
+                    log.warning("agent %s: %s", link.agent_id, refusal.message)
         finally:
             link.close()
-            state = self.server.state
-            state.agent_disconnected(link.agent_id, connection, self.server.clock.monotonic())
+            self.server.handle(AgentLinkClosed(link.agent_id, connection))
             if self.server.links.get(link.agent_id) is link:
                 del self.server.links[link.agent_id]
-            self.server.kick()
         return ws
 
     async def _register(self, ws: web.WebSocketResponse, connection: int) -> AgentLink | None:
@@ -111,34 +115,17 @@ class AgentLinkHandler:
             await ws.send_str(encode(Refused(message="the first frame must be 'register'"))
                               .decode())
             return None
-        clock = self.server.clock
-        try:
-            agent_id = self.server.state.register_agent(
-                message, connection, clock.now(), clock.monotonic())
-        except AgentRefused as exc:
-            await ws.send_str(encode(Refused(message=str(exc))).decode())
+        answer = self.server.handle(AgentRegisters(message, connection))
+        if not isinstance(answer, Admitted):
+            refusal = answer.message if answer is not None else "refused"
+            await ws.send_str(encode(Refused(message=refusal)).decode())
             return None
+        agent_id = answer.id
         old = self.server.links.get(agent_id)
         if old is not None:
             old.close()
         link = AgentLink(ws, agent_id, connection)
         self.server.links[agent_id] = link
-        self.server.kick()
         log.info("agent %s registered from %s", agent_id, message.address,
                  extra={"agent_id": agent_id})
         return link
-
-    def _on_message(self, link: AgentLink, message: object) -> None:
-        state = self.server.state
-        clock = self.server.clock
-        if not state.agent_seen(link.agent_id, link.connection, clock.monotonic()):
-            return
-        if isinstance(message, StatusUpdates):
-            state.status_updates(link.agent_id, message.updates, clock.now(), clock.monotonic())
-            self.server.kick()
-        elif isinstance(message, Usage):
-            self.server.usage[link.agent_id] = message
-        elif isinstance(message, Pong):
-            pass
-        elif isinstance(message, Register):
-            log.warning("agent %s sent register twice on one link", link.agent_id)

@@ -1,5 +1,5 @@
 """Agent lifecycle in the master: register, re-register (with task reconciliation),
-disconnect, ping timeouts, unreachable and back."""
+messages on the link, disconnect, ping timeouts, unreachable and back."""
 
 from __future__ import annotations
 
@@ -16,8 +16,22 @@ from mesoslite.master.model import (
     SendToAgent,
     TaskRecord,
 )
+from mesoslite.master.stimuli import (
+    Admitted,
+    AgentLinkClosed,
+    AgentRegisters,
+    AgentSent,
+    Refusal,
+)
 from mesoslite.master.tasks import TaskOps
-from mesoslite.messages.agent import AgentTask, KillTask, Register, Registered
+from mesoslite.messages.agent import (
+    AgentTask,
+    KillTask,
+    Register,
+    Registered,
+    StatusUpdates,
+    Usage,
+)
 from mesoslite.messages.mesos import (
     ID,
     FrameworkInfo,
@@ -28,24 +42,24 @@ from mesoslite.messages.mesos import (
 from mesoslite.resources import ResourceError, Resources
 
 
-class AgentRefused(Exception):
-    """Registration refused; the text goes back to the agent."""
-
-
 class AgentOps(TaskOps):
-    def register_agent(self, msg: Register, connection: int, now: float, mono: float) -> str:
-        """Admit an agent on a new link; reconcile the tasks it reports; return its id.
+    def register_agent(self, stimulus: AgentRegisters, now: float, mono: float
+                       ) -> Admitted | Refusal:
+        """Admit an agent on a new link; reconcile the tasks it reports; answer its id
+        (or why it is refused: a wrong agent secret, invalid resources).
 
         A known ``agent_id`` re-registers (after an agent restart, a link drop, a
         partition or a master failover); an unknown one is admitted with its id.
         ``Registered`` is queued for the agent ahead of any command this causes.
         """
-        self._check_secret(msg.secret)
-        first_command = len(self.outbox)
+        msg = stimulus.message
+        if not self._secret_matches(msg.secret):
+            return Refusal(403, "agent authentication failed")
         try:
             total = to_resources(msg.resources)
         except ResourceError as exc:
-            raise AgentRefused(f"invalid resources: {exc} (at {exc.path})") from None
+            return Refusal(400, f"invalid resources: {exc} (at {exc.path})", exc.path)
+        first_command = len(self.outbox)
         agent_id = msg.agent_id or self.next_id("S")
         agent = self.agents.get(agent_id)
         previous = agent.state if agent is not None else None
@@ -62,7 +76,7 @@ class AgentOps(TaskOps):
         agent.containerizers = list(msg.containerizers)
         agent.version = msg.version
         agent.state = AgentState.ACTIVE
-        agent.connection = connection
+        agent.connection = stimulus.connection
         agent.last_seen = mono
         agent.unreachable_time = None
         kill_ids = self._reconcile_agent_tasks(agent, msg, previous, now, mono)
@@ -80,14 +94,13 @@ class AgentOps(TaskOps):
             * self.config.max_agent_ping_timeouts,
         )
         self.outbox.insert(first_command, SendToAgent(agent_id, registered))
-        return agent_id
+        return Admitted(agent_id)
 
-    def _check_secret(self, secret: str | None) -> None:
+    def _secret_matches(self, secret: str | None) -> bool:
         expected = self.config.agent_secret
         if expected is None:
-            return
-        if secret is None or not hmac.compare_digest(secret.encode(), expected.encode()):
-            raise AgentRefused("agent authentication failed")
+            return True
+        return secret is not None and hmac.compare_digest(secret.encode(), expected.encode())
 
     def _readd_to_allocator(self, agent: AgentRecord) -> None:
         if agent.id in self.in_allocator:
@@ -148,24 +161,19 @@ class AgentOps(TaskOps):
         if was_unreachable and not self.partition_aware(fid):
             # It was reported LOST; Mesos shuts such tasks down when the agent returns.
             if task is not None:
-                self.release_task_resources(task, mono)
-                self.unindex_task(task)
+                self.retire_task(task, mono)
             return item.status.state.terminal
         if task is None:
-            task = TaskRecord(
+            self.add_task(TaskRecord(
                 framework_id=fid, agent_id=agent.id, info=item.task,
                 role=_task_role(item, self.frameworks[fid].roles),
                 resources=to_resources(item.task.resources), status=item.status,
                 statuses=[(item.status.state.value, item.status.timestamp or now)],
-            )
-            self.index_task(task)
+                latest_state=item.status.state, released=item.status.state.terminal,
+            ))
+            return True
         returning = task.status.state == TaskState.TASK_UNREACHABLE
-        if returning:
-            task.statuses.append((item.status.state.value, now))
-        task.status = item.status
-        task.latest_state = item.status.state
-        task.released = item.status.state.terminal
-        self.dirty_tasks.add(task.key)
+        self.transition(task, item.status, mono, at=now if returning else None)
         if returning and not item.status.state.terminal:
             # A task that ended meanwhile is told by the agent itself (its terminal
             # update is unacknowledged, so it is re-sent, with the exit status).
@@ -198,27 +206,36 @@ class AgentOps(TaskOps):
                 task.framework_id, task.id, task.agent_id,
                 self.lost_state(task.framework_id, pa_state), Reason.REASON_AGENT_REREGISTERED,
                 "Task is unknown to the agent after it re-registered", now))
-        self.release_task_resources(task, mono)
-        self.unindex_task(task)
+        self.retire_task(task, mono)
 
     # ---------------------------------------------------------------- liveness
 
-    def agent_seen(self, agent_id: str, connection: int, mono: float) -> bool:
-        """Any message from the agent's current link; False when the link is stale."""
-        agent = self.agents.get(agent_id)
-        if agent is None or agent.connection != connection or agent.state != AgentState.ACTIVE:
-            return False
+    def agent_sent(self, stimulus: AgentSent, now: float, mono: float) -> Refusal | None:
+        """A frame on an agent's link; any frame on its current link is a sign of
+        life, frames on a stale link are ignored."""
+        agent = self.agents.get(stimulus.agent_id)
+        if agent is None or agent.connection != stimulus.connection or (
+                agent.state != AgentState.ACTIVE):
+            return None
         agent.last_seen = mono
-        return True
+        message = stimulus.message
+        if isinstance(message, StatusUpdates):
+            self.status_updates(agent.id, message.updates, now, mono)
+        elif isinstance(message, Usage):
+            self.usage[agent.id] = message
+        elif isinstance(message, Register):
+            return Refusal(400, "register sent twice on one link")
+        return None
 
-    def agent_disconnected(self, agent_id: str, connection: int, mono: float) -> None:
-        agent = self.agents.get(agent_id)
-        if agent is None or agent.connection != connection or agent.state != AgentState.ACTIVE:
+    def agent_link_closed(self, stimulus: AgentLinkClosed, now: float, mono: float) -> None:
+        agent = self.agents.get(stimulus.agent_id)
+        if agent is None or agent.connection != stimulus.connection or (
+                agent.state != AgentState.ACTIVE):
             return
         agent.state = AgentState.DISCONNECTED
-        self.dirty_agents.add(agent_id)  # not stored, but the event stream reports it
-        self.rescind_agent_offers(agent_id, mono)
-        self.allocator.deactivate_agent(agent_id)
+        self.dirty_agents.add(agent.id)  # not stored, but the event stream reports it
+        self.rescind_agent_offers(agent.id, mono)
+        self.allocator.deactivate_agent(agent.id)
 
     def check_agents(self, now: float, mono: float) -> None:
         """Mark agents unreachable once they've been silent for too long."""
@@ -249,10 +266,7 @@ class AgentOps(TaskOps):
                 Reason.REASON_AGENT_REMOVED, f"Agent {agent.id} is unreachable", now,
                 unreachable_time=now,
             )
-            task.status = status
-            task.latest_state = TaskState.TASK_UNREACHABLE
-            task.statuses.append((TaskState.TASK_UNREACHABLE.value, now))
-            self.dirty_tasks.add(task.key)
+            self.transition(task, status, mono, at=now)
             if self.partition_aware(task.framework_id):
                 self.send_update(task.framework_id, status)
             else:

@@ -1,10 +1,12 @@
 """The master's shared state and the small helpers every part of it uses.
 
 ``MasterCore`` holds the records (agents, frameworks, tasks, offers), the outbox of
-commands, and the sets of records changed since the last durable flush.  The
+commands, and the sets of records changed since the last durable flush.  Task
+records change only through ``add_task``, ``transition`` and ``retire_task``.  The
 operations live in mixins (``agents.py``, ``frameworks.py``, ``tasks.py``,
-``offers.py``) combined by ``state.MasterState``.  No method here does I/O or reads
-a clock: times arrive as arguments (``now`` wall seconds, ``mono`` monotonic).
+``offers.py``) combined by ``state.MasterState``, whose ``handle`` is the one entry
+point.  No method here does I/O or reads a clock: times arrive as arguments (``now``
+wall seconds, ``mono`` monotonic).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import itertools
 import uuid as uuidlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from mesoslite.master.allocator import Allocator
@@ -27,17 +29,24 @@ from mesoslite.master.model import (
     SendToFramework,
     TaskRecord,
 )
-from mesoslite.messages.agent import MasterMessage
+from mesoslite.messages.agent import MasterMessage, Usage
 from mesoslite.messages.mesos import (
     ID,
     CapabilityType,
+    FrameworkInfo,
     Reason,
     Source,
+    TaskInfo,
     TaskState,
     TaskStatus,
     TimeInfo,
 )
 from mesoslite.messages.scheduler import Event, EventType, Update
+from mesoslite.store.master_store import Writes
+
+# Why one of a task's secret references cannot resolve now (None: they all can).
+# Pure: it reads the in-memory catalog (``MasterSecrets.check``) and opens no value.
+SecretsCheck = Callable[[FrameworkInfo, TaskInfo], str | None]
 
 
 @dataclass
@@ -66,10 +75,12 @@ class MasterConfig:
 class MasterCore:
     """Records, indexes, the outbox and dirty tracking (see module docstring)."""
 
-    def __init__(self, master_id: str, config: MasterConfig, allocator: Allocator) -> None:
+    def __init__(self, master_id: str, config: MasterConfig, allocator: Allocator,
+                 secrets_check: SecretsCheck | None = None) -> None:
         self.master_id = master_id
         self.config = config
         self.allocator = allocator
+        self.secrets_check = secrets_check
         self.epoch = 0
         self.start_mono = 0.0
         self.agents: dict[str, AgentRecord] = {}
@@ -83,6 +94,8 @@ class MasterCore:
         self.tasks_by_framework: dict[str, set[tuple[str, str]]] = {}
         self.completed_tasks: deque[TaskRecord] = deque(maxlen=config.max_completed_tasks)
         self.offers: dict[str, OfferRecord] = {}
+        # each agent's latest resource usage report (for /master/state and /metrics)
+        self.usage: dict[str, Usage] = {}
         self.outbox: list[Command] = []
         self.dirty_agents: set[str] = set()
         self.dirty_frameworks: set[str] = set()
@@ -117,8 +130,40 @@ class MasterCore:
     # -- outbox --------------------------------------------------------------
 
     def drain(self) -> list[Command]:
+        """The commands queued since the last drain, in order."""
         out, self.outbox = self.outbox, []
         return out
+
+    def take_writes(self) -> Writes:
+        """The records changed since the last call, as the store keeps them (a
+        retired task as a deletion); the dirty sets start over.  The server commits
+        this before it executes the commands drained in the same flush."""
+        writes = Writes()
+        for aid in self.dirty_agents:
+            if aid in self.agents:
+                writes.agents[aid] = self.agents[aid].to_store()
+        for fid in self.dirty_frameworks:
+            fw = self.frameworks.get(fid) or next(
+                (f for f in self.completed_frameworks if f.id == fid), None)
+            if fw is not None:
+                writes.frameworks[fid] = fw.to_store()
+        for key in self.dirty_tasks:
+            task = self.tasks.get(key)
+            if task is not None:
+                writes.tasks[key] = task.to_store()
+            else:
+                writes.deleted_tasks.add(key)
+        self.dirty_agents.clear()
+        self.dirty_frameworks.clear()
+        self.dirty_tasks.clear()
+        return writes
+
+    @property
+    def pending(self) -> bool:
+        """Whether a flush has anything to do: commands, records to store, or agents
+        whose free resources changed (a partial allocation round)."""
+        return bool(self.outbox or self.dirty_agents or self.dirty_frameworks
+                    or self.dirty_tasks or self.changed_agents)
 
     def to_framework(self, framework_id: str, event: Event) -> None:
         fw = self.frameworks.get(framework_id)
@@ -134,21 +179,69 @@ class MasterCore:
     def close_stream(self, framework_id: str, stream_id: str, error: str | None = None) -> None:
         self.outbox.append(CloseStream(framework_id, stream_id, error))
 
-    # -- tasks index ---------------------------------------------------------
+    # -- task records: the only code that adds, changes and retires them ----------
 
-    def index_task(self, task: TaskRecord) -> None:
+    def add_task(self, task: TaskRecord) -> None:
+        """A task the master now holds (launched, adopted from an agent, recovered)."""
         self.tasks[task.key] = task
         self.tasks_by_agent.setdefault(task.agent_id, set()).add(task.key)
         self.tasks_by_framework.setdefault(task.framework_id, set()).add(task.key)
         self.dirty_tasks.add(task.key)
 
-    def unindex_task(self, task: TaskRecord, completed: bool = True) -> None:
+    def transition(self, task: TaskRecord, status: TaskStatus, mono: float, *,
+                   latest: TaskState | None = None, at: float | None = None) -> bool:
+        """Record ``status`` (the update being delivered) and ``latest`` (the task's
+        current state, default ``status.state``): the only place a task's state
+        changes.  Returns False, changing nothing, when the task's state is terminal
+        and ``latest`` is another one (terminal states are final) or when ``status``
+        is the one recorded (a retransmission).
+
+        ``at``: also add the state to the task's history at that time (unless it is
+        the last one there).  A terminal ``latest`` gives the task's resources back;
+        a terminal ``status`` with a uuid is the one whose acknowledgement retires it.
+        """
+        latest = latest or status.state
+        if task.latest_state.terminal and latest != task.latest_state:
+            return False
+        if status.uuid is not None and status.uuid == task.status.uuid and (
+                latest == task.latest_state):
+            return False
+        if at is not None and (not task.statuses or task.statuses[-1][0] != status.state.value):
+            task.statuses.append((status.state.value, at))
+        task.status = status
+        task.latest_state = latest
+        if status.state.terminal and status.uuid:
+            task.terminal_uuid = status.uuid
+        if latest.terminal:
+            self._release(task, mono)
+        self.dirty_tasks.add(task.key)
+        return True
+
+    def retire_task(self, task: TaskRecord, mono: float) -> None:
+        """Out of the live tasks (its resources given back) into the completed ones."""
+        self._release(task, mono)
         self.tasks.pop(task.key, None)
         self.tasks_by_agent.get(task.agent_id, set()).discard(task.key)
         self.tasks_by_framework.get(task.framework_id, set()).discard(task.key)
         self.dirty_tasks.add(task.key)
-        if completed:
-            self.completed_tasks.append(task)
+        self.completed_tasks.append(task)
+
+    def _release(self, task: TaskRecord, mono: float) -> None:
+        """Give a task's resources back to the allocator, once."""
+        if task.released:
+            return
+        task.released = True
+        if task.agent_id in self.in_allocator:
+            if task.reserved:  # the reserved part goes back to its reservation
+                self.allocator.recover(task.framework_id, task.role, task.agent_id,
+                                       task.reserved, mono, reservation=task.role)
+                unreserved = task.resources - task.reserved
+            else:
+                unreserved = task.resources
+            self.allocator.recover(
+                task.framework_id, task.role, task.agent_id, unreserved, mono
+            )
+            self.changed_agents.add(task.agent_id)
 
     def agent_tasks(self, agent_id: str) -> list[TaskRecord]:
         return [self.tasks[k] for k in sorted(self.tasks_by_agent.get(agent_id, ()))]
@@ -197,23 +290,6 @@ class MasterCore:
     def lost_state(self, framework_id: str, partition_aware_state: TaskState) -> TaskState:
         """What a non-PARTITION_AWARE framework is told instead of the newer states."""
         return partition_aware_state if self.partition_aware(framework_id) else TaskState.TASK_LOST
-
-    def release_task_resources(self, task: TaskRecord, mono: float) -> None:
-        """Give a task's resources back to the allocator, once."""
-        if task.released:
-            return
-        task.released = True
-        if task.agent_id in self.in_allocator:
-            if task.reserved:  # the reserved part goes back to its reservation
-                self.allocator.recover(task.framework_id, task.role, task.agent_id,
-                                       task.reserved, mono, reservation=task.role)
-                unreserved = task.resources - task.reserved
-            else:
-                unreserved = task.resources
-            self.allocator.recover(
-                task.framework_id, task.role, task.agent_id, unreserved, mono
-            )
-            self.changed_agents.add(task.agent_id)
 
     # -- helpers -------------------------------------------------------------
 

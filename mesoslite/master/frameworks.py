@@ -8,13 +8,18 @@ import re
 
 from mesoslite.master.model import FrameworkRecord, FrameworkState
 from mesoslite.master.offers import OfferOps
+from mesoslite.master.stimuli import (
+    Admitted,
+    FrameworkStreamClosed,
+    FrameworkSubscribes,
+    Refusal,
+)
 from mesoslite.messages.agent import ShutdownFramework
 from mesoslite.messages.mesos import ID, FrameworkInfo, MasterInfo, Reason, TaskState
 from mesoslite.messages.scheduler import (
     Decline,
     Event,
     EventType,
-    Subscribe,
     Subscribed,
     UpdateFramework,
 )
@@ -23,23 +28,17 @@ _ROLE_RE = re.compile(r"^[^\s/\\]+$")
 DEFAULT_REFUSE_SECONDS = 5.0
 
 
-class SubscribeRefused(Exception):
-    """SUBSCRIBE cannot be honoured.  ``status`` is the HTTP code to answer with."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def validate_roles(info: FrameworkInfo) -> None:
+def roles_refusal(info: FrameworkInfo) -> Refusal | None:
+    """Why the framework's roles are invalid (400), or None."""
     roles = info.effective_roles()
-    if info.roles and info.role not in (None, "*") :
-        raise SubscribeRefused("'framework_info.role' and 'framework_info.roles' both set")
+    if info.roles and info.role not in (None, "*"):
+        return Refusal(400, "'framework_info.role' and 'framework_info.roles' both set")
     if len(set(roles)) != len(roles):
-        raise SubscribeRefused("'framework_info.roles' contains duplicates")
+        return Refusal(400, "'framework_info.roles' contains duplicates")
     for role in roles:
         if role in (".", "..") or not _ROLE_RE.match(role) or role.startswith("-"):
-            raise SubscribeRefused(f"Role '{role}' is invalid: no whitespace, '/' or '\\'")
+            return Refusal(400, f"Role '{role}' is invalid: no whitespace, '/' or '\\'")
+    return None
 
 
 class FrameworkOps(OfferOps):
@@ -59,17 +58,21 @@ class FrameworkOps(OfferOps):
             pid=f"master@{self.config.hostname}:{self.config.port}",
         )
 
-    def subscribe(self, sub: Subscribe, stream_id: str, now: float, mono: float) -> str:
-        """Admit a framework (new, re-subscribing or failing over) on ``stream_id``.
+    def subscribe(self, stimulus: FrameworkSubscribes, now: float, mono: float
+                  ) -> Admitted | Refusal:
+        """Admit a framework (new, re-subscribing or failing over) on its stream.
 
-        Returns its framework id; SUBSCRIBED is queued for the new stream.  Raises
-        ``SubscribeRefused`` when the framework was removed or its info is invalid.
+        Answers its framework id; SUBSCRIBED is queued for the new stream.  Refused
+        when the framework was removed (403) or its info is invalid (400).
         """
+        sub, stream_id = stimulus.subscribe, stimulus.stream_id
         info = sub.framework_info
-        validate_roles(info)
+        refusal = roles_refusal(info)
+        if refusal is not None:
+            return refusal
         framework_id = info.id.value if info.id is not None else None
         if framework_id is not None and framework_id in self.removed_framework_ids:
-            raise SubscribeRefused("Framework has been removed", 403)
+            return Refusal(403, "Framework has been removed")
         fw = self.frameworks.get(framework_id) if framework_id else None
         if fw is not None:
             self._failover(fw, info, sub.suppressed_roles, stream_id, now, mono)
@@ -98,7 +101,7 @@ class FrameworkOps(OfferOps):
             ),
         )
         self.mark_changed(self.agents)
-        return fw.id
+        return Admitted(fw.id)
 
     def _failover(
         self,
@@ -123,10 +126,11 @@ class FrameworkOps(OfferOps):
         self.allocator.update_framework(fw.id, fw.roles, fw.suppressed_roles)
         self.allocator.activate_framework(fw.id)
 
-    def stream_closed(self, framework_id: str, stream_id: str, mono: float) -> None:
+    def stream_closed(self, stimulus: FrameworkStreamClosed, now: float, mono: float) -> None:
         """The framework's stream ended; its failover timer starts."""
+        framework_id = stimulus.framework_id
         fw = self.frameworks.get(framework_id)
-        if fw is None or fw.stream_id != stream_id or not fw.connected:
+        if fw is None or fw.stream_id != stimulus.stream_id or not fw.connected:
             return
         fw.state = FrameworkState.DISCONNECTED
         fw.disconnected_at = mono
@@ -152,14 +156,11 @@ class FrameworkOps(OfferOps):
         agents_with_tasks = set()
         for task in self.framework_tasks(framework_id):
             agents_with_tasks.add(task.agent_id)
-            if not task.latest_state.terminal:
-                task.status = self.master_update(
-                    framework_id, task.id, task.agent_id, TaskState.TASK_KILLED,
-                    Reason.REASON_FRAMEWORK_REMOVED, f"Framework removed: {why}", now,
-                )
-                task.latest_state = TaskState.TASK_KILLED
-            self.release_task_resources(task, mono)
-            self.unindex_task(task)
+            self.transition(task, self.master_update(
+                framework_id, task.id, task.agent_id, TaskState.TASK_KILLED,
+                Reason.REASON_FRAMEWORK_REMOVED, f"Framework removed: {why}", now,
+            ), mono)
+            self.retire_task(task, mono)
         for agent_id in sorted(agents_with_tasks):
             self.to_agent(agent_id, ShutdownFramework(framework_id=framework_id))
         if fw.connected and fw.stream_id is not None:
@@ -197,14 +198,18 @@ class FrameworkOps(OfferOps):
         fw.suppressed_roles |= set(roles or fw.roles)
         self.dirty_frameworks.add(framework_id)
 
-    def update_framework(self, framework_id: str, update: UpdateFramework, mono: float) -> None:
+    def update_framework(self, framework_id: str, update: UpdateFramework, mono: float
+                         ) -> Refusal | None:
         fw = self.frameworks[framework_id]
         info = update.framework_info
         if info.id is None or info.id.value != framework_id:
-            raise SubscribeRefused("'framework_info.id' must be the framework's id")
-        validate_roles(info)
+            return Refusal(400, "'framework_info.id' must be the framework's id")
+        refusal = roles_refusal(info)
+        if refusal is not None:
+            return refusal
         fw.info = info
         fw.suppressed_roles = set(update.suppressed_roles)
         self.allocator.update_framework(framework_id, fw.roles, fw.suppressed_roles)
         self.dirty_frameworks.add(framework_id)
         self.mark_changed(self.agents)
+        return None

@@ -130,6 +130,10 @@ class TaskRecord:
 
     def __post_init__(self) -> None:
         self.reserved = task_reserved(self.info.resources)
+        if self.terminal_uuid is None and self.status.state.terminal:
+            # A record made from a terminal status (recovered from the store, adopted
+            # from a re-registering agent): that update's acknowledgement retires it.
+            self.terminal_uuid = self.status.uuid
 
     @property
     def id(self) -> str:

@@ -6,16 +6,18 @@ agent are rescinded first, as Mesos does, so offered resources count as free) an
 puts them in the role's reserved pool; unreserving gives back what no task and no
 persistent volume of the role holds.  Each function changes the state only when it
 succeeds, marks the agent dirty (the books are stored with it) and returns None, or
-returns a ``Refusal`` and changes nothing but the rescinded offers.  No I/O.
+returns a ``Refusal`` and changes nothing but the rescinded offers.  They are the
+handlers of the ``OperatorReserves`` / ``OperatorUnreserves`` stimuli
+(``MasterState.handle``).  No I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mesoslite.master.model import AgentState
 from mesoslite.master.reservations import EMPTY, Split, split
+from mesoslite.master.stimuli import OperatorReserves, OperatorUnreserves, Refusal
 from mesoslite.messages.mesos import Resource
 from mesoslite.resources import ResourceError, Resources
 
@@ -23,43 +25,36 @@ if TYPE_CHECKING:
     from mesoslite.master.state import MasterState
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """Why a call was refused: ``status`` is the HTTP status it maps to (400 bad
-    input, 404 unknown agent, 409 the agent cannot satisfy it now)."""
-
-    status: int
-    message: str
-    path: str = "resources"
-
-
 def read(items: list[Resource], what: str) -> Split | Refusal:
     """The call's resources: every one reserved (DYNAMIC, a named role), no volumes."""
     if not items:
-        return Refusal(400, f"{what}: no resources given")
+        return Refusal(400, f"{what}: no resources given", "resources")
     try:
         parts = split(items, "resources")
     except ResourceError as exc:
         return Refusal(400, f"{what}: {exc}", exc.path)
     if parts.unreserved:
         return Refusal(400, f"{what}: {parts.unreserved} carry no reservation (give each "
-                            "resource 'reservations': [{'type': 'DYNAMIC', 'role': ...}])")
+                            "resource 'reservations': [{'type': 'DYNAMIC', 'role': ...}])",
+                       "resources")
     if parts.volumes:
-        return Refusal(400, f"{what}: persistent volumes are made with a framework's CREATE")
+        return Refusal(400, f"{what}: persistent volumes are made with a framework's CREATE",
+                       "resources")
     return parts
 
 
-def reserve(state: MasterState, agent_id: str, items: list[Resource],
-            principal: str | None, mono: float) -> Refusal | None:
-    """Reserve ``items`` on the agent for their roles, out of its free resources."""
-    parts = _prepare(state, agent_id, items, "RESERVE_RESOURCES", mono)
+def reserve(state: MasterState, stimulus: OperatorReserves, now: float, mono: float
+            ) -> Refusal | None:
+    """Reserve the resources on the agent for their roles, out of its free ones."""
+    agent_id, principal = stimulus.agent_id, stimulus.principal
+    parts = _prepare(state, agent_id, stimulus.resources, "RESERVE_RESOURCES", mono)
     if isinstance(parts, Refusal):
         return parts
     wanted = sum(parts.reserved.values(), EMPTY)
     free = _free_unreserved(state, agent_id)
     if not free.contains(wanted):
         return Refusal(409, f"RESERVE_RESOURCES: {wanted} is more than agent {agent_id}'s "
-                            f"free unreserved resources ({free or 'none'})")
+                            f"free unreserved resources ({free or 'none'})", "resources")
     book = state.agents[agent_id].reservations
     for role, amount in parts.reserved.items():
         book.reserved[role] = book.reserved.get(role, EMPTY) + amount
@@ -68,11 +63,12 @@ def reserve(state: MasterState, agent_id: str, items: list[Resource],
     return None
 
 
-def unreserve(state: MasterState, agent_id: str, items: list[Resource],
-              mono: float) -> Refusal | None:
-    """Give ``items`` back to the agent's unreserved pool (none may be in use by a
-    task or be a persistent volume's disk)."""
-    parts = _prepare(state, agent_id, items, "UNRESERVE_RESOURCES", mono)
+def unreserve(state: MasterState, stimulus: OperatorUnreserves, now: float, mono: float
+              ) -> Refusal | None:
+    """Give the resources back to the agent's unreserved pool (none may be in use by
+    a task or be a persistent volume's disk)."""
+    agent_id = stimulus.agent_id
+    parts = _prepare(state, agent_id, stimulus.resources, "UNRESERVE_RESOURCES", mono)
     if isinstance(parts, Refusal):
         return parts
     book = state.agents[agent_id].reservations
@@ -82,7 +78,7 @@ def unreserve(state: MasterState, agent_id: str, items: list[Resource],
             return Refusal(409, f"UNRESERVE_RESOURCES: {amount} is more than role '{role}'"
                                 f"'s free reserved resources on agent {agent_id} "
                                 f"({free or 'none'}; tasks and persistent volumes keep "
-                                "theirs)")
+                                "theirs)", "resources")
     for role, amount in parts.reserved.items():
         left = book.reserved[role] - amount
         if left:

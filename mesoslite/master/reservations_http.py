@@ -22,6 +22,7 @@ from aiohttp import web
 from mesoslite.auth import PRINCIPAL
 from mesoslite.httpapi import HTTPError
 from mesoslite.master import operator_reservations as ops
+from mesoslite.master.stimuli import OperatorReserves, OperatorUnreserves, Refusal
 from mesoslite.messages.mesos import Resource
 
 if TYPE_CHECKING:
@@ -35,17 +36,15 @@ async def reservation_call(server: MasterServer, request: web.Request, kind: str
     field = kind.lower()
     agent_id, items = _read(call.get(field), field)
     parts = ops.read(items, kind)
-    if isinstance(parts, ops.Refusal):
+    if isinstance(parts, Refusal):
         raise _error(parts, field)
     for role in sorted(parts.reserved):
         server.auth.require(request, field, role)
-    mono = server.clock.monotonic()
     if kind == "RESERVE_RESOURCES":
-        refusal = ops.reserve(server.state, agent_id, items, request.get(PRINCIPAL), mono)
+        refusal = server.handle(OperatorReserves(agent_id, items, request.get(PRINCIPAL)))
     else:
-        refusal = ops.unreserve(server.state, agent_id, items, mono)
-    if refusal is not None:
-        server.kick()  # offers were rescinded: the agent is offered again
+        refusal = server.handle(OperatorUnreserves(agent_id, items))
+    if isinstance(refusal, Refusal):
         raise _error(refusal, field)
     await server.flush()  # stored before the answer
     return web.Response(status=202)
@@ -67,6 +66,6 @@ def _read(body: object, field: str) -> tuple[str, list[Resource]]:
     return agent["value"], items
 
 
-def _error(refusal: ops.Refusal, field: str) -> HTTPError:
-    return HTTPError(refusal.status, refusal.message,
-                     [(f"{field}.{refusal.path}", [refusal.message])])
+def _error(refusal: Refusal, field: str) -> HTTPError:
+    where = f"{field}.{refusal.path}" if refusal.path else field
+    return HTTPError(refusal.status, refusal.message, [(where, [refusal.message])])

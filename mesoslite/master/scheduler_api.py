@@ -3,7 +3,9 @@
 SUBSCRIBE answers 200 with a chunked RecordIO stream and a ``Mesos-Stream-Id``
 header; every other call answers 202 once validated.  Status codes and messages
 follow Mesos: 400 malformed or mismatched stream id, 403 not subscribed, 406/415
-for media types, 307 to the leader on a follower (see server.py).
+for media types, 307 to the leader on a follower (see server.py).  Calls become
+stimuli for the state machine (``FrameworkSubscribes``, ``FrameworkCalls``...); its
+refusals become the error answers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from mesoslite.httpapi import HTTPError
-from mesoslite.master.frameworks import SubscribeRefused
+from mesoslite.master.stimuli import (
+    Admitted,
+    FrameworkCalls,
+    FrameworkStreamClosed,
+    FrameworkSubscribes,
+    MalformedCall,
+    Refusal,
+)
 from mesoslite.messages.scheduler import Call, CallError, CallType, decode_call
 
 if TYPE_CHECKING:
@@ -64,13 +73,14 @@ class SchedulerAPI:
         try:
             call = decode_call(body)
         except CallError as exc:
-            self.server.state.counters["calls_invalid"] += 1
+            self.server.handle(MalformedCall(str(exc)))
             raise HTTPError(400, str(exc), [(exc.path, [str(exc)])] if exc.path else []) from None
         if call.type == CallType.SUBSCRIBE:
             return await self._subscribe(request, call)
-        self._check_caller(request, call)
-        self._dispatch(call)
-        self.server.kick()
+        stream_id = request.headers.get(STREAM_HEADER)
+        _raise(self.server.state.caller_refusal(call, stream_id))
+        self.server.authorize_call(request, call)
+        _raise(self.server.handle(FrameworkCalls(call, stream_id)))
         return web.Response(status=202)
 
     # ---------------------------------------------------------------- subscribe
@@ -84,13 +94,11 @@ class SchedulerAPI:
             raise HTTPError(406, "Expecting 'Accept' to allow application/json")
         self.server.authorize_subscribe(request, call)
         stream_id = str(uuid.uuid4())
-        clock = self.server.clock
-        try:
-            framework_id = self.server.state.subscribe(
-                call.subscribe, stream_id, clock.now(), clock.monotonic()  # type: ignore[arg-type]
-            )
-        except SubscribeRefused as exc:
-            raise HTTPError(exc.status, str(exc)) from None
+        answer = self.server.handle(
+            FrameworkSubscribes(call.subscribe, stream_id))  # type: ignore[arg-type]
+        _raise(answer)
+        assert isinstance(answer, Admitted)
+        framework_id = answer.id
         stream = FrameworkStream(framework_id, stream_id)
         old = self.server.streams.get(framework_id)
         self.server.streams[framework_id] = stream
@@ -102,7 +110,6 @@ class SchedulerAPI:
             "Content-Type": _JSON, STREAM_HEADER: stream_id, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
-        self.server.kick()
         log.info("framework %s subscribed (stream %s)", framework_id, stream_id,
                  extra={"framework_id": framework_id})
         try:
@@ -118,62 +125,14 @@ class SchedulerAPI:
             if self.server.streams.get(framework_id) is stream:
                 del self.server.streams[framework_id]
             self.server.retired_streams.pop(stream_id, None)
-            self.server.state.stream_closed(framework_id, stream_id, clock.monotonic())
-            self.server.kick()
+            self.server.handle(FrameworkStreamClosed(framework_id, stream_id))
             log.info("framework %s stream %s closed", framework_id, stream_id,
                      extra={"framework_id": framework_id})
         return response
 
-    # ---------------------------------------------------------------- other calls
 
-    def _check_caller(self, request: web.Request, call: Call) -> None:
-        framework_id = call.framework_id.value  # type: ignore[union-attr]
-        fw = self.server.state.frameworks.get(framework_id)
-        if fw is None or not fw.connected:
-            raise HTTPError(403, "Framework is not subscribed")
-        stream_id = request.headers.get(STREAM_HEADER)
-        if stream_id is None:
-            raise HTTPError(400, "All non-subscribe calls should include the"
-                            " 'Mesos-Stream-Id' header")
-        if stream_id != fw.stream_id:
-            raise HTTPError(400, f"The stream ID '{stream_id}' included in this request didn't"
-                            f" match the stream ID currently associated with framework ID"
-                            f" {framework_id}")
-        self.server.authorize_call(request, call)
-
-    def _dispatch(self, call: Call) -> None:
-        state = self.server.state
-        clock = self.server.clock
-        now, mono = clock.now(), clock.monotonic()
-        fid = call.framework_id.value  # type: ignore[union-attr]
-        t = call.type
-        if t == CallType.TEARDOWN:
-            state.teardown(fid, now, mono)
-        elif t == CallType.ACCEPT:
-            state.accept(fid, call.accept, now, mono)  # type: ignore[arg-type]
-        elif t == CallType.DECLINE:
-            state.decline(fid, call.decline, mono)  # type: ignore[arg-type]
-        elif t == CallType.REVIVE:
-            state.revive(fid, call.revive.roles if call.revive else [])
-        elif t == CallType.SUPPRESS:
-            state.suppress(fid, call.suppress.roles if call.suppress else [])
-        elif t == CallType.KILL:
-            state.kill(fid, call.kill, now)  # type: ignore[arg-type]
-        elif t == CallType.SHUTDOWN:
-            state.shutdown(fid, call.shutdown, now)  # type: ignore[arg-type]
-        elif t == CallType.ACKNOWLEDGE:
-            ack = call.acknowledge
-            if ack is None or len(ack.uuid) != 16:
-                raise HTTPError(400, "'acknowledge.uuid' is not a valid UUID")
-            state.acknowledge(fid, ack.agent_id.value, ack.task_id.value, ack.uuid)
-        elif t == CallType.RECONCILE:
-            state.reconcile(fid, call.reconcile, now)  # type: ignore[arg-type]
-        elif t == CallType.MESSAGE:
-            state.message(fid, call.message)  # type: ignore[arg-type]
-        elif t == CallType.UPDATE_FRAMEWORK:
-            try:
-                state.update_framework(fid, call.update_framework, mono)  # type: ignore[arg-type]
-            except SubscribeRefused as exc:
-                raise HTTPError(400, str(exc)) from None
-        # REQUEST, inverse offers and operation calls are accepted and ignored, as
-        # Mesos' built-in allocator ignores REQUEST.
+def _raise(answer: object) -> None:
+    """A refusal of the state machine as the HTTP error it maps to."""
+    if isinstance(answer, Refusal):
+        raise HTTPError(answer.status, answer.message,
+                        [(answer.path, [answer.message])] if answer.path else [])

@@ -4,11 +4,15 @@
   after the store committed the change (``put``/``delete`` go through
   ``MasterStore.apply``, fenced by the leader epoch like every other write).  Secret
   values stay sealed in memory too; they are opened only to resolve a launch.
+* ``check(framework, task)`` is the state machine's question at ACCEPT (injected as
+  ``MasterState.secrets_check``): whether every reference resolves now, from the
+  catalog's metadata alone (no value is opened).  A task whose reference cannot
+  resolve gets TASK_ERROR from the master and never reaches an agent.
 * ``with_values(run_tasks)`` is called right before a ``RunTasks`` goes to the one
   agent that runs its tasks: it returns a copy carrying, per task with references,
-  the resolved values (``TaskSecrets``) or the reason they cannot be given (missing
-  object or key, a framework principal not allowed to use it, no key on this
-  master...), which the agent reports as the task's failure.  The state machine's
+  the resolved values (``TaskSecrets``) or the reason they cannot be given (an object
+  deleted since the ACCEPT, a value that is not text for a variable...), which the
+  agent reports as the task's failure.  The state machine's
   records, the store, ``/master/state`` and the event stream only ever hold the
   references.  Nothing here logs a value or puts one into an exception.
 
@@ -115,6 +119,15 @@ class MasterSecrets:
 
     # ---------------------------------------------------------------- resolution
 
+    def check(self, framework: FrameworkInfo, task: TaskInfo) -> str | None:
+        """Why one of ``task``'s references cannot resolve now (naming it, never a
+        value), or None.  Reads the catalog's metadata only: pure and cheap."""
+        for use in task_uses(task):
+            problem = self._problem(framework, use)
+            if problem is not None:
+                return problem
+        return None
+
     def with_values(self, message: RunTasks) -> RunTasks:
         """``message`` as is when no task references anything, else a copy carrying
         each referencing task's ``TaskSecrets``."""
@@ -137,22 +150,40 @@ class MasterSecrets:
         opened: dict[tuple[str, str], dict[str, bytes]] = {}
         try:
             for use in uses:
+                problem = self._problem(framework, use)
+                if problem is not None:
+                    raise Unresolvable(problem)
                 values = opened.get((use.kind, use.name))
                 if values is None:
-                    values = opened[(use.kind, use.name)] = self._open(framework, use)
+                    values = opened[(use.kind, use.name)] = self._open(use)
                 self._apply(out, use, values)
         except Unresolvable as exc:
             return TaskSecrets(framework_id=fid, task_id=task.task_id.value, error=str(exc))
         return out
 
-    def _open(self, framework: FrameworkInfo, use: Use) -> dict[str, bytes]:
+    def _problem(self, framework: FrameworkInfo, use: Use) -> str | None:
+        """What keeps one reference from resolving, judged on the metadata."""
         obj = self.objects.get((use.kind, use.name))
         if obj is None:
-            raise Unresolvable(f"{use.kind} '{use.name}' does not exist")
+            return f"{use.kind} '{use.name}' does not exist"
         principal = framework.principal
         if not self.auth.allowed(principal, USE_ACTIONS[use.kind], use.name):
-            raise Unresolvable(f"framework principal '{principal or 'anonymous'}' is not "
-                               f"authorized to use {use.kind} '{use.name}'")
+            return (f"framework principal '{principal or 'anonymous'}' is not "
+                    f"authorized to use {use.kind} '{use.name}'")
+        if not self.usable(obj):
+            why = ("this master has no secrets key" if self.keyring is None else
+                   f"it was encrypted with key {obj.key_id}, and this master's key is "
+                   f"{self.keyring.key_id}")
+            return f"{use.kind} '{use.name}' cannot be opened: {why}"
+        if use.key is not None and use.key not in obj.keys:
+            return f"{use.kind} '{use.name}' has no key '{use.key}'"
+        if use.env is not None and use.key is None and len(obj.keys) != 1:
+            return (f"environment variable '{use.env}': {use.kind} '{use.name}' has "
+                    f"{len(obj.keys)} keys; name one")
+        return None
+
+    def _open(self, use: Use) -> dict[str, bytes]:
+        obj = self.objects[(use.kind, use.name)]
         try:
             return obj.values(self.keyring)
         except SecretsKeyError as exc:
@@ -160,12 +191,10 @@ class MasterSecrets:
 
     @staticmethod
     def _apply(out: TaskSecrets, use: Use, values: dict[str, bytes]) -> None:
-        if use.key is not None and use.key not in values:
+        """Add one reference's values (``_problem`` found none)."""
+        if use.key is not None and use.key not in values:  # the metadata lied
             raise Unresolvable(f"{use.kind} '{use.name}' has no key '{use.key}'")
         if use.env is not None:
-            if use.key is None and len(values) != 1:
-                raise Unresolvable(f"environment variable '{use.env}': {use.kind} "
-                                   f"'{use.name}' has {len(values)} keys; name one")
             data = values[use.key] if use.key is not None else next(iter(values.values()))
             try:
                 text = data.decode("utf-8")

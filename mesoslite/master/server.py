@@ -1,10 +1,12 @@
 """The master process: wiring of the state machine to HTTP, WebSockets, the store
 and timers.  No decisions are made here.
 
-Each tick: handlers mutate ``MasterState``; ``kick()`` wakes the flusher, which runs
-a partial allocation round, collects the changed records into one ``Writes`` batch,
-commits it (in a worker thread, retried until it succeeds), and only then executes
-the commands of that tick (so nothing is promised before it is durable).
+The HTTP, WebSocket and timer code turns what happens into stimuli and hands each to
+``handle`` (the state machine's one entry point, with the clock's time); when the
+state has output, the flusher wakes: it runs a partial allocation round, takes the
+changed records as one ``Writes`` batch, commits it (in a worker thread, retried
+until it succeeds), and only then executes the commands of that flush (so nothing is
+promised before it is durable).
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from mesoslite.master.scheduler_api import FrameworkStream, SchedulerAPI
 from mesoslite.master.secrets import MasterSecrets
 from mesoslite.master.secrets_http import SecretsHTTP
 from mesoslite.master.state import MasterState
+from mesoslite.master.stimuli import AllocationRound, Recover, Result, Stimulus, Tick
 from mesoslite.master.usage import UsageCollector
 from mesoslite.master.views import state_view, tasks_view
-from mesoslite.messages.agent import AckUpdates, MasterMessage, Ping, RunTasks, Usage
+from mesoslite.messages.agent import AckUpdates, MasterMessage, Ping, RunTasks
 from mesoslite.messages.scheduler import HEARTBEAT, Error, Event, EventType, encode_record
 from mesoslite.secrets.crypto import Keyring, load_keyring
 from mesoslite.store.db import redact_url
@@ -62,14 +65,16 @@ class MasterServer:
         # Agent liveness is judged in time this master could listen (see ListeningClock).
         self.clock = clock or ListeningClock()
         self.store = MasterStore(store_url)
-        self.state = MasterState(str(uuid.uuid4()), config)
+        self.auth = auth or Auth()
+        self.secrets = MasterSecrets(secrets_key or load_keyring(None), self.auth,
+                                     self._commit)
+        self.state = MasterState(str(uuid.uuid4()), config, secrets_check=self.secrets.check)
         self.events = MasterEvents(self.state)
         self.metrics = MasterMetrics(self.state, self.events)
         self.streams: dict[str, FrameworkStream] = {}
         self.retired_streams: dict[str, FrameworkStream] = {}
         self.links: dict[str, AgentLink] = {}
-        self.usage: dict[str, Usage] = {}
-        self.metrics.registry.register(UsageCollector(self.state, self.usage))
+        self.metrics.registry.register(UsageCollector(self.state, self.state.usage))
         self.start_time = self.clock.now()
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()  # one tick at a time (the loop or a caller)
@@ -79,9 +84,6 @@ class MasterServer:
         self._ping_seq = 0
         self._stopped = False
         self.ssl_context = ssl_context
-        self.auth = auth or Auth()
-        self.secrets = MasterSecrets(secrets_key or load_keyring(None), self.auth,
-                                     self._commit)
         self.elected = asyncio.Event()
         self.held_requests = 0  # requests waiting for this master's recovery
         self.stopped_event = asyncio.Event()
@@ -131,10 +133,10 @@ class MasterServer:
     async def _lead(self) -> None:
         await self.leadership.campaign()
         loop = asyncio.get_running_loop()
-        self.state.epoch = await loop.run_in_executor(self._db, self.store.next_epoch)
+        epoch = await loop.run_in_executor(self._db, self.store.next_epoch)
         snapshot = await loop.run_in_executor(self._db, self.store.load)
         self.secrets.recover(snapshot.get("secrets", []))
-        self.state.recover(snapshot, self.clock.monotonic())
+        self.handle(Recover(snapshot, epoch))
         self.events.prime()
         log.info("master %s leads (epoch %d): recovered %d agents, %d frameworks, %d tasks"
                  " from %s", self.state.master_id, self.state.epoch, len(snapshot["agents"]),
@@ -260,6 +262,14 @@ class MasterServer:
 
     # ---------------------------------------------------------------- loops
 
+    def handle(self, stimulus: Stimulus) -> Result:
+        """Hand ``stimulus`` to the state machine now; wake the flusher when that
+        left something to store or send."""
+        result = self.state.handle(stimulus, self.clock.now(), self.clock.monotonic())
+        if self.state.pending:
+            self.kick()
+        return result
+
     def kick(self) -> None:
         self._wake.set()
 
@@ -276,10 +286,10 @@ class MasterServer:
         async with self._flushing:
             clock = self.clock
             with self.metrics.allocation_seconds.time():
-                self.state.allocate(clock.now(), clock.monotonic(), full=False)
+                self.state.handle(AllocationRound(full=False), clock.now(), clock.monotonic())
+            events = self.events.collect()  # from the dirty records: before take_writes
             commands = self.state.drain()
-            events = self.events.collect()
-            writes = self._collect_writes()
+            writes = self.state.take_writes()
             if writes:
                 await self._commit(writes)
             self._dispatch(commands)
@@ -302,28 +312,6 @@ class MasterServer:
                 log.error("store commit failed (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    def _collect_writes(self) -> Writes:
-        s = self.state
-        writes = Writes()
-        for aid in s.dirty_agents:
-            if aid in s.agents:
-                writes.agents[aid] = s.agents[aid].to_store()
-        for fid in s.dirty_frameworks:
-            fw = s.frameworks.get(fid) or next(
-                (f for f in s.completed_frameworks if f.id == fid), None)
-            if fw is not None:
-                writes.frameworks[fid] = fw.to_store()
-        for key in s.dirty_tasks:
-            task = s.tasks.get(key)
-            if task is not None:
-                writes.tasks[key] = task.to_store()
-            else:
-                writes.deleted_tasks.add(key)
-        s.dirty_agents.clear()
-        s.dirty_frameworks.clear()
-        s.dirty_tasks.clear()
-        return writes
 
     def _dispatch(self, commands: list[Command]) -> None:
         per_agent: dict[str, list[MasterMessage]] = {}
@@ -365,17 +353,14 @@ class MasterServer:
     async def _allocation_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.allocation_interval)
-            clock = self.clock
             with self.metrics.allocation_seconds.time():
-                self.state.allocate(clock.now(), clock.monotonic(), full=True)
-            self.kick()
+                self.handle(AllocationRound(full=True))
 
     async def _timer_loop(self) -> None:
         interval = max(0.02, min(1.0, self.config.agent_ping_timeout / 4))
         while True:
             await asyncio.sleep(interval)
-            self.state.tick(self.clock.now(), self.clock.monotonic())
-            self.kick()
+            self.handle(Tick())
 
     async def _ping_loop(self) -> None:
         while True:
@@ -397,7 +382,7 @@ class MasterServer:
     async def _state(self, request: web.Request) -> web.Response:
         await self.check_leader(request)
         self.auth.require(request, "view_state", "master")
-        return json_response(state_view(self.state, self.start_time, self.usage))
+        return json_response(state_view(self.state, self.start_time, self.state.usage))
 
     async def _tasks_view(self, request: web.Request) -> web.Response:
         await self.check_leader(request)

@@ -96,8 +96,7 @@ class TaskOps(FrameworkOps):
         destroyed: list[str] = []
         for op in accept.operations:
             if op.type in _LAUNCH_TYPES:
-                accepted = self._launch_operation(
-                    framework_id, op, agent, role, ledger, seen, now)
+                accepted = self._launch_operation(framework_id, op, agent, ledger, seen, now)
                 if accepted:
                     group = op.type == OperationType.LAUNCH_GROUP
                     run.append(LaunchTasks(framework=fw_info, tasks=accepted, group=group))
@@ -189,17 +188,16 @@ class TaskOps(FrameworkOps):
         framework_id: str,
         op: Operation,
         agent: AgentRecord,
-        role: str,
         ledger: Ledger,
         seen: set[str],
         now: float,
     ) -> list[TaskInfo]:
         """Validate one LAUNCH / LAUNCH_GROUP; returns the tasks accepted (taken out
-        of ``ledger``, reserved resources and persistent volumes included).
+        of ``ledger``, reserved resources and persistent volumes included).  Each
+        refused task is answered with TASK_ERROR at once.
 
         A LAUNCH_GROUP is all-or-nothing: one invalid task fails the whole group.
         """
-        agent_id, containerizers = agent.id, agent.containerizers
         is_group = op.type == OperationType.LAUNCH_GROUP
         infos = op.launch_group.task_group.tasks if is_group and op.launch_group else (
             op.launch.task_infos if op.launch else []
@@ -208,25 +206,12 @@ class TaskOps(FrameworkOps):
         errors: dict[str, str] = {}
         before = ledger.copy()
         for info in infos:
-            tid = info.task_id.value
-            if not is_plain(info.resources):
-                info = mount_volumes(msgspec.structs.replace(
-                    info, resources=normalize(info.resources)), agent.reservations)
-            resources, error = task_resources(info)
-            if error is None:
-                error = validate_task(info, agent_id, role, containerizers)
-            if error is None and (tid in seen or (framework_id, tid) in self.tasks):
-                error = f"Task has duplicate ID: {tid}"
-            if error is None:
-                error = _unmanaged_volume(info)
-            if error is None:
-                error = "Task uses no resources" if not resources else take_for_task(
-                    ledger, agent.reservations, info.resources, resources)  # type: ignore[arg-type]
-            seen.add(tid)
+            info, resources, error = self._take_task(framework_id, info, agent, ledger, seen)
+            seen.add(info.task_id.value)
             if error is not None:
-                errors[tid] = error
-                continue
-            accepted.append((info, resources))  # type: ignore[arg-type]
+                errors[info.task_id.value] = error
+            else:
+                accepted.append((info, resources))
         if is_group and errors:
             reason = Reason.REASON_TASK_GROUP_INVALID
             first = next(iter(errors.values()))
@@ -239,11 +224,39 @@ class TaskOps(FrameworkOps):
         for tid, error in errors.items():
             self.counters["tasks_error"] += 1
             self.send_update(framework_id, self.master_update(
-                framework_id, tid, agent_id, TaskState.TASK_ERROR, reason, error, now))
+                framework_id, tid, agent.id, TaskState.TASK_ERROR, reason, error, now))
         group_id = f"group-{infos[0].task_id.value}" if is_group and infos else None
         for info, resources in accepted:
-            self._add_launched_task(framework_id, agent_id, role, info, resources, group_id, now)
+            self._add_launched_task(framework_id, agent.id, ledger.role, info, resources,
+                                    group_id, now)
         return [info for info, _ in accepted]
+
+    def _take_task(
+        self, framework_id: str, info: TaskInfo, agent: AgentRecord, ledger: Ledger,
+        seen: set[str],
+    ) -> tuple[TaskInfo, Resources, str | None]:
+        """Check one task of a launch and take its resources out of ``ledger``:
+        (the task as it will run, its resources, None) or (..., why it is invalid),
+        the ledger untouched.  Its secrets must resolve now (``secrets_check``); a
+        race with a deletion after this is caught where the values are added."""
+        tid = info.task_id.value
+        if not is_plain(info.resources):
+            info = mount_volumes(msgspec.structs.replace(
+                info, resources=normalize(info.resources)), agent.reservations)
+        resources, error = task_resources(info)
+        if error is None:
+            error = validate_task(info, agent.id, ledger.role, agent.containerizers)
+        if error is None and (tid in seen or (framework_id, tid) in self.tasks):
+            error = f"Task has duplicate ID: {tid}"
+        if error is None:
+            error = _unmanaged_volume(info)
+        if error is None and self.secrets_check is not None:
+            problem = self.secrets_check(self.frameworks[framework_id].info, info)
+            error = f"Secrets: {problem}" if problem else None
+        if error is None:
+            error = "Task uses no resources" if not resources else take_for_task(
+                ledger, agent.reservations, info.resources, resources)  # type: ignore[arg-type]
+        return info, resources or Resources(), error
 
     def _add_launched_task(
         self,
@@ -264,7 +277,7 @@ class TaskOps(FrameworkOps):
             resources=resources, status=status, statuses=[(TaskState.TASK_STAGING.value, now)],
             group_id=group_id,
         )
-        self.index_task(task)
+        self.add_task(task)
         self.counters["tasks_launched"] += 1
 
     # ---------------------------------------------------------------- updates
@@ -285,35 +298,21 @@ class TaskOps(FrameworkOps):
                 continue
             task = self.tasks.get((fid, tid))
             if task is not None and task.agent_id == agent_id:
-                self._record_update(task, update, mono)
+                self.transition(task, status, mono, latest=update.latest_state,
+                                at=status.timestamp or 0.0)
             self.send_update(fid, status)
         if immediate_acks:
             self.to_agent(agent_id, AckUpdates(acks=immediate_acks))
 
-    def _record_update(self, task: TaskRecord, update: StatusUpdate, mono: float) -> None:
-        status = update.status
-        latest = update.latest_state or status.state
-        if status.uuid is not None and status.uuid == task.status.uuid and (
-                latest == task.latest_state):
-            return  # a retransmission: already recorded (and still forwarded)
-        if not task.statuses or task.statuses[-1][0] != status.state.value:
-            task.statuses.append((status.state.value, status.timestamp or 0.0))
-        task.status = status
-        task.latest_state = latest
-        if status.state.terminal and status.uuid:
-            task.terminal_uuid = status.uuid
-        if latest.terminal:
-            self.release_task_resources(task, mono)
-        self.dirty_tasks.add(task.key)
-
-    def acknowledge(self, framework_id: str, agent_id: str, task_id: str, uuid: bytes) -> None:
+    def acknowledge(self, framework_id: str, agent_id: str, task_id: str, uuid: bytes,
+                    mono: float) -> None:
         """Forward an acknowledgement to the agent; a terminal one retires the task."""
         task = self.tasks.get((framework_id, task_id))
         self.to_agent(
             agent_id, AckUpdates(acks=[Ack(framework_id=framework_id, task_id=task_id, uuid=uuid)])
         )
         if task is not None and task.terminal_uuid == uuid and task.agent_id == agent_id:
-            self.unindex_task(task)
+            self.retire_task(task, mono)
 
     # ---------------------------------------------------------------- kill
 

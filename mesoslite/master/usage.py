@@ -1,7 +1,7 @@
 """Task and volume usage as the agents report it: the ``usage`` part of
 ``/master/state`` and the usage series of ``/metrics``.
 
-The master keeps each agent's latest ``Usage`` message (``MasterServer.usage``,
+The master keeps each agent's latest ``Usage`` message (``MasterState.usage``,
 replaced whole every ``--usage-interval``), so tasks that ended drop out with the
 next report.  Only agents the master still knows are shown.
 

@@ -19,7 +19,8 @@ from tests.integration.conftest import fast_config
 
 
 @pytest.fixture
-async def loading_master(tmp_path) -> AsyncIterator[Callable[..., object]]:
+async def loading_master(tmp_path, monkeypatch: pytest.MonkeyPatch
+                         ) -> AsyncIterator[Callable[..., object]]:
     """``make(hold)``: a started master whose state load waits for ``release``."""
     made: list[tuple[MasterServer, threading.Event]] = []
 
@@ -34,7 +35,7 @@ async def loading_master(tmp_path) -> AsyncIterator[Callable[..., object]]:
             release.wait(30)
             return load()
 
-        master.store.load = slow_load  # type: ignore[method-assign]
+        monkeypatch.setattr(master.store, "load", slow_load)
         await master.start(wait_elected=False)
         made.append((master, release))
         return master, release

@@ -7,6 +7,14 @@ import asyncio
 
 from mesoslite.master.events import EventLog, EventType, MasterEvent, MasterEvents
 from mesoslite.master.state import MasterState
+from mesoslite.master.stimuli import (
+    Admitted,
+    AgentLinkClosed,
+    AgentRegisters,
+    FrameworkStreamClosed,
+    FrameworkSubscribes,
+    Tick,
+)
 from mesoslite.messages.agent import Register
 from mesoslite.messages.mesos import FrameworkInfo, from_resources
 from mesoslite.messages.scheduler import Subscribe
@@ -16,9 +24,7 @@ from mesoslite.resources import Resources
 def flush(state: MasterState, events: MasterEvents) -> list[str]:
     """What the server's flusher does per tick (collect before the writes clear)."""
     batch = events.collect()
-    state.dirty_agents.clear()
-    state.dirty_frameworks.clear()
-    state.dirty_tasks.clear()
+    state.take_writes()
     state.drain()
     events.publish(batch)
     return [e.type.value for e in batch]
@@ -29,7 +35,9 @@ def register(state: MasterState, agent_id: str | None = None, connection: int = 
     msg = Register(agent_id=agent_id, hostname="h1", address="127.0.0.1", port=5051,
                    resources=from_resources(Resources.of(cpus=cpus, mem=256)),
                    attributes={"rack": "r1"}, containerizers=["process"])
-    return state.register_agent(msg, connection, now=1.0, mono=1.0)
+    answer = state.handle(AgentRegisters(msg, connection), now=1.0, mono=1.0)
+    assert isinstance(answer, Admitted)
+    return answer.id
 
 
 def test_agent_lifecycle_gives_added_updated_removed_added() -> None:
@@ -38,7 +46,7 @@ def test_agent_lifecycle_gives_added_updated_removed_added() -> None:
     aid = register(state)
     assert flush(state, events) == ["AGENT_ADDED"]
     assert flush(state, events) == []  # nothing changed, nothing said
-    state.agent_disconnected(aid, 1, mono=2.0)
+    state.handle(AgentLinkClosed(aid, 1), now=2.0, mono=2.0)
     assert flush(state, events) == ["AGENT_UPDATED"]
     register(state, aid, connection=2)
     assert flush(state, events) == ["AGENT_UPDATED"]
@@ -46,7 +54,8 @@ def test_agent_lifecycle_gives_added_updated_removed_added() -> None:
     assert flush(state, events) == []
     register(state, aid, connection=4, cpus=4)
     assert flush(state, events) == ["AGENT_UPDATED"]
-    state.mark_unreachable(state.agents[aid], now=3.0, mono=3.0)
+    limit = state.config.agent_ping_timeout * state.config.max_agent_ping_timeouts
+    state.handle(Tick(), now=3.0, mono=1.0 + limit)  # silent since its registration
     assert flush(state, events) == ["AGENT_REMOVED"]
     register(state, aid, connection=5)
     assert flush(state, events) == ["AGENT_ADDED"]
@@ -59,11 +68,14 @@ def test_framework_lifecycle_gives_added_updated_removed() -> None:
     state = MasterState("m")
     events = MasterEvents(state)
     info = FrameworkInfo(user="u", name="<b>fw</b>")
-    fid = state.subscribe(Subscribe(framework_info=info), "s1", now=1.0, mono=1.0)
+    answer = state.handle(FrameworkSubscribes(Subscribe(framework_info=info), "s1"),
+                          now=1.0, mono=1.0)
+    assert isinstance(answer, Admitted)
+    fid = answer.id
     assert flush(state, events) == ["FRAMEWORK_ADDED"]
-    state.stream_closed(fid, "s1", mono=2.0)
+    state.handle(FrameworkStreamClosed(fid, "s1"), now=2.0, mono=2.0)
     assert flush(state, events) == ["FRAMEWORK_UPDATED"]
-    state.teardown(fid, now=3.0, mono=3.0)
+    state.handle(Tick(), now=3.0, mono=3.0)  # past its failover timeout (0 s)
     assert flush(state, events) == ["FRAMEWORK_REMOVED"]
     removed = events.log.since(0)[-1].to_dict()
     assert removed["framework_removed"]["framework_info"]["name"] == "<b>fw</b>"
