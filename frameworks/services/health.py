@@ -16,27 +16,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
-import aiohttp
 
 from frameworks.services.model import App, HealthCheck
 from frameworks.services.state import ServicesState
 from frameworks.services.tasks import TaskRecord
+from mesoslite.agent.health import (
+    HealthPolicy,
+    HealthState,
+    HttpTarget,
+    KillTask,
+    Prober,
+    ProbeTarget,
+    TcpTarget,
+)
 
 log = logging.getLogger(__name__)
 
 KillFn = Callable[[str, str], Awaitable[None]]
-
-
-@dataclass
-class _Track:
-    """One check of one task."""
-
-    started_at: float
-    next_at: float
-    grace_over: bool
-    failures: int = 0
 
 
 class HealthProber:
@@ -44,9 +40,9 @@ class HealthProber:
 
     def __init__(self, now: Callable[[], float]) -> None:
         self.now = now
-        self._tracks: dict[tuple[str, int], _Track] = {}
+        self._checks: dict[tuple[str, int], HealthState] = {}  # (task id, slot)
         self._inflight: dict[tuple[str, int], asyncio.Task[None]] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._prober = Prober()
 
     def schedule(self, state: ServicesState, now: float, on_change: Callable[[], None],
                  kill: KillFn) -> None:
@@ -59,42 +55,42 @@ class HealthProber:
                     continue
                 for slot, index in enumerate(app.framework_checks):
                     self._maybe_probe(state, app, task, slot, index, now, on_change, kill)
-        for key in [k for k in self._tracks if k[0] not in state.tasks]:
-            self._tracks.pop(key, None)
+        for key in [k for k in self._checks if k[0] not in state.tasks]:
+            self._checks.pop(key, None)
 
     def _maybe_probe(self, state: ServicesState, app: App, task: TaskRecord, slot: int,
                      index: int, now: float, on_change: Callable[[], None], kill: KillFn
                      ) -> None:
         key = (task.id, slot)
         check = app.health_checks[index]
-        track = self._tracks.get(key)
-        if track is None:
-            started = task.started_at or now
-            known = slot < len(task.probe_healthy) and task.probe_healthy[slot] is not None
-            track = self._tracks[key] = _Track(started, started + check.delay_seconds, known)
-        if key in self._inflight or now < track.next_at:
+        health = self._checks.get(key)
+        if health is None:
+            # A result known before (the framework restarted): no new grace period.
+            known = task.probe_healthy[slot] if slot < len(task.probe_healthy) else None
+            health = self._checks[key] = HealthState(_policy(check), task.started_at or now,
+                                                     known)
+        if key in self._inflight or now < health.next_check_at:
             return
         self._inflight[key] = asyncio.create_task(
-            self._probe(state, app, task, slot, check, track, on_change, kill))
+            self._probe(state, app, task, slot, check, health, on_change, kill))
 
     async def _probe(self, state: ServicesState, app: App, task: TaskRecord, slot: int,
-                     check: HealthCheck, track: _Track, on_change: Callable[[], None],
+                     check: HealthCheck, health: HealthState, on_change: Callable[[], None],
                      kill: KillFn) -> None:
         try:
-            ok, detail = await self._run(task, app, check)
+            target = _target(task, app, check)
+            ok, detail = ((False, "no port to check") if target is None
+                          else await self._prober.probe(target, check.timeout_seconds))
         finally:
             self._inflight.pop((task.id, slot), None)
         current = state.tasks.get(task.id)
         if current is None or current.kill_requested_at is not None:
             return
         now = self.now()
-        track.next_at = now + check.interval_seconds
-        if ok:
-            track.grace_over, track.failures = True, 0
-        elif not track.grace_over and now < track.started_at + check.grace_period_seconds:
+        counted = ok or not health.in_grace(now)
+        killed = any(isinstance(a, KillTask) for a in health.record(ok, now, detail))
+        if not counted:
             return  # failures in the grace period do not count
-        else:
-            track.failures += 1
         changed = current.note_health(app.agent_check is not None, len(app.framework_checks),
                                       now, probe=(slot, ok))
         if changed:
@@ -102,51 +98,44 @@ class HealthProber:
             state.emit("health_status_changed_event", {
                 "appId": app.id, "taskId": current.id, "instanceId": current.id,
                 "version": current.version, "alive": current.healthy}, now)
-        limit = check.max_consecutive_failures
-        if not ok and limit and track.failures >= limit:
-            reason = f"health check {slot + 1} failed {track.failures} times: {detail}"
+        if killed:
+            reason = f"health check {slot + 1} failed {health.failures} times: {detail}"
             state.mark_kill(current.id, reason, now)
             current.kill_is_failure = True
             await kill(current.id, reason)
-        if changed or (not ok and limit and track.failures >= limit):
+        if changed or killed:
             on_change()
-
-    async def _run(self, task: TaskRecord, app: App, check: HealthCheck) -> tuple[bool, str]:
-        port = check.port
-        if port is None and check.port_index is not None and check.port_index < len(task.ports):
-            port = task.ports[check.port_index]
-        elif port is not None and app.network == "bridge":
-            # A fixed port names a container port: probe the host port mapped to it.
-            mapped = [pm for pm in app.port_mappings if pm.host_port is not None]
-            for pm, host_port in zip(mapped, task.ports, strict=False):
-                if pm.container_port == port:
-                    port = host_port
-                    break
-        if port is None:
-            return False, "no port to check"
-        host = task.address or task.hostname
-        timeout = check.timeout_seconds or None
-        protocol = check.protocol.removeprefix("MESOS_")
-        try:
-            if protocol == "TCP":
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-                writer.close()
-                return True, ""
-            if self._session is None:
-                self._session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(force_close=True, ssl=False))
-            url = f"{protocol.lower()}://{host}:{port}{check.path or '/'}"
-            async with self._session.get(url, allow_redirects=False,
-                                         timeout=aiohttp.ClientTimeout(total=timeout)) as r:
-                ok = 200 <= r.status < 400 or (check.ignore_http1xx and 100 <= r.status < 200)
-                return ok, "" if ok else f"GET {url} answered {r.status}"
-        except (OSError, aiohttp.ClientError, TimeoutError) as exc:
-            return False, f"{type(exc).__name__}: {exc}"[:200]
 
     async def close(self) -> None:
         for task in list(self._inflight.values()):
             task.cancel()
         await asyncio.gather(*self._inflight.values(), return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
+        await self._prober.close()
 
+
+def _policy(check: HealthCheck) -> HealthPolicy:
+    return HealthPolicy(delay=check.delay_seconds, interval=check.interval_seconds,
+                        timeout=check.timeout_seconds, grace=check.grace_period_seconds,
+                        max_failures=check.max_consecutive_failures)
+
+
+def _target(task: TaskRecord, app: App, check: HealthCheck) -> ProbeTarget | None:
+    """What to probe (None: the check names no port the task has)."""
+    port = check.port
+    if port is None and check.port_index is not None and check.port_index < len(task.ports):
+        port = task.ports[check.port_index]
+    elif port is not None and app.network == "bridge":
+        # A fixed port names a container port: probe the host port mapped to it.
+        mapped = [pm for pm in app.port_mappings if pm.host_port is not None]
+        for pm, host_port in zip(mapped, task.ports, strict=False):
+            if pm.container_port == port:
+                port = host_port
+                break
+    if port is None:
+        return None
+    host = task.address or task.hostname
+    protocol = check.protocol.removeprefix("MESOS_")
+    if protocol == "TCP":
+        return TcpTarget(host, port)
+    return HttpTarget(host, port, check.path or "/", protocol.lower(),
+                      ignore_1xx=check.ignore_http1xx)

@@ -1,11 +1,15 @@
 """Health checks run by the agent, with Mesos/Marathon semantics.
 
-Two parts:
+Three parts:
 
 * ``HealthState`` - the pure decision logic: check results (and the time, a parameter)
   in, actions out (``SendHealth``, ``KillTask``), plus when the next check is due.
-* ``HealthMonitor`` - the I/O loop, one asyncio task per RUNNING task with a
-  ``health_check``, hooked to ``TaskManager.on_running`` / ``on_ended``.
+* ``Prober`` - one probe of a target (``HttpTarget``, ``TcpTarget``, ``CommandTarget``:
+  an address, a port, a path or a command; nothing of the agent).  The services
+  framework's own checks use it and ``HealthState`` too.
+* ``HealthMonitor`` - the agent's I/O loop, one asyncio task per RUNNING task with a
+  ``health_check``, hooked to ``TaskManager.on_running`` / ``on_ended``; it hands each
+  change to the task lifecycle as a ``HealthVerdict``.
 
 Semantics (``mesos.HealthCheck``):
 
@@ -43,28 +47,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 
+from mesoslite.agent.lifecycle import AgentTaskState, Phase
 from mesoslite.clock import Clock, SystemClock
 from mesoslite.messages.mesos import (
     ContainerType,
     DockerNetwork,
     HealthCheck,
     HealthCheckType,
-    Reason,
     TaskInfo,
-    TaskState,
 )
 
 if TYPE_CHECKING:
-    from mesoslite.agent.tasks import AgentTaskState, TaskManager
+    from mesoslite.agent.tasks import TaskManager
 
 log = logging.getLogger(__name__)
 
-HEALTH_KILL_REASON = Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
 DETAIL_LIMIT = 200  # characters of a failed check's output kept in messages
 MIN_INTERVAL = 0.1  # seconds; an interval of 0 would run checks back to back
 
@@ -152,7 +155,110 @@ class HealthState:
         return [SendHealth(healthy)]
 
 
-# ---------------------------------------------------------------- checks (I/O)
+# ---------------------------------------------------------------- probes (I/O)
+
+
+@dataclass(frozen=True)
+class HttpTarget:
+    """``GET <scheme>://<host>:<port><path>``, no redirects followed; healthy on one of
+    ``statuses`` when given, else on 2xx/3xx (and 1xx with ``ignore_1xx``)."""
+
+    host: str
+    port: int
+    path: str = "/"
+    scheme: str = "http"
+    statuses: tuple[int, ...] = ()
+    ignore_1xx: bool = False
+
+
+@dataclass(frozen=True)
+class TcpTarget:
+    """Healthy when a TCP connection to ``host:port`` opens."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class CommandTarget:
+    """Healthy when ``argv`` exits 0; ``run(argv, timeout)`` runs it where the task
+    runs and returns (exit status, output) - ``Container.exec`` on the agent; None
+    when there is nothing to run it in."""
+
+    argv: tuple[str, ...]
+    run: Callable[[list[str], float], Awaitable[tuple[int, str]]] | None
+
+
+ProbeTarget = HttpTarget | TcpTarget | CommandTarget
+
+
+class Prober:
+    """Probes targets; returns (healthy, detail) - the detail says why not.  Used by
+    the agent's checks and by the services framework's own."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    async def probe(self, target: ProbeTarget, timeout: float) -> tuple[bool, str]:
+        """One probe; it fails when it takes longer than ``timeout`` seconds (0: no
+        limit; a COMMAND target's ``run`` enforces it itself)."""
+        limit = timeout if timeout > 0 else None
+        try:
+            if isinstance(target, CommandTarget):
+                return await self._command(target, limit)
+            coro = self._http(target) if isinstance(target, HttpTarget) else self._tcp(target)
+            return await asyncio.wait_for(coro, limit)
+        except TimeoutError:
+            return False, f"timed out after {timeout:g}s"
+        except (OSError, aiohttp.ClientError, ValueError) as exc:
+            return False, f"{type(exc).__name__}: {exc}"[:DETAIL_LIMIT]
+
+    async def _command(self, target: CommandTarget, limit: float | None) -> tuple[bool, str]:
+        if target.run is None:
+            return False, "the task has no container"
+        try:
+            code, output = await target.run(list(target.argv), limit or 1e9)
+        except NotImplementedError:
+            return False, "this containerizer cannot run COMMAND checks"
+        if code == 0:
+            return True, ""
+        tail = output.strip()[-DETAIL_LIMIT:]
+        return False, f"command exited with status {code}" + (f" ({tail})" if tail else "")
+
+    async def _http(self, target: HttpTarget) -> tuple[bool, str]:
+        path = target.path if target.path.startswith("/") else "/" + target.path
+        url = f"{target.scheme}://{_host(target.host)}:{target.port}{path}"
+        if self._session is None:
+            # A fresh connection per check (no keep-alive): it proves the server accepts.
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(force_close=True, ssl=False))
+        async with self._session.get(url, allow_redirects=False) as resp:
+            status = resp.status
+        if target.statuses:
+            ok = status in target.statuses
+        else:
+            ok = 200 <= status < 400 or (target.ignore_1xx and 100 <= status < 200)
+        return ok, "" if ok else f"GET {url} answered {status}"
+
+    async def _tcp(self, target: TcpTarget) -> tuple[bool, str]:
+        _, writer = await asyncio.open_connection(_host(target.host), target.port)
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True, ""
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _host(address: str) -> str:
+    # Tasks listening on every interface answer on loopback, too.
+    return "127.0.0.1" if address in ("", "0.0.0.0") else address
+
+
+# ---------------------------------------------------------------- the agent's checks
 
 
 def check_port(task: TaskInfo, port: int) -> int:
@@ -184,71 +290,19 @@ def command_argv(check: HealthCheck) -> list[str]:
     return ["env", *pairs, *argv] if pairs else argv
 
 
-class Prober:
-    """Runs one check of any kind; returns (healthy, detail)."""
-
-    def __init__(self, address: str) -> None:
-        # Tasks listening on every interface answer on loopback, too.
-        self.address = "127.0.0.1" if address in ("", "0.0.0.0") else address
-        self._session: aiohttp.ClientSession | None = None
-
-    async def probe(self, task: AgentTaskState, check: HealthCheck, timeout: float
-                    ) -> tuple[bool, str]:
-        limit = timeout if timeout > 0 else None
-        try:
-            if check.type == HealthCheckType.COMMAND:
-                return await self._command(task, check, limit)
-            if check.type == HealthCheckType.HTTP and check.http is not None:
-                coro = self._http(task.info, check)
-            elif check.type == HealthCheckType.TCP and check.tcp is not None:
-                coro = self._tcp(task.info, check.tcp.port)
-            else:
-                return False, f"unsupported health check {check.type.value}"
-            return await asyncio.wait_for(coro, limit)
-        except TimeoutError:
-            return False, f"timed out after {timeout:g}s"
-        except (OSError, aiohttp.ClientError, ValueError) as exc:
-            return False, f"{type(exc).__name__}: {exc}"[:DETAIL_LIMIT]
-
-    async def _command(self, task: AgentTaskState, check: HealthCheck, limit: float | None
-                       ) -> tuple[bool, str]:
-        if task.container is None:
-            return False, "the task has no container"
-        try:
-            code, output = await task.container.exec(command_argv(check), limit or 1e9)
-        except NotImplementedError:
-            return False, "this containerizer cannot run COMMAND checks"
-        if code == 0:
-            return True, ""
-        tail = output.strip()[-DETAIL_LIMIT:]
-        return False, f"command exited with status {code}" + (f" ({tail})" if tail else "")
-
-    async def _http(self, info: TaskInfo, check: HealthCheck) -> tuple[bool, str]:
-        assert check.http is not None
+def probe_target(check: HealthCheck, task: AgentTaskState, address: str) -> ProbeTarget:
+    """What to probe for ``task``'s ``check`` from an agent at ``address``; ValueError
+    (its text the detail) when the check cannot be run."""
+    if check.type == HealthCheckType.COMMAND:
+        run = task.container.exec if task.container is not None else None
+        return CommandTarget(tuple(command_argv(check)), run)
+    if check.type == HealthCheckType.HTTP and check.http is not None:
         http = check.http
-        path = http.path or "/"
-        url = (f"{http.scheme or 'http'}://{self.address}:{check_port(info, http.port)}"
-               f"{path if path.startswith('/') else '/' + path}")
-        if self._session is None:
-            # A fresh connection per check (no keep-alive): it proves the server accepts.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(force_close=True, ssl=False))
-        async with self._session.get(url, allow_redirects=False) as resp:
-            status = resp.status
-        ok = status in http.statuses if http.statuses else 200 <= status < 400
-        return ok, "" if ok else f"GET {url} answered {status}"
-
-    async def _tcp(self, info: TaskInfo, port: int) -> tuple[bool, str]:
-        _, writer = await asyncio.open_connection(self.address, check_port(info, port))
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
-        return True, ""
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        return HttpTarget(address, check_port(task.info, http.port), http.path or "/",
+                          http.scheme or "http", tuple(http.statuses))
+    if check.type == HealthCheckType.TCP and check.tcp is not None:
+        return TcpTarget(address, check_port(task.info, check.tcp.port))
+    raise ValueError(f"unsupported health check {check.type.value}")
 
 
 class HealthMonitor:
@@ -258,13 +312,13 @@ class HealthMonitor:
     def __init__(self, tasks: TaskManager, clock: Clock | None = None) -> None:
         self.tasks = tasks
         self.clock = clock or SystemClock()
-        self.prober = Prober(tasks.identity.address)
+        self.prober = Prober()
         self._loops: dict[tuple[str, str], asyncio.Task[None]] = {}
-        self._kills: set[asyncio.Task[Any]] = set()
+        self._verdicts: set[asyncio.Future[None]] = set()
 
     def start(self, task: AgentTaskState) -> None:
         check = task.info.health_check
-        key = (task.framework_id, task.task_id)
+        key = task.key
         if check is None or key in self._loops:
             return
         if check.type not in (HealthCheckType.COMMAND, HealthCheckType.HTTP,
@@ -280,7 +334,7 @@ class HealthMonitor:
         loop_task.add_done_callback(lambda t: self._forget(key, t))
 
     def stop(self, task: AgentTaskState) -> None:
-        loop_task = self._loops.pop((task.framework_id, task.task_id), None)
+        loop_task = self._loops.pop(task.key, None)
         if loop_task is not None and loop_task is not asyncio.current_task():
             loop_task.cancel()
 
@@ -291,35 +345,41 @@ class HealthMonitor:
             log.error("health checks of %s stopped", key[1], exc_info=loop_task.exception())
 
     async def _run(self, task: AgentTaskState, check: HealthCheck, state: HealthState) -> None:
+        address = self.tasks.identity.address
         while not state.done:
             while (wait := state.next_check_at - self.clock.monotonic()) > 0:
                 await asyncio.sleep(wait)
-            if task.state != TaskState.TASK_RUNNING or task.kill_reason is not None:
+            if task.phase != Phase.RUNNING:
                 return
-            healthy, detail = await self.prober.probe(task, check, state.policy.timeout)
-            for action in state.record(healthy, self.clock.monotonic(), detail):
-                await self._act(task, action)
+            try:
+                target = probe_target(check, task, address)
+            except ValueError as exc:
+                healthy, detail = False, str(exc)
+            else:
+                healthy, detail = await self.prober.probe(target, state.policy.timeout)
+            actions = state.record(healthy, self.clock.monotonic(), detail)
+            if actions:
+                await self._act(task, actions)
 
-    async def _act(self, task: AgentTaskState, action: Action) -> None:
-        if isinstance(action, SendHealth):
-            log.info("task %s is %s", task.task_id,
-                     "healthy" if action.healthy else "unhealthy")
-            # Shielded: the update must be queued whole even if the task ends meanwhile.
-            await asyncio.shield(self.tasks.send_health(task, action.healthy))
-            return
-        log.warning("task %s: %s", task.task_id, action.message)
-        # Its own task: the kill ends this loop (on_ended), which must not cancel it.
-        kill = asyncio.create_task(self.tasks.kill(
-            task.framework_id, task.task_id, state=TaskState.TASK_FAILED,
-            reason=HEALTH_KILL_REASON, message=action.message))
-        self._kills.add(kill)
-        kill.add_done_callback(self._kills.discard)
+    async def _act(self, task: AgentTaskState, actions: list[Action]) -> None:
+        changed = next((a.healthy for a in actions if isinstance(a, SendHealth)), None)
+        kill = next((a.message for a in actions if isinstance(a, KillTask)), None)
+        if changed is not None:
+            log.info("task %s is %s", task.task_id, "healthy" if changed else "unhealthy")
+        if kill is not None:
+            log.warning("task %s: %s", task.task_id, kill)
+        # Shielded: the verdict must be carried out whole even if the task ends (and
+        # this loop is cancelled) meanwhile; ``close`` waits for it.
+        verdict = asyncio.ensure_future(self.tasks.health_verdict(task.key, changed, kill))
+        self._verdicts.add(verdict)
+        verdict.add_done_callback(self._verdicts.discard)
+        await asyncio.shield(verdict)
 
     async def close(self) -> None:
-        """Stop every check loop (tasks keep running) and wait for pending kills."""
+        """Stop every check loop (tasks keep running) and wait for verdicts under way."""
         loops = list(self._loops.values())
         self._loops.clear()
         for loop_task in loops:
             loop_task.cancel()
-        await asyncio.gather(*loops, *self._kills, return_exceptions=True)
+        await asyncio.gather(*loops, *self._verdicts, return_exceptions=True)
         await self.prober.close()

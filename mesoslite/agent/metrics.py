@@ -1,25 +1,21 @@
 """Prometheus metrics of the agent (``GET /metrics``).
 
 Gauges (tasks by state, updates waiting for an acknowledgement, tasks per
-containerizer) are read from the agent at scrape time.  Counters and histograms are
-kept by thin wrappers installed once, at wiring time, around three seams the agent
-already has, so the task and update code is not touched:
-
-* each containerizer's ``launch``: launches, failures and the time the call took;
-* the status update manager's ``add``: updates generated, by state, and the launch
-  latency (from the agent receiving the task to TASK_RUNNING);
-* the send function the status update manager is given: updates sent, and resent
-  (the same update again because no acknowledgement came).
+containerizer) are read from the agent at scrape time.  Counters and histograms come
+through the ``AgentObserver`` interface (``observer.py``), which ``AgentMetrics``
+implements: the task manager reports container launches (count, failures, time the
+containerizer took) and the status updates it generates (by state; the launch
+latency, from the agent receiving the task to TASK_RUNNING); the status update
+manager reports the updates it sends and resends (the same update again because no
+acknowledgement came).
 
 Each agent has its own registry (several agents share a process in tests).
 """
 
 from __future__ import annotations
 
-import functools
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -28,14 +24,11 @@ from prometheus_client import Counter as PromCounter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mesoslite.messages.agent import StatusUpdate
 from mesoslite.messages.mesos import TaskState, TaskStatus
 from mesoslite.metrics_helpers import CONTENT_TYPE, LATENCY_BUCKETS
 
 if TYPE_CHECKING:
-    from mesoslite.agent.containerizers.base import Container, Containerizer, LaunchSpec
     from mesoslite.agent.server import Agent
-
 
 
 class _AgentCollector(Collector):
@@ -66,8 +59,8 @@ class _AgentCollector(Collector):
 
 
 class AgentMetrics:
-    """The agent's registry.  Create it before the status update manager (its send
-    function is wrapped by ``counting_sends``), then ``instrument(agent)``."""
+    """The agent's registry and its ``AgentObserver``: pass it to the task manager and
+    the status update manager, then ``collect_from(agent)`` for the gauges."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -93,83 +86,32 @@ class AgentMetrics:
         self.updates_retried = PromCounter("mesoslite_agent_status_updates_retried",
                                            "Status updates sent again (no acknowledgement yet)",
                                            registry=r)
-        self._last_sent: dict[tuple[str, str], bytes | None] = {}
-        self._agent: Agent | None = None
+        self._collecting = False
 
-    # ---------------------------------------------------------------- wiring
+    def collect_from(self, agent: Agent) -> None:
+        """Register the scrape-time gauges of ``agent`` (once)."""
+        if not self._collecting:
+            self._collecting = True
+            self.registry.register(_AgentCollector(agent))
 
-    def counting_sends(self, send: Callable[[list[StatusUpdate]], bool]
-                       ) -> Callable[[list[StatusUpdate]], bool]:
-        """Wrap the status update manager's send function to count sends and resends."""
+    # ---------------------------------------------------------------- AgentObserver
 
-        @functools.wraps(send)
-        def counted(batch: list[StatusUpdate]) -> bool:
-            ok = send(batch)
-            if ok:
-                self._count_sent(batch)
-            return ok
+    def on_launch_started(self, containerizer: str) -> None:
+        self.launches.labels(containerizer).inc()
 
-        return counted
+    def on_launch_finished(self, containerizer: str, seconds: float, failed: bool) -> None:
+        if failed:
+            self.launch_failures.labels(containerizer).inc()
+        self.container_launch_seconds.labels(containerizer).observe(seconds)
 
-    def instrument(self, agent: Agent) -> None:
-        """Register the scrape-time gauges and wrap the containerizers' ``launch`` and
-        the status update manager's ``add`` of ``agent`` (once)."""
-        if self._agent is not None:
-            return
-        self._agent = agent
-        self.registry.register(_AgentCollector(agent))
-        for kind, containerizer in agent.containerizers.items():
-            self._wrap_launch(kind, containerizer)
-        add = agent.updates.add
-
-        @functools.wraps(add)
-        async def add_counted(framework_id: str, status: TaskStatus) -> None:
-            await add(framework_id, status)
-            self._on_update(framework_id, status)
-
-        agent.updates.add = add_counted  # type: ignore[method-assign]
-
-    def _wrap_launch(self, kind: str, containerizer: Containerizer) -> None:
-        launch = containerizer.launch
-
-        @functools.wraps(launch)
-        async def timed(spec: LaunchSpec) -> Container:
-            self.launches.labels(kind).inc()
-            start = time.monotonic()
-            try:
-                return await launch(spec)
-            except BaseException:
-                self.launch_failures.labels(kind).inc()
-                raise
-            finally:
-                self.container_launch_seconds.labels(kind).observe(time.monotonic() - start)
-
-        containerizer.launch = timed  # type: ignore[method-assign]
-
-    # ---------------------------------------------------------------- observations
-
-    def _on_update(self, framework_id: str, status: TaskStatus) -> None:
+    def on_update(self, status: TaskStatus, launch_seconds: float | None) -> None:
         self.updates.labels(status.state.value).inc()
-        if status.state != TaskState.TASK_RUNNING or self._agent is None:
-            return
-        task = self._agent.tasks.tasks.get((framework_id, status.task_id.value))
-        launched = task.cp.launched_at if task is not None else None
-        if launched:
-            self.task_launch_seconds.observe(max(0.0, self._agent.clock.now() - launched))
+        if launch_seconds is not None:
+            self.task_launch_seconds.observe(launch_seconds)
 
-    def _count_sent(self, batch: list[StatusUpdate]) -> None:
-        last = self._last_sent
-        for update in batch:
-            key = (update.framework_id, update.status.task_id.value)
-            if update.status.uuid is not None and last.get(key) == update.status.uuid:
-                self.updates_retried.inc()
-            else:
-                self.updates_sent.inc()
-                last[key] = update.status.uuid
-        if self._agent is not None and len(last) > 2 * len(self._agent.updates.streams) + 256:
-            streams = self._agent.updates.streams
-            for key in [k for k in last if k not in streams]:
-                del last[key]
+    def on_sent(self, first: int, resent: int) -> None:
+        self.updates_sent.inc(first)
+        self.updates_retried.inc(resent)
 
     # ---------------------------------------------------------------- HTTP
 

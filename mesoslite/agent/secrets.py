@@ -30,7 +30,7 @@ from mesoslite.messages.agent import TaskSecrets
 from mesoslite.secrets.refs import is_secret_volume, task_uses
 
 if TYPE_CHECKING:
-    from mesoslite.agent.tasks import AgentTaskState
+    from mesoslite.agent.lifecycle import AgentTaskState
 
 
 class AgentSecrets:

@@ -99,13 +99,13 @@ class Agent:
         self.hostname = config.hostname or socket.gethostname()
         self.address = config.advertise_address or config.host
         self.metrics = AgentMetrics()
-        self.updates = StatusUpdateManager(self.cp, self.metrics.counting_sends(self._send_updates),
-                                           self.clock, self.io,
-                                           retry_base=config.status_update_retry)
+        self.updates = StatusUpdateManager(self.cp, self._send_updates, self.clock, self.io,
+                                           retry_base=config.status_update_retry,
+                                           observer=self.metrics)
         self.containerizers = containerizers
         self.tasks = TaskManager(
             AgentIdentity(lambda: self.agent_id or "", self.hostname, self.address, config.port),
-            containerizers, self.cp, self.updates, self.io, self.clock)
+            containerizers, self.cp, self.updates, self.io, self.clock, observer=self.metrics)
         self.health = HealthMonitor(self.tasks, self.clock)
         self.tasks.on_running = self.health.start
         self.tasks.on_ended = self.health.stop
@@ -116,7 +116,7 @@ class Agent:
         self.tasks.secrets = self.secrets
         self.usage = UsageSampler(self.tasks, self.volumes.volumes, self._send_usage,
                                   config.usage_interval)
-        self.metrics.instrument(self)
+        self.metrics.collect_from(self)
         self.max_epoch = 0
         self.last_refusal: str | None = None
         self.registered = asyncio.Event()

@@ -18,6 +18,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from mesoslite.agent.checkpoint import Checkpoints, UpdatesCheckpoint
+from mesoslite.agent.observer import AgentObserver, NoObserver
 from mesoslite.clock import Clock
 from mesoslite.messages.agent import StatusUpdate
 from mesoslite.messages.mesos import TaskStatus
@@ -33,6 +34,7 @@ class _Stream:
     pending: deque[StatusUpdate] = field(default_factory=deque)
     next_retry: float = 0.0
     backoff: float = 0.0
+    sent: bytes | None = None  # uuid of the update last sent (a resend repeats it)
 
 
 class StatusUpdateManager:
@@ -44,10 +46,13 @@ class StatusUpdateManager:
         io: Executor,
         retry_base: float = 2.0,
         retry_max: float = 60.0,
+        observer: AgentObserver | None = None,
     ) -> None:
-        """``send`` transmits a batch and returns False when there is no link."""
+        """``send`` transmits a batch and returns False when there is no link;
+        ``observer`` hears of every batch sent."""
         self._cp = checkpoints
         self._send = send
+        self._observer: AgentObserver = observer or NoObserver()
         self._clock = clock
         self._io = io
         self.retry_base = retry_base
@@ -150,6 +155,7 @@ class StatusUpdateManager:
     def _flush(self) -> None:
         self._flush_scheduled = False
         batch: list[StatusUpdate] = []
+        heads: list[_Stream] = []
         now = self._clock.monotonic()
         for key in sorted(self._due):
             stream = self.streams.get(key)
@@ -158,8 +164,17 @@ class StatusUpdateManager:
             head = stream.pending[0]
             batch.append(StatusUpdate(framework_id=head.framework_id, status=head.status,
                                       latest_state=stream.latest.state))
+            heads.append(stream)
             stream.backoff = min(self.retry_max, (stream.backoff * 2) or self.retry_base)
             stream.next_retry = now + stream.backoff
         self._due.clear()
-        if batch and not self._send(batch):
+        if not batch:
+            return
+        if not self._send(batch):
             log.debug("no master link: %d updates wait for the next registration", len(batch))
+            return
+        resent = 0
+        for stream, update in zip(heads, batch, strict=True):
+            resent += stream.sent == update.status.uuid
+            stream.sent = update.status.uuid
+        self._observer.on_sent(len(batch) - resent, resent)

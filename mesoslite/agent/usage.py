@@ -24,7 +24,8 @@ from mesoslite.messages.agent import DestroyVolumes, TaskUsage, Usage
 from mesoslite.messages.mesos import TaskState, to_resources
 
 if TYPE_CHECKING:
-    from mesoslite.agent.tasks import AgentTaskState, TaskManager
+    from mesoslite.agent.lifecycle import AgentTaskState
+    from mesoslite.agent.tasks import TaskManager
 
 log = logging.getLogger(__name__)
 
