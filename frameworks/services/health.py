@@ -94,7 +94,7 @@ class HealthProber:
         changed = current.note_health(app.agent_check is not None, len(app.framework_checks),
                                       now, probe=(slot, ok))
         if changed:
-            state.changes.tasks[current.id] = current
+            state.put_task(current)
             state.emit("health_status_changed_event", {
                 "appId": app.id, "taskId": current.id, "instanceId": current.id,
                 "version": current.version, "alive": current.healthy}, now)
