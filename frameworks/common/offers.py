@@ -22,7 +22,7 @@ import msgspec
 from mesoslite.messages.mesos import Offer, Resource, to_resources
 from mesoslite.placement import Agent
 from mesoslite.resources import Resources
-from mesoslite.scheduler import offer_attributes, offer_resources
+from mesoslite.scheduler import offer_resources, offer_text_attributes
 
 
 @dataclass
@@ -80,17 +80,7 @@ def _reserved(resource: Resource) -> bool:
 
 def text_attributes(offer: Offer) -> dict[str, str]:
     """The offer's attributes as text, the form constraints compare."""
-    out: dict[str, str] = {}
-    for name, value in offer_attributes(offer).items():
-        if isinstance(value, float):
-            out[name] = str(int(value)) if value.is_integer() else str(value)
-        elif isinstance(value, tuple):
-            out[name] = "[" + ",".join(f"{b}-{e}" for b, e in value) + "]"
-        elif isinstance(value, frozenset):
-            out[name] = "{" + ",".join(sorted(value)) + "}"
-        else:
-            out[name] = value
-    return out
+    return offer_text_attributes(offer)
 
 
 def fixed_port_resource(port: int) -> str:
