@@ -22,6 +22,11 @@ T = TypeVar("T")
 
 # How long a timed-out ``within`` lets its cancelled work unwind before reporting.
 CANCEL_GRACE = 1.0
+# Bounds for fixtures starting or stopping a whole server or cluster: generous (a
+# loaded 2-core CI machine, Docker containers stopping with their grace periods), yet
+# a hang fails in a minute or two and says which start or stop hung.
+SERVER_LIMIT = 60.0
+CLUSTER_LIMIT = 120.0
 
 
 class WaitTimeout(AssertionError):
