@@ -13,6 +13,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy import create_engine, text
 
+# A test past its timeout fails naming what each asyncio task awaited (not just an
+# event loop idling in select); "pytester" runs inner sessions to test that plugin.
+pytest_plugins = ("mesoslite.testing.pytest_hangs", "pytester")
+
 # No per-example deadlines (two shared cores make timings noisy); in CI the examples
 # are derandomised so a run is reproducible and cannot flake on a new random seed.
 settings.register_profile("dev", deadline=None,

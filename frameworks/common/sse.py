@@ -161,7 +161,10 @@ class SseBroadcaster:
     async def _pump(self, sub: _Subscriber, response: web.StreamResponse) -> None:
         while not self._closed:
             try:
-                event = await asyncio.wait_for(sub.queue.get(), self.keepalive)
+                # asyncio.timeout: Python 3.11's wait_for can swallow the cancellation
+                # that closes this stream when an event arrives at the same moment.
+                async with asyncio.timeout(self.keepalive):
+                    event = await sub.queue.get()
             except TimeoutError:
                 await response.write(b": keepalive\n\n")
                 continue

@@ -22,7 +22,7 @@ import msgspec
 from mesoslite.messages.mesos import Offer, Resource, to_resources
 from mesoslite.placement import Agent
 from mesoslite.resources import Resources
-from mesoslite.scheduler import offer_attributes, offer_resources
+from mesoslite.scheduler import offer_resources, offer_text_attributes
 
 
 @dataclass
@@ -53,7 +53,7 @@ def group_offers(offers: Iterable[Offer]) -> dict[str, AgentOffers]:
         group = out.get(agent)
         if group is None:
             address = offer.url.address.get("ip") if offer.url and offer.url.address else None
-            attributes = text_attributes(offer)
+            attributes = offer_text_attributes(offer)
             attributes["hostname"] = offer.hostname
             group = out[agent] = AgentOffers(agent, offer.hostname,
                                              str(address) if address else None,
@@ -76,21 +76,6 @@ def group_offers(offers: Iterable[Offer]) -> dict[str, AgentOffers]:
 
 def _reserved(resource: Resource) -> bool:
     return bool(resource.reservations) or resource.role not in (None, "*")
-
-
-def text_attributes(offer: Offer) -> dict[str, str]:
-    """The offer's attributes as text, the form constraints compare."""
-    out: dict[str, str] = {}
-    for name, value in offer_attributes(offer).items():
-        if isinstance(value, float):
-            out[name] = str(int(value)) if value.is_integer() else str(value)
-        elif isinstance(value, tuple):
-            out[name] = "[" + ",".join(f"{b}-{e}" for b, e in value) + "]"
-        elif isinstance(value, frozenset):
-            out[name] = "{" + ",".join(sorted(value)) + "}"
-        else:
-            out[name] = value
-    return out
 
 
 def fixed_port_resource(port: int) -> str:

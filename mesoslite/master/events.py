@@ -311,7 +311,8 @@ class EventLog:
         if self._waiter is None:
             self._waiter = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
+            async with asyncio.timeout(timeout):  # keeps cancellations, unlike wait_for
+                await asyncio.shield(self._waiter)
         except TimeoutError:
             pass
         return self.since(cursor)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from mesoslite.master.core import MasterCore
 from mesoslite.master.model import AgentRecord, AgentState, OfferRecord
 from mesoslite.master.reservations import offer_resources, task_volume_ids
+from mesoslite.messages.attributes import mesos_attributes
 from mesoslite.messages.mesos import (
     ID,
     URL,
     AllocationInfo,
     Offer,
-    attributes_to_json,
     from_resources,
 )
 from mesoslite.messages.scheduler import Event, EventType, Offers, Rescind
@@ -87,7 +87,7 @@ class OfferOps(MasterCore):
             resources=from_resources(offer.resources, offer.role) if not offer.reserved
             else offer_resources(offer.resources, offer.reserved, offer.role,
                                  agent.reservations, offer.volumes),
-            attributes=attributes_to_json(self.offer_attributes(agent)),
+            attributes=mesos_attributes(self.offer_attributes(agent)),
             url=URL(
                 scheme="http",
                 address={"hostname": agent.hostname, "ip": agent.address, "port": agent.port},

@@ -17,6 +17,7 @@ import msgspec
 from mesoslite import __version__
 from mesoslite.master.model import AgentRecord, AgentState, FrameworkRecord, TaskRecord
 from mesoslite.master.state import MasterState
+from mesoslite.messages.attributes import mesos_attributes
 from mesoslite.messages.mesos import TaskState, TaskStatus
 from mesoslite.resources import Resources
 
@@ -72,8 +73,8 @@ def task_record_json(task: TaskRecord) -> dict[str, Any]:
 
 
 def _attributes(attributes: dict[str, str]) -> list[dict[str, Any]]:
-    return [{"name": k, "type": "TEXT", "text": {"value": v}}
-            for k, v in sorted(attributes.items())]
+    # typed as in offers, so a client sees one agent's attributes alike everywhere
+    return msgspec.to_builtins(mesos_attributes(attributes))
 
 
 def agent_info_json(agent: AgentRecord) -> dict[str, Any]:

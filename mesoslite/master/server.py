@@ -227,7 +227,8 @@ class MasterServer:
         """Wait (bounded) for this master's recovery; True once it leads."""
         self.held_requests += 1
         try:
-            await asyncio.wait_for(self.elected.wait(), self.config.recovery_hold)
+            async with asyncio.timeout(self.config.recovery_hold):  # keeps cancellations
+                await self.elected.wait()
         except TimeoutError:
             return False
         finally:

@@ -594,19 +594,6 @@ def from_resources(resources: Resources, role: str | None = None) -> list[Resour
     return msgspec.convert(resources.to_json(role), list[Resource])
 
 
-def attributes_to_json(attributes: dict[str, str]) -> list[Attribute]:
-    """Agent attributes (text or numeric strings) as Mesos attributes."""
-    out: list[Attribute] = []
-    for name, value in sorted(attributes.items()):
-        try:
-            number = float(value)
-        except ValueError:
-            out.append(Attribute(name=name, type=ValueType.TEXT, text=Text(value=value)))
-        else:
-            out.append(Attribute(name=name, type=ValueType.SCALAR, scalar=Scalar(value=number)))
-    return out
-
-
 def labels_to_dict(labels: Labels | None) -> dict[str, str]:
     if labels is None:
         return {}

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mesoslite.messages.attributes import scalar_text
 from mesoslite.resources import Resources
 
 Range = tuple[int, int]
@@ -69,11 +70,12 @@ def _name(value: Any, where: str) -> str:
 
 
 def _attr_value(value: Any, where: str) -> str:
-    # Mesos attributes are text, scalars or ranges; constraints compare text.
+    # Mesos attributes are text, scalars or ranges; constraints compare text, and a
+    # number reads as the text a SCALAR offer attribute reads as (3.0 -> "3").
     if isinstance(value, str):
         return value
     if _is_number(value):
-        return str(int(value)) if float(value).is_integer() else str(value)
+        return str(value) if isinstance(value, int) else scalar_text(value)
     raise PlacementInputError(where, "must be a string or a number")
 
 

@@ -18,6 +18,7 @@ from mesoslite.scheduler.errors import (
 from mesoslite.scheduler.helpers import (
     offer_attributes,
     offer_resources,
+    offer_text_attributes,
     resource_list,
     task_info,
     task_resources,
@@ -39,6 +40,7 @@ __all__ = [
     "calls",
     "offer_attributes",
     "offer_resources",
+    "offer_text_attributes",
     "resource_list",
     "task_info",
     "task_resources",

@@ -56,6 +56,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_INTERVAL = 15.0  # Mesos' default, used until SUBSCRIBED states one
 ACK_DRAIN_TIMEOUT = 5.0  # how long stopping waits for acknowledgements in flight
+# How long a cancelled task (the main loop, an acknowledgement) or closing the HTTP
+# session may take before ``run`` stops waiting for it: code that ignores its
+# cancellation (Python 3.11's ``asyncio.wait_for`` can swallow one) must not make
+# stopping a framework hang.
+CANCEL_GRACE = 5.0
 
 
 class Driver(CallMethods):
@@ -182,7 +187,10 @@ class Driver(CallMethods):
                 if self._ssl_context else None)
         self._main = main = asyncio.create_task(self._main_loop(), name="mesoslite-driver")
         try:
-            await main
+            # Not ``await main``: cancelling run() would be passed on to main and wait
+            # for it to end, for ever if a callback ignores its cancellation.
+            await asyncio.wait({main})
+            main.result()
         except asyncio.CancelledError:
             current = asyncio.current_task()
             ours = self._stop_requested and main.cancelled()
@@ -191,7 +199,7 @@ class Driver(CallMethods):
         finally:
             if not main.done():
                 main.cancel()
-                await asyncio.gather(main, return_exceptions=True)
+                await _settle({main}, "the driver's main loop (in a scheduler callback?)")
             self._main = None
             await self._shutdown(owns_session)
         if self._abort is not None:
@@ -214,15 +222,15 @@ class Driver(CallMethods):
             _, pending = await asyncio.wait(set(self._acks), timeout=ACK_DRAIN_TIMEOUT)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await _settle(pending, "acknowledgements in flight")
 
     async def _shutdown(self, owns_session: bool) -> None:
         await self._drain_acks()
         self._close_stream()
         self._subscribed = False
         if owns_session and self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            await _settle({asyncio.ensure_future(session.close())}, "closing the HTTP session")
         self._stop_requested = False
 
     async def _main_loop(self) -> None:
@@ -412,3 +420,29 @@ class Driver(CallMethods):
             self._suppressed |= set(roles or self._framework_info.effective_roles())
         else:
             self._suppressed = self._suppressed - set(roles) if roles else set()
+
+
+async def _settle(tasks: set[asyncio.Future[None]], what: str) -> None:
+    """Wait (at most ``CANCEL_GRACE`` s) for cancelled or closing ``tasks`` to end;
+    past that, log where they are stuck and carry on without them."""
+    if not tasks:
+        return
+    _, stuck = await asyncio.wait(tasks, timeout=CANCEL_GRACE)
+    for task in stuck:
+        where = " -> ".join(_await_chain(task)) or repr(task)
+        log.error("stopping the driver: %s did not end within %gs of being cancelled "
+                  "(stuck at %s); leaving it behind", what, CANCEL_GRACE, where)
+    for task in tasks - stuck:
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("%s ended with %r", what, task.exception())
+
+
+def _await_chain(task: asyncio.Future[None]) -> list[str]:
+    """Where a task is suspended, outermost first (``get_stack`` shows only the top)."""
+    out = []
+    coro = task.get_coro() if isinstance(task, asyncio.Task) else None
+    while coro is not None and getattr(coro, "cr_frame", None) is not None:
+        frame = coro.cr_frame
+        out.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None)
+    return out

@@ -1,14 +1,16 @@
 """Conveniences for framework authors: build tasks, read offers.
 
 ``task_info`` writes the Mesos resource list (cpus/mem/disk scalars, a ``ports``
-range) and the command so a task is one call; ``offer_resources`` and
-``offer_attributes`` turn an offer into plain values to compare and pick from.
+range) and the command so a task is one call; ``offer_resources``,
+``offer_attributes`` and ``offer_text_attributes`` turn an offer into plain values to
+compare and pick from.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from mesoslite.messages.attributes import attributes_text
 from mesoslite.messages.mesos import (
     Attribute,
     CommandInfo,
@@ -106,6 +108,13 @@ def offer_attributes(offer: Offer) -> dict[str, AttributeValue]:
     """The agent's attributes: TEXT as ``str``, SCALAR as ``float``, RANGES as a
     tuple of ``(begin, end)`` and SET as a ``frozenset``."""
     return {a.name: _attribute_value(a) for a in offer.attributes}
+
+
+def offer_text_attributes(offer: Offer) -> dict[str, str]:
+    """The agent's attributes as text, the form placement constraints compare: what
+    the agent was started with (``rack:01`` stays ``"01"``), SCALAR ``3.0`` as
+    ``"3"``, RANGES as ``"[1-4,6-9]"``, SET as ``"{a,b}"``."""
+    return attributes_text(offer.attributes)
 
 
 def _attribute_value(attribute: Attribute) -> AttributeValue:

@@ -19,6 +19,7 @@ from mesoslite.master.server import MasterServer
 from mesoslite.resources import Resources
 from mesoslite.secrets.crypto import Keyring
 from mesoslite.store.db import sqlite_url
+from mesoslite.testing.poll import within
 
 
 @dataclass
@@ -81,10 +82,17 @@ class LocalCluster:
         await self.wait_registered()
 
     async def wait_registered(self, timeout: float = 30.0) -> None:
-        """Until every running agent has registered with the master."""
-        await asyncio.wait_for(
-            asyncio.gather(*(a.registered.wait() for a in self.agents if not a.stopped)),
-            timeout)
+        """Until every running agent has registered with the master; raises
+        ``WaitTimeout`` naming the agents that had not after ``timeout`` s."""
+        running = [a for a in self.agents if not a.stopped]
+
+        async def all_registered() -> None:
+            await asyncio.gather(*(a.registered.wait() for a in running))
+
+        names = ", ".join(a.hostname for a in running
+                          if not a.registered.is_set())
+        await within(timeout, f"agents {names} to register with {self.master_url}",
+                     all_registered())
 
     async def start_master(self) -> MasterServer:
         spec = self.spec

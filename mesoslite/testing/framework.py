@@ -8,7 +8,6 @@ kept until the test uses them, so a test can accept, decline or hold each one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 
 from mesoslite.messages.mesos import (
@@ -26,7 +25,7 @@ from mesoslite.messages.mesos import (
 )
 from mesoslite.resources import Resources
 from mesoslite.scheduler import Driver, Scheduler, offer_resources, task_info
-from mesoslite.testing.poll import wait_for
+from mesoslite.testing.poll import wait_for, within
 
 
 class RecordingScheduler(Scheduler):
@@ -135,8 +134,9 @@ class RecordingFramework:
         """Stop the driver (the framework stays registered until its failover timeout)."""
         self.driver.stop()
         if self._run is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._run, 10)
+            # how the driver ended is not the point here, but a stop that hangs is
+            await within(10, "the test framework's driver to stop",
+                         asyncio.wait({self._run}))
 
     # -- conveniences -------------------------------------------------------------
 

@@ -95,6 +95,7 @@ from mesoslite.messages.mesos import (
     from_resources,
 )
 from mesoslite.resources import Resources
+from mesoslite.testing.poll import within
 
 log = logging.getLogger(__name__)
 
@@ -517,9 +518,14 @@ class SimAgentPool:
         return sum(1 for a in self.agents if a.registered.is_set())
 
     async def wait_registered(self, timeout: float = 60.0) -> None:
-        """Return once every agent is registered; raise TimeoutError after ``timeout``."""
-        await asyncio.wait_for(
-            asyncio.gather(*(a.registered.wait() for a in self.agents)), timeout)
+        """Return once every agent is registered; raise ``WaitTimeout`` (saying how
+        many had not) after ``timeout``."""
+        async def all_registered() -> None:
+            await asyncio.gather(*(a.registered.wait() for a in self.agents))
+
+        missing = len(self.agents) - self.registered_count()
+        await within(timeout, f"{missing} of {len(self.agents)} simulated agents to register",
+                     all_registered())
 
     def note_registration(self, old_epoch: int | None, new_epoch: int | None) -> None:
         """An agent's link moved from ``old_epoch``'s leader to ``new_epoch``'s (None:

@@ -8,6 +8,8 @@ from typing import Any
 
 import aiohttp
 
+from mesoslite.testing.poll import within
+
 
 @dataclass
 class SseMessage:
@@ -19,8 +21,13 @@ class SseMessage:
         return json.loads(self.data)
 
 
-async def next_message(stream: aiohttp.StreamReader) -> SseMessage:
-    """The next message (comments and ``retry:`` lines skipped); EOFError at the end."""
+async def next_message(stream: aiohttp.StreamReader, timeout: float = 30.0) -> SseMessage:
+    """The next message (comments and ``retry:`` lines skipped); EOFError at the end,
+    ``WaitTimeout`` when none came within ``timeout`` s."""
+    return await within(timeout, "the next server-sent event", _read_message(stream))
+
+
+async def _read_message(stream: aiohttp.StreamReader) -> SseMessage:
     event_id: str | None = None
     event, data = "message", []
     while True:

@@ -20,7 +20,7 @@ from frameworks.services.autoscaler import AutoscaleSettings
 from frameworks.services.server import ServicesServer
 from mesoslite.resources import Resources
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
-from mesoslite.testing.poll import wait_for
+from mesoslite.testing.poll import CLUSTER_LIMIT, wait_for, within
 from tests.services.conftest import (
     Api,
     _remove_apps,
@@ -75,7 +75,7 @@ async def usage_cluster(engine, services_factory, tmp_path
                            usage_interval=USAGE_INTERVAL, allowed_host_paths=list(allowed))
         cluster = LocalCluster(spec)
         clusters.append(cluster)
-        await cluster.start()
+        await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())
         settings = AutoscaleSettings(**{"interval_s": 0.3, "stale_s": 10.0, **autoscale})
         # a named role: persistent volumes are reserved for it (docs/storage.md)
         server = await services_factory(cluster.master_url, autoscale=settings, role="services")
@@ -86,7 +86,7 @@ async def usage_cluster(engine, services_factory, tmp_path
     for server in services_factory.servers:
         await _remove_apps(server)
     for cluster in clusters:
-        await cluster.stop()
+        await within(CLUSTER_LIMIT, "the cluster to stop", cluster.stop())
     for rid_file in Path(tmp_path).glob("ucluster*/agent*/runtime_id"):
         rid = rid_file.read_text().strip()
         for c in engine.containers.list(all=True,

@@ -21,7 +21,7 @@ from mesoslite.clock import Clock
 from mesoslite.resources import Resources
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
 from mesoslite.testing.http import request
-from mesoslite.testing.poll import wait_for
+from mesoslite.testing.poll import CLUSTER_LIMIT, SERVER_LIMIT, wait_for, within
 from tests.integration.conftest import fast_config
 
 # 2 cpus each: with the default 0.5-cpu tasks below, 4 slots per agent.
@@ -53,7 +53,7 @@ class BatchEnv:
                            agent_attributes=attributes or [])
         cluster = LocalCluster(spec)
         self.clusters.append(cluster)
-        await cluster.start()
+        await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())
         return cluster
 
     async def server(self, cluster: LocalCluster, clock: Clock | None = None,
@@ -63,7 +63,7 @@ class BatchEnv:
                              port=0, settings=fast_scheduler(**sched), driver_backoff_max=0.5)
         server = BatchServer(config, clock=clock)
         self.servers.append(server)
-        await server.start()
+        await within(SERVER_LIMIT, "the batch framework to start", server.start())
         await wait_for(lambda: server.subscribed, 10, message="batch framework subscribed")
         return server
 
@@ -73,9 +73,9 @@ async def batch_env(tmp_path: Path) -> AsyncIterator[BatchEnv]:
     env = BatchEnv(tmp_path)
     yield env
     for cluster in env.clusters:  # kill tasks first: the last updates still get acked
-        await cluster.stop(kill_tasks=True)
+        await within(CLUSTER_LIMIT, "the cluster to stop", cluster.stop(kill_tasks=True))
     for server in env.servers:
-        await server.stop()
+        await within(SERVER_LIMIT, "the batch framework to stop", server.stop())
 
 
 async def api(server: BatchServer, method: str, path: str, body: Any = None

@@ -21,7 +21,7 @@ from mesoslite.agent.server import AgentConfig
 from mesoslite.lb import LbConfig, LoadBalancer
 from mesoslite.resources import Resources
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
-from mesoslite.testing.poll import wait_for
+from mesoslite.testing.poll import CLUSTER_LIMIT, SERVER_LIMIT, wait_for, within
 from tests.services import conftest as services_conftest
 from tests.services.conftest import Api, _remove_apps, fast_master
 
@@ -66,14 +66,14 @@ async def cluster_factory(tmp_path, services_factory
                            status_update_retry=0.2, containerizers=containerizers)
         cluster = SpreadCluster(spec)
         clusters.append(cluster)
-        await cluster.start()
+        await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())
         return cluster
 
     yield make
     for server in services_factory.servers:
         await _remove_apps(server)
     for c in clusters:
-        await c.stop()
+        await within(CLUSTER_LIMIT, "the cluster to stop", c.stop())
 
 
 @pytest.fixture
@@ -101,13 +101,14 @@ async def lb_factory() -> AsyncIterator[Callable[..., Awaitable[LoadBalancer]]]:
         config = LbConfig(services=services_url, status_port=0, poll_interval=0.5, **overrides)
         balancer = LoadBalancer(config)
         balancers.append(balancer)
-        await balancer.start()
-        await asyncio.wait_for(balancer.watcher.synced.wait(), 10)
+        await within(SERVER_LIMIT, "the load balancer to start", balancer.start())
+        await within(10, "the load balancer to sync with the services framework",
+                     balancer.watcher.synced.wait())
         return balancer
 
     yield make
     for balancer in reversed(balancers):
-        await balancer.stop()
+        await within(SERVER_LIMIT, "the load balancer to stop", balancer.stop())
 
 
 @pytest.fixture

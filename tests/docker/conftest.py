@@ -38,7 +38,7 @@ from mesoslite.resources import Resources
 from mesoslite.scheduler import offer_resources, task_info
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
 from mesoslite.testing.framework import RecordingFramework
-from mesoslite.testing.poll import wait_for
+from mesoslite.testing.poll import CLUSTER_LIMIT, SERVER_LIMIT, wait_for, within
 from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,12 +101,12 @@ async def docker_cluster_factory(tmp_path: Path, docker_engine: docker.DockerCli
                            allowed_host_paths=[str(tmp_path)])  # host-path volumes' allow-list
         cluster = LocalCluster(spec)
         clusters.append(cluster)
-        await cluster.start()
+        await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())
         return cluster
 
     yield make
     for cluster in clusters:
-        await cluster.stop()
+        await within(CLUSTER_LIMIT, "the cluster to stop", cluster.stop())
     for work_dir in tmp_path.glob("cluster*/agent*"):
         if (work_dir / "runtime_id").exists():
             remove_runtime_containers(docker_engine, runtime_id(work_dir))
@@ -124,11 +124,11 @@ async def framework_factory() -> AsyncIterator[Callable[..., Awaitable[Recording
     async def make(master: str, **kwargs: object) -> RecordingFramework:
         fw = RecordingFramework(master, **kwargs)  # type: ignore[arg-type]
         frameworks.append(fw)
-        return await fw.start()
+        return await within(SERVER_LIMIT, "the test framework to subscribe", fw.start())
 
     yield make
     for fw in frameworks:
-        await fw.stop()
+        await within(SERVER_LIMIT, "the test framework to stop", fw.stop())
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ from mesoslite.messages.mesos import (
 from mesoslite.resources import Resources
 from mesoslite.scheduler import Driver, DriverError, Scheduler, offer_resources, task_info
 from mesoslite.testing.http import get_json, request
-from mesoslite.testing.poll import wait_for
+from mesoslite.testing.poll import wait_for, within
 from mesoslite.testing.processes import Process, agent_process, free_port, master_process
 from tests.conftest import require
 
@@ -507,7 +507,11 @@ class PrivatePostgres:
         proc = await asyncio.create_subprocess_exec(
             *as_user, *argv, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT, cwd=self.dir)
-        out, _ = await proc.communicate()
+        try:
+            out, _ = await within(120, f"`{' '.join(argv)}` to exit", proc.communicate())
+        finally:
+            if proc.returncode is None:
+                proc.kill()
         if proc.returncode != 0:
             raise RuntimeError(f"{argv[0]} failed: {out.decode(errors='replace')[-2000:]}")
 

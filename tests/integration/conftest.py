@@ -12,6 +12,7 @@ from mesoslite.master.core import MasterConfig
 from mesoslite.resources import Resources
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
 from mesoslite.testing.framework import RecordingFramework
+from mesoslite.testing.poll import CLUSTER_LIMIT, SERVER_LIMIT, within
 
 AGENT_RESOURCES = Resources.parse("cpus:2;mem:1024;disk:1024;ports:[31000-31899]")
 
@@ -37,12 +38,12 @@ async def cluster_factory(tmp_path) -> AsyncIterator[Callable[..., Awaitable[Loc
                            status_update_retry=0.2)
         cluster = LocalCluster(spec, clock=clock)
         clusters.append(cluster)
-        await cluster.start()
+        await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())
         return cluster
 
     yield make
     for c in clusters:
-        await c.stop()
+        await within(CLUSTER_LIMIT, "the cluster to stop", c.stop())
 
 
 @pytest.fixture
@@ -57,11 +58,11 @@ async def framework_factory() -> AsyncIterator[Callable[..., Awaitable[Recording
     async def make(master: str, **kwargs: object) -> RecordingFramework:
         fw = RecordingFramework(master, **kwargs)  # type: ignore[arg-type]
         frameworks.append(fw)
-        return await fw.start()
+        return await within(SERVER_LIMIT, "the test framework to subscribe", fw.start())
 
     yield make
     for fw in frameworks:
-        await fw.stop()
+        await within(SERVER_LIMIT, "the test framework to stop", fw.stop())
 
 
 @pytest.fixture

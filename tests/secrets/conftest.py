@@ -29,7 +29,7 @@ from frameworks.services.server import ServicesServer
 from mesoslite.resources import Resources
 from mesoslite.secrets.crypto import ensure_key_file
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
-from mesoslite.testing.poll import wait_for
+from mesoslite.testing.poll import CLUSTER_LIMIT, SERVER_LIMIT, wait_for, within
 from tests.batch.conftest import fast_scheduler
 from tests.docker.conftest import docker_engine, remove_runtime_containers, runtime_id
 from tests.services.conftest import _remove_apps, fast_master, fast_services
@@ -142,7 +142,11 @@ async def cli(master_url: str, *args: str, **env: str) -> tuple[int, str, str]:
         sys.executable, "-m", "mesoslite.cli.main", *args, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "MESOSLITE_MASTER": master_url, **env}, cwd=ROOT)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    try:
+        out, err = await within(60, f"`mesoslite {' '.join(args)}` to exit", proc.communicate())
+    finally:
+        if proc.returncode is None:
+            proc.kill()  # timed out: leave no process behind
     return proc.returncode or 0, out.decode(), err.decode()
 
 
@@ -152,15 +156,15 @@ async def start_stack(tmp: Path, containerizers: list[str]) -> Stack:
                        status_update_retry=0.2,
                        secrets_key=ensure_key_file(tmp / "keys" / "secrets.key"))
     cluster = LocalCluster(spec)
-    await cluster.start()
+    await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())
     services = ServicesServer(fast_services(tmp / "services", cluster.master_url))
-    await services.start()
+    await within(SERVER_LIMIT, "the services framework to start", services.start())
     await wait_for(lambda: services.reconciled,
                    10, message="services subscribed")
     batch = BatchServer(BatchConfig(masters=[cluster.master_url], work_dir=tmp / "batch",
                                     port=0, settings=fast_scheduler(),
                                     driver_backoff_max=0.5))
-    await batch.start()
+    await within(SERVER_LIMIT, "the batch framework to start", batch.start())
     await wait_for(lambda: batch.subscribed, 10, message="batch subscribed")
     return Stack(tmp, cluster, services, batch)
 
@@ -168,9 +172,9 @@ async def start_stack(tmp: Path, containerizers: list[str]) -> Stack:
 async def stop_stack(stack: Stack, engine: docker.DockerClient | None) -> None:
     await stack.streams.close()
     await _remove_apps(stack.services_server)
-    await stack.cluster.stop(kill_tasks=True)
-    await stack.services_server.stop()
-    await stack.batch_server.stop()
+    await within(CLUSTER_LIMIT, "the cluster to stop", stack.cluster.stop(kill_tasks=True))
+    await within(SERVER_LIMIT, "the services framework to stop", stack.services_server.stop())
+    await within(SERVER_LIMIT, "the batch framework to stop", stack.batch_server.stop())
     if engine is not None:
         for work_dir in stack.cluster.spec.work_dir.glob("agent*"):
             if (work_dir / "runtime_id").exists():

@@ -16,7 +16,7 @@ from frameworks.services.workload import ServicesSettings
 from mesoslite.master.core import MasterConfig
 from mesoslite.resources import Resources
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
-from mesoslite.testing.poll import wait_for
+from mesoslite.testing.poll import CLUSTER_LIMIT, SERVER_LIMIT, wait_for, within
 
 AGENT_RESOURCES = Resources.parse("cpus:4;mem:4096;disk:4096;ports:[31000-31899]")
 # Docker suites get ports of their own, away from the other suites' ranges.
@@ -106,13 +106,13 @@ async def services_factory(tmp_path) -> AsyncIterator[Callable[..., Awaitable[Se
                                **overrides)
         server = ServicesServer(config, clock=clock)
         servers.append(server)
-        await server.start()
+        await within(SERVER_LIMIT, "the services framework to start", server.start())
         return server
 
     make.servers = servers  # type: ignore[attr-defined]
     yield make
     for server in reversed(servers):
-        await server.stop()
+        await within(SERVER_LIMIT, "the services framework to stop", server.stop())
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ async def cluster_factory(tmp_path, services_factory
                            status_update_retry=0.2, containerizers=containerizers)
         cluster = LocalCluster(spec)
         clusters.append(cluster)
-        await cluster.start()
+        await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())
         return cluster
 
     yield make
@@ -137,7 +137,7 @@ async def cluster_factory(tmp_path, services_factory
     for server in services_factory.servers:
         await _remove_apps(server)
     for c in clusters:
-        await c.stop()
+        await within(CLUSTER_LIMIT, "the cluster to stop", c.stop())
 
 
 async def _remove_apps(server: ServicesServer, timeout: float = 15.0) -> None:
@@ -210,7 +210,7 @@ async def dcluster(engine, cluster_factory, services_factory, tmp_path
     yield cluster
     for server in services_factory.servers:
         await _remove_apps(server)
-    await cluster.stop()
+    await within(CLUSTER_LIMIT, "the cluster to stop", cluster.stop())
     for rid_file in tmp_path.glob("cluster*/agent*/runtime_id"):
         rid = rid_file.read_text().strip()
         for c in engine.containers.list(all=True,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mesoslite.testing.cluster import ClusterSpec, LocalCluster
+from mesoslite.testing.poll import CLUSTER_LIMIT, within
 from tests.integration.conftest import (  # noqa: F401 - fixtures
     AGENT_RESOURCES,
     fast_config,
@@ -27,6 +28,6 @@ async def ui_cluster(tmp_path) -> AsyncIterator[LocalCluster]:
         # pings every second, unreachable after 10 missed: a browser shares the cores
         master_config=fast_config(agent_ping_timeout=1.0, max_agent_ping_timeouts=10))
     cluster = LocalCluster(spec)
-    await cluster.start()
+    await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())
     yield cluster
-    await cluster.stop()
+    await within(CLUSTER_LIMIT, "the cluster to stop", cluster.stop())

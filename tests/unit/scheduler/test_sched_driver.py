@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -40,7 +41,9 @@ from mesoslite.scheduler import (
     Scheduler,
     task_info,
 )
+from mesoslite.scheduler import driver as driver_module
 from mesoslite.scheduler.recordio import encode
+from mesoslite.testing.poll import within
 from tests.unit.scheduler.conftest import DEADLINE, HANGUP, FakeMaster, Recorder, dead_url
 
 INFO = FrameworkInfo(user="alice", name="test-framework")
@@ -405,6 +408,30 @@ async def test_cancelling_run_propagates(master: FakeMaster, recorder: Recorder)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, DEADLINE)
+
+
+async def test_cancelling_run_is_bounded_when_a_callback_ignores_cancellation(
+        master: FakeMaster, recorder: Recorder, monkeypatch, caplog):
+    """A scheduler callback that swallows its cancellation (as code using Python
+    3.11's ``asyncio.wait_for`` can) must not make cancelling ``run`` hang."""
+    monkeypatch.setattr(driver_module, "CANCEL_GRACE", 0.1)
+    entered, released = asyncio.Event(), asyncio.Event()
+
+    async def stubborn(driver: Driver, *_: Any) -> None:
+        entered.set()
+        while not released.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await released.wait()
+
+    recorder.hooks["subscribed"] = stubborn
+    task = asyncio.create_task(make_driver(recorder, master.url).run())
+    await within(DEADLINE, "the subscribed callback to start", entered.wait())
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await within(DEADLINE, "run() to end after being cancelled", task)
+    assert "the driver's main loop (in a scheduler callback?) did not end" in caplog.text
+    assert "in stubborn" in caplog.text  # where it was stuck
+    released.set()
 
 
 async def test_suppression_survives_resubscription(master: FakeMaster, recorder: Recorder, start):
