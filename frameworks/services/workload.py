@@ -133,9 +133,7 @@ class ServicesWorkload(Workload):
         kills = self._kills(plan, now)
         self._reset_backoff(now)
         demand = sum(plan.launches.values()) + volume_ops.destroys_waiting(self.state)
-        again = plan.finished or plan.timed_out  # the next plan sees the new targets
-        return KitPlan(kills=kills, demand=demand, pending=bool(plan.waiting),
-                       wake_at=now if again else None)
+        return KitPlan(kills=kills, demand=demand, pending=bool(plan.waiting))
 
     def _end_deployments(self, plan: Plan, now: float) -> None:
         for deployment_id in plan.finished:

@@ -142,6 +142,7 @@ class FrameworkCore:
         self._unconfirmed: dict[str, _Unconfirmed] = {}
         self._unknown_kills: dict[str, float] = {}
         self._wake_at: float | None = None
+        self._last_tick = float("-inf")
         self._resubscribe = Backoff(s.resubscribe_initial_s, s.resubscribe_max_s, rng=rng)
         self._handlers: dict[type, Callable[[Event, float], list[Instruction]]] = {
             Subscribed: self._subscribed, Disconnected: self._disconnected,
@@ -159,7 +160,10 @@ class FrameworkCore:
     def next_wake(self) -> float | None:
         """The earliest time something falls due (a ``Tick`` should come by then)."""
         s = self.settings
-        times = [self._wake_at]
+        # The workload's wake-up counts only ahead of the last tick: one already due was
+        # the workload's to act on then (and must not spin the loop while it cannot).
+        times = [self._wake_at if self._wake_at is not None
+                 and self._wake_at > self._last_tick else None]
         if self.subscribed:
             times.append(self._next_reconcile if self.reconciled else self._reconcile_deadline)
             times += [u.asked_at + s.launch_grace_s for u in self._unconfirmed.values()]
@@ -292,7 +296,7 @@ class FrameworkCore:
             self.reconciled = True
         ready = self.subscribed and self.reconciled
         plan = self.workload.plan(now, ready, self.backoff)
-        self._wake_at = plan.wake_at
+        self._wake_at, self._last_tick = plan.wake_at, now
         if not self.subscribed:
             return []
         out: list[Instruction] = []

@@ -183,3 +183,17 @@ def test_acknowledgements_wait_for_the_write() -> None:
     w.step()
     assert [(t, s) for t, _, s in w.acked] == [(task, "TASK_RUNNING")]
     assert w.disk[task][1] == "TASK_RUNNING"
+
+
+def test_a_wake_up_already_due_does_not_keep_the_loop_spinning() -> None:
+    """A workload that asks to be woken at a time already past (batch's next backoff while
+    it is not subscribed, say) gets its tick; the next wake-up is not in the past again."""
+    from mesoslite.framework import Plan
+
+    w = World(count=0)
+    w.workload.plan = lambda now, ready, backoff: Plan(wake_at=now - 5.0)  # type: ignore
+    w.step()
+    assert w.core.next_wake() is None  # not subscribed: nothing else falls due
+    w.workload.plan = lambda now, ready, backoff: Plan(wake_at=now + 5.0)  # type: ignore
+    w.step()
+    assert w.core.next_wake() == w.now + 5.0
