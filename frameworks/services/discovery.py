@@ -1,8 +1,8 @@
 """Service discovery, as the services framework hosts it: the endpoints API, the
 ``endpoints_changed_event`` stream and the DNS responder.
 
-``refresh()`` runs after every commit of the framework's state (``Committer``'s
-publish hook), so what ``/v2/endpoints``, the events and DNS say is always a
+``refresh()`` runs after every commit of the framework's state (the kit runner's
+``on_commit`` hook, ``ServicesServer._publish``), so what ``/v2/endpoints``, the events and DNS say is always a
 committed state, and changes as soon as one is committed.
 
 * ``GET /v2/endpoints`` -> ``{"epoch", "generation", "domain", "dns", "apps": [...]}``;

@@ -1,7 +1,7 @@
 """``/v2/events``: Marathon's event stream over Server-Sent Events.
 
-Events are published once the change they describe is committed (see
-``store.Committer``), in Marathon's shapes (``eventType``, ``timestamp``, ...):
+Events are published once the change they describe is committed (they travel as
+notes of the kit's journal, ``ServicesState.emit``), in Marathon's shapes (``eventType``, ``timestamp``, ...):
 ``api_post_event``, ``deployment_info``, ``deployment_success``, ``deployment_failed``,
 ``status_update_event``, ``health_status_changed_event``, ``app_terminated_event``.
 ``?event_type=`` filters (repeatable, as Marathon); ``Last-Event-ID`` resumes.

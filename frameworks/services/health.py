@@ -8,7 +8,7 @@ then every ``intervalSeconds``; failures within ``gracePeriodSeconds`` of the st
 and before the first success are ignored; ``maxConsecutiveFailures`` counted failures
 in a row kill the task (reported as a failure, so the launch backoff applies).  A
 task is healthy when every one of its checks is.  Probes run in the background,
-never under the controller's lock.
+off the offer cycle.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ KillFn = Callable[[str, str], Awaitable[None]]
 
 
 class HealthProber:
-    """``now``: the wall clock (the controller's), read when a probe completes."""
+    """``now``: the framework's wall clock, read when a probe completes."""
 
     def __init__(self, now: Callable[[], float]) -> None:
         self.now = now

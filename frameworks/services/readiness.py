@@ -1,9 +1,9 @@
 """Readiness checks: Marathon probes new tasks over HTTP during deployments and counts
 them toward the healthy floor only once they answer with a ready status.
 
-Probes run in the background (never under the controller's lock): ``schedule`` starts
+Probes run in the background, off the offer cycle: ``schedule`` starts
 the probes that are due, each result marks the task ready (or records the failure for
-``readinessCheckResults``) and kicks the controller.
+``readinessCheckResults``) and wakes the framework.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ An app is *resident* when one of its ``container.volumes`` is ``persistent``
 (Marathon's shape: ``{"containerPath": "data", "persistent": {"size": 64}}``).  Each
 instance of a resident app holds a ``Reservation``: an agent and, per persistent
 volume, a volume id (``<app>.<reservation>.<path>``) that the agent creates on the
-first launch and keeps until it is destroyed.  The launcher places an instance with
+first launch and keeps until it is destroyed.  An offer round places an instance with
 a free reservation (no live task) only on that reservation's agent, so the
 replacement of a killed, failed or upgraded task finds its data again; a new
 reservation is made only while the app has fewer than ``instances``.  Scaling down
@@ -254,7 +254,7 @@ def new_slots(app: App, wanted: int, reservations: dict[str, Reservation],
               live_tasks: set[str]) -> int:
     """How many of ``wanted`` launches the placement engine may place this round:
     all for a plain app; for a resident one only new reservations (an instance with a
-    free reservation waits for its reserved offer, see ``launcher``)."""
+    free reservation waits for its reserved offer, see ``offer_round``)."""
     if not is_resident(app):
         return wanted
     _, new = launch_budget(app, reservations, live_tasks, wanted)
