@@ -23,16 +23,13 @@ stopped right after TASK_RUNNING once it started).  How a container ended decide
 the terminal update (``outcome``): the kill's own state and reason when it was
 killed, OOM (REASON_CONTAINER_LIMITATION_MEMORY) told apart from any other signal.
 
-A kill is carried out in two steps, and the time between them is the kill's grace
-period (the KILL call's, else the task's kill policy's, else DEFAULT_GRACE): the
-container gets ``SignalContainer(TERM)`` and a grace timer is started
-(``StartGraceTimer``); when the executor's timer fires it feeds ``GraceOver`` and the
-container gets ``SignalContainer(KILL)``.  A grace of 0 sends KILL at once.  A later
-kill may bring the KILL forward (its timer counts only if it ends sooner) but never
-changes what the kill reports; the container's exit cancels the timer
-(``CancelGraceTimer``), and a timer that fired just before the exit is ignored.
-Timers do not survive an agent restart: a task re-attached while it was being killed
-runs on until it is killed again.
+A kill is TERM, then KILL once its grace period (the KILL call's, else the kill
+policy's, else DEFAULT_GRACE; 0: KILL at once) is over: ``SignalContainer(TERM)`` and
+``StartGraceTimer``, then the executor's timer feeds ``GraceOver``, and
+``SignalContainer(KILL)``.  A later kill may bring KILL forward, never change what the
+kill reports; the exit cancels the timer (``CancelGraceTimer``; one that fired just
+before is ignored).  Timers die with the agent: a task re-attached while it was being
+killed runs until it is killed again.
 
 Every (phase, stimulus) pair is explicit: ``_TRANSITIONS`` acts, ``_IGNORED`` names
 why nothing happens, and any other pair cannot happen and raises

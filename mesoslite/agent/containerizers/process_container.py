@@ -183,7 +183,7 @@ class ProcessContainer(Container):
         if not self._done.done():
             self._done.cancel()
 
-    # ------------------------------------------------------------ killing
+    # ------------------------------------------------------------ signals
 
     async def signal(self, kind: StopKind) -> None:
         """TERM: SIGTERM to the supervisor, which forwards it to the task's process
