@@ -12,7 +12,7 @@ A task's phases (``Phase``) and the Mesos state it reports on the way::
     LAUNCHING   the containerizer starts the container
     RECORDING   the container's record being checkpointed
     RUNNING     watched; health checks run             TASK_RUNNING
-    KILLING     asked to stop; waiting for its exit    (TASK_KILLING if the framework asked)
+    KILLING     TERM sent, KILL once the grace is over (TASK_KILLING if the framework asked)
     RECOVERING  after an agent restart: re-attaching
     ENDED       terminal update queued (FINISHED / FAILED / KILLED / LOST)
     ABSENT      never launched, or forgotten once its terminal update was acknowledged
@@ -22,6 +22,14 @@ A kill before the container runs is remembered and carried out at the next step
 stopped right after TASK_RUNNING once it started).  How a container ended decides
 the terminal update (``outcome``): the kill's own state and reason when it was
 killed, OOM (REASON_CONTAINER_LIMITATION_MEMORY) told apart from any other signal.
+
+A kill is TERM, then KILL once its grace period (the KILL call's, else the kill
+policy's, else DEFAULT_GRACE; 0: KILL at once) is over: ``SignalContainer(TERM)`` and
+``StartGraceTimer``, then the executor's timer feeds ``GraceOver``, and
+``SignalContainer(KILL)``.  A later kill may bring KILL forward, never change what the
+kill reports; the exit cancels the timer (``CancelGraceTimer``; one that fired just
+before is ignored).  Timers die with the agent: a task re-attached while it was being
+killed runs until it is killed again.
 
 Every (phase, stimulus) pair is explicit: ``_TRANSITIONS`` acts, ``_IGNORED`` names
 why nothing happens, and any other pair cannot happen and raises
@@ -36,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesoslite.agent.checkpoint import TaskCheckpoint
-from mesoslite.agent.containerizers.base import Container, Termination
+from mesoslite.agent.containerizers.base import Container, StopKind, Termination
 from mesoslite.messages.mesos import (
     CapabilityType,
     ContainerType,
@@ -46,7 +54,7 @@ from mesoslite.messages.mesos import (
     TaskState,
 )
 
-DEFAULT_GRACE = 3.0  # seconds between SIGTERM and SIGKILL when the task sets none
+DEFAULT_GRACE = 3.0  # seconds between TERM and KILL when neither the kill nor the task set one
 # Mesos has no dedicated "killed by its health check" reason; its checker uses this.
 HEALTH_REASON = Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
 
@@ -78,7 +86,8 @@ class KillOrder:
 @dataclass
 class AgentTaskState:
     """One task on this agent.  ``state`` is the latest state reported for it;
-    ``container`` is set once it runs (opaque here: only the executor calls it)."""
+    ``container`` is set once it runs (opaque here: only the executor calls it);
+    ``forced``: its container was sent KILL."""
 
     framework_id: str
     cp: TaskCheckpoint
@@ -86,6 +95,7 @@ class AgentTaskState:
     phase: Phase = Phase.PREPARING
     container: Container | None = None
     kill: KillOrder | None = None
+    forced: bool = False
 
     @property
     def task_id(self) -> str:
@@ -171,6 +181,11 @@ class KillRequested:
 
 
 @dataclass(frozen=True)
+class GraceOver:
+    """The grace timer started by ``StartGraceTimer`` ran out."""
+
+
+@dataclass(frozen=True)
 class HealthVerdict:
     """The health checker's decision: ``healthy`` changed (None: nothing to report),
     and/or the task must be killed (``kill_message``)."""
@@ -185,7 +200,7 @@ class TerminalAcknowledged:
 
 
 Stimulus = (Launch | Recovered | Checkpointed | CheckpointFailed | Announced | Started
-            | LaunchFailed | Reattached | ReattachFailed | Exited | KillRequested
+            | LaunchFailed | Reattached | ReattachFailed | Exited | KillRequested | GraceOver
             | HealthVerdict | TerminalAcknowledged)
 STIMULI: tuple[type, ...] = Stimulus.__args__  # every stimulus type
 
@@ -231,11 +246,25 @@ class WatchContainer:
 
 
 @dataclass(frozen=True)
-class StopContainer:
-    """SIGTERM (``docker stop``), SIGKILL after ``grace`` seconds: the container
-    owns that escalation (``Container.kill``).  Its end arrives as Exited."""
+class SignalContainer:
+    """Send the container ``kind`` (``Container.signal``), not waiting for its end: that
+    arrives as Exited."""
 
-    grace: float
+    kind: StopKind
+
+
+@dataclass(frozen=True)
+class StartGraceTimer:
+    """Feed GraceOver ``seconds`` from now, unless a grace timer already running for
+    the task ends sooner (then that one stays: a later kill only brings KILL forward)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelGraceTimer:
+    """Stop the task's grace timer if one runs (a GraceOver already on its way may
+    still arrive)."""
 
 
 @dataclass(frozen=True)
@@ -267,8 +296,8 @@ class Ignore:
 
 
 Instruction = (CheckpointTask | SendUpdate | StartContainer | RecoverContainer | WatchContainer
-               | StopContainer | StartHealthChecks | StopHealthChecks | ReleaseSecrets | Forget
-               | Ignore)
+               | SignalContainer | StartGraceTimer | CancelGraceTimer | StartHealthChecks
+               | StopHealthChecks | ReleaseSecrets | Forget | Ignore)
 
 
 class InvalidTransition(Exception):
@@ -333,11 +362,12 @@ def outcome(kill: KillOrder | None, term: Termination) -> tuple[TaskState, Reaso
             term.message or f"Command terminated with signal {term.signal}")
 
 
-def grace_period(task: AgentTaskState) -> float:
-    """The kill's grace period, else the task's kill policy's, else DEFAULT_GRACE."""
-    if task.kill is not None and task.kill.grace is not None:
-        return task.kill.grace
-    policy = task.info.kill_policy
+def grace_period(info: TaskInfo, requested: float | None) -> float:
+    """The kill's grace period (``requested``), else the task's kill policy's, else
+    DEFAULT_GRACE."""
+    if requested is not None:
+        return requested
+    policy = info.kill_policy
     if policy is not None and policy.grace_period is not None:
         return policy.grace_period.nanoseconds / 1e9
     return DEFAULT_GRACE
@@ -355,28 +385,50 @@ def _update(task: AgentTaskState, state: TaskState, reason: Reason | None = None
 
 def _end(task: AgentTaskState, state: TaskState, reason: Reason | None,
          message: str) -> list[Instruction]:
+    timer: list[Instruction] = [CancelGraceTimer()] if _timing(task) else []
     task.phase = Phase.ENDED
-    return [StopHealthChecks(), ReleaseSecrets(), _update(task, state, reason, message)]
+    return [*timer, StopHealthChecks(), ReleaseSecrets(), _update(task, state, reason, message)]
+
+
+def _timing(task: AgentTaskState) -> bool:
+    """Whether a grace timer runs for the task: TERM was sent, KILL not yet."""
+    return task.phase is Phase.KILLING and not task.forced
+
+
+def _terminate(task: AgentTaskState) -> list[Instruction]:
+    """Start killing the watched container: TERM and the grace timer (KILL at once
+    without a grace period)."""
+    assert task.kill is not None
+    grace = grace_period(task.info, task.kill.grace)
+    out = _force(task) if grace <= 0 else [SignalContainer(StopKind.TERM),
+                                           StartGraceTimer(grace)]
+    task.phase = Phase.KILLING
+    return out
+
+
+def _force(task: AgentTaskState) -> list[Instruction]:
+    """KILL; no grace timer is left running (a later kill may have started another
+    after the one that fired)."""
+    timer: list[Instruction] = [CancelGraceTimer()] if _timing(task) else []
+    task.forced = True
+    return [*timer, SignalContainer(StopKind.KILL)]
 
 
 def _stop(c: TaskLifecycle, task: AgentTaskState, order: KillOrder) -> list[Instruction]:
     """Kill a task whose container runs and is watched."""
     task.kill = order
-    task.phase = Phase.KILLING
     out: list[Instruction] = []
     framework = c.frameworks.get(task.framework_id)
     if framework is not None and framework.has_capability(CapabilityType.TASK_KILLING_STATE):
         out.append(_update(task, TaskState.TASK_KILLING))
-    out.append(StopContainer(grace_period(task)))
-    return out
+    return out + _terminate(task)
 
 
 def _running(task: AgentTaskState) -> list[Instruction]:
     """The container is watched and reported RUNNING: run it, or stop it if a kill
     came meanwhile."""
     if task.kill is not None:
-        task.phase = Phase.KILLING
-        return [StopContainer(grace_period(task))]
+        return _terminate(task)
     task.phase = Phase.RUNNING
     return [StartHealthChecks()]
 
@@ -449,8 +501,7 @@ def _record_failed(c: TaskLifecycle, task: AgentTaskState,
     grace = task.kill.grace if task.kill is not None else None
     task.kill = KillOrder(TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LAUNCH_FAILED,
                           f"The agent cannot checkpoint the task: {s.error}", grace)
-    task.phase = Phase.KILLING
-    return [WatchContainer(), StopContainer(grace_period(task))]
+    return [WatchContainer(), *_terminate(task)]
 
 
 def _exited(c: TaskLifecycle, task: AgentTaskState, s: Exited) -> list[Instruction]:
@@ -467,6 +518,24 @@ def _kill_later(c: TaskLifecycle, task: AgentTaskState, s: KillRequested) -> lis
 
 def _kill_now(c: TaskLifecycle, task: AgentTaskState, s: KillRequested) -> list[Instruction]:
     return _stop(c, task, KillOrder(s.state, s.reason, s.message, s.grace))
+
+
+def _kill_again(c: TaskLifecycle, task: AgentTaskState, s: KillRequested) -> list[Instruction]:
+    """A kill while TERM's grace runs: its own grace period may bring KILL forward
+    (the executor keeps whichever timer ends first); what the kill reports stays the
+    first kill's."""
+    if task.forced:
+        return [Ignore("already being killed")]
+    grace = grace_period(task.info, s.grace)
+    if grace <= 0:
+        return _force(task)
+    return [StartGraceTimer(grace)]
+
+
+def _grace_over(c: TaskLifecycle, task: AgentTaskState, s: GraceOver) -> list[Instruction]:
+    if task.forced:  # a timer that fired just before a later kill sent KILL
+        return [Ignore("KILL already sent")]
+    return _force(task)
 
 
 def _verdict(c: TaskLifecycle, task: AgentTaskState, s: HealthVerdict) -> list[Instruction]:
@@ -524,6 +593,8 @@ _TRANSITIONS: dict[tuple[Phase, type], Callable[[TaskLifecycle, AgentTaskState, 
     (_P.KILLING, Exited): _exited,
     (_P.RECOVERING, Exited): _exited,
     (_P.RUNNING, KillRequested): _kill_now,
+    (_P.KILLING, KillRequested): _kill_again,
+    (_P.KILLING, GraceOver): _grace_over,
     (_P.RUNNING, HealthVerdict): _verdict,
     (_P.RECOVERING, Reattached): _reattached,
     (_P.RECOVERING, ReattachFailed): _reattach_failed,
@@ -535,8 +606,10 @@ _IGNORED: dict[tuple[Phase, type], Ignore] = {
     (_P.ABSENT, KillRequested): Ignore("no such task"),
     (_P.ABSENT, HealthVerdict): Ignore("no such task"),
     (_P.ABSENT, TerminalAcknowledged): Ignore("no such task"),
-    (_P.KILLING, KillRequested): Ignore("already being killed"),
     (_P.ENDED, KillRequested): Ignore("already ended"),
+    # A grace timer that fired just before the container's exit cancelled it.
+    (_P.ENDED, GraceOver): Ignore("the container has ended"),
+    (_P.ABSENT, GraceOver): Ignore("no such task"),
     **{(phase, Launch): Ignore("duplicate launch: the task is already known", notable=True)
        for phase in _LIVE},
     **{(phase, HealthVerdict): Ignore("the task is not running")

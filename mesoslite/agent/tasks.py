@@ -1,7 +1,8 @@
 """The agent's task lifecycle, carried out: ``TaskManager`` feeds stimuli to the pure
 state machine (``lifecycle.py``) and executes the instructions it returns - the
 checkpoint writes (in the agent's I/O thread), the containerizer calls, the status
-updates (through the status update manager) and the health-check hooks.
+updates (through the status update manager), the health-check hooks and the kills'
+grace timers (on the event loop's clock: the lifecycle reads none).
 
 A task's life on the agent: checkpoint (task.json) -> TASK_STARTING -> container
 launched, record checkpointed -> TASK_RUNNING -> ended -> terminal update
@@ -27,15 +28,18 @@ from mesoslite.agent.containerizers.base import (
     Containerizer,
     LaunchError,
     LaunchSpec,
+    StopKind,
     Termination,
 )
 from mesoslite.agent.lifecycle import (
     AgentTaskState,
+    CancelGraceTimer,
     Checkpointed,
     CheckpointFailed,
     CheckpointTask,
     Exited,
     Forget,
+    GraceOver,
     HealthVerdict,
     Ignore,
     Instruction,
@@ -48,11 +52,12 @@ from mesoslite.agent.lifecycle import (
     Recovered,
     ReleaseSecrets,
     SendUpdate,
+    SignalContainer,
     StartContainer,
     Started,
+    StartGraceTimer,
     StartHealthChecks,
     Stimulus,
-    StopContainer,
     StopHealthChecks,
     TaskKey,
     TaskLifecycle,
@@ -116,7 +121,8 @@ class TaskManager:
         self.closing = False
         self._launching: set[asyncio.Task[None]] = set()
         self._watchers: dict[TaskKey, asyncio.Task[None]] = {}
-        self._stopping: set[asyncio.Task[None]] = set()
+        self._background_jobs: set[asyncio.Task[None]] = set()
+        self._grace_timers: dict[TaskKey, asyncio.TimerHandle] = {}
         # Hooks for health checks (set by the agent): called with the task once RUNNING,
         # and once it ended.
         self.on_running: Callable[[AgentTaskState], None] | None = None
@@ -242,8 +248,14 @@ class TaskManager:
                 assert task.container is not None
                 self._watchers[task.key] = asyncio.create_task(
                     self._watch(task.key, task.container))
-            case StopContainer(grace=grace):
-                self._background(self._stop(task, grace))
+            case SignalContainer(kind=kind):
+                self._background(self._signal(task, kind))
+            case StartGraceTimer(seconds=seconds):
+                self._start_grace_timer(task.key, seconds)
+            case CancelGraceTimer():
+                timer = self._grace_timers.pop(task.key, None)
+                if timer is not None:
+                    timer.cancel()
             case StartHealthChecks():
                 if self.on_running is not None:
                     self.on_running(task)
@@ -324,17 +336,32 @@ class TaskManager:
     async def _watch(self, key: TaskKey, container: Container) -> None:
         await self._feed(key, Exited(await container.wait()))
 
-    async def _stop(self, task: AgentTaskState, grace: float) -> None:
+    async def _signal(self, task: AgentTaskState, kind: StopKind) -> None:
         assert task.container is not None
         try:
-            await task.container.kill(grace)
+            await task.container.signal(kind)
         except Exception:
-            log.exception("killing task %s failed", task.task_id)
+            log.exception("sending %s to task %s failed", kind.name, task.task_id)
+
+    def _start_grace_timer(self, key: TaskKey, seconds: float) -> None:
+        """GraceOver for ``key`` in ``seconds``, unless its running timer ends sooner."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        running = self._grace_timers.get(key)
+        if running is not None:
+            if running.when() <= deadline:
+                return
+            running.cancel()
+        self._grace_timers[key] = loop.call_at(deadline, self._grace_over, key)
+
+    def _grace_over(self, key: TaskKey) -> None:
+        del self._grace_timers[key]
+        self._background(self._feed(key, GraceOver()))
 
     def _background(self, coro: Coroutine[Any, Any, None]) -> None:
         job = asyncio.create_task(coro)
-        self._stopping.add(job)
-        job.add_done_callback(self._stopping.discard)
+        self._background_jobs.add(job)
+        job.add_done_callback(self._background_jobs.discard)
 
     async def _in_io(self, fn: Callable[..., None], *args: Any) -> None:
         await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)

@@ -163,6 +163,25 @@ async def test_allowed_parameters_apply_and_others_are_refused(docker_cluster, f
     assert container.attrs["Config"]["User"] == "65534"
 
 
+async def test_a_kill_sends_the_containers_stop_signal(docker_cluster, framework):
+    """As ``docker stop``: the stop-signal parameter (else the image's STOPSIGNAL, else
+    SIGTERM) first; the task exits on it within its grace period."""
+    both = ("trap 'echo got-USR1; exit 0' USR1; trap 'echo got-TERM; exit 0' TERM; "
+            "echo ready; while true; do sleep 0.1; done")
+    await launch_docker(framework, "usr1", both, parameters=[("stop-signal", "SIGUSR1")],
+                        grace=30)
+    await launch_docker(framework, "term", both, grace=30)
+    for task_id in ("usr1", "term"):
+        await framework.wait_state(task_id, TaskState.TASK_RUNNING)
+        out = sandbox(docker_cluster, framework, task_id) / "stdout"
+        await wait_for(lambda out=out: "ready" in out.read_text(), message=f"{task_id} ready")
+        await framework.driver.kill(task_id)
+    for task_id, seen in (("usr1", "got-USR1"), ("term", "got-TERM")):
+        await framework.wait_state(task_id, TaskState.TASK_KILLED, timeout=30)
+        out = sandbox(docker_cluster, framework, task_id) / "stdout"
+        assert out.read_text() == f"ready\n{seen}\n"
+
+
 async def test_image_env_is_kept_and_task_env_added(docker_cluster, framework):
     await launch_docker(framework, "env", 'echo "$PATH|$MESOS_SANDBOX|$MESOS_TASK_ID|$HOME"')
     await framework.wait_state("env", TaskState.TASK_FINISHED)

@@ -38,6 +38,26 @@ async def test_lost_agent_goes_unreachable_and_its_task_comes_back(cluster, fram
     await framework.wait_state("survivor", TaskState.TASK_KILLED)
 
 
+async def test_a_task_being_killed_when_its_agent_restarts_ends_with_a_later_kill(
+        cluster, framework):
+    # Says so on SIGTERM and carries on (its sleep dies of it, the loop goes on).
+    await framework.run_task("stubborn", "trap 'echo got-TERM' TERM; while :; do sleep 0.05; done")
+    running = await framework.wait_state("stubborn", TaskState.TASK_RUNNING)
+    index = agent_index(cluster, running.agent_id.value)
+    stdout = cluster.agents[index].cp.sandbox(framework.id, "stubborn") / "stdout"
+    await framework.driver.kill("stubborn", grace_period=3600)
+    await wait_for(lambda: b"got-TERM" in stdout.read_bytes(),
+                   message="the task to get SIGTERM and carry on")
+    await cluster.stop_agent(index)  # the grace timer goes with the agent; the task runs on
+    agent = await cluster.start_agent(index)
+    await wait_for(lambda: (framework.id, "stubborn") in agent.tasks.tasks,
+                   message="the restarted agent to re-attach to the task")
+    await cluster.wait_registered()
+    await framework.driver.kill("stubborn", grace_period=0)
+    status = await framework.wait_state("stubborn", TaskState.TASK_KILLED)
+    assert status.message == "Task killed"
+
+
 async def test_non_partition_aware_tasks_are_lost_and_killed_when_the_agent_returns(
         cluster, framework_factory):
     fw = await framework_factory(cluster.master_url, partition_aware=False)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from mesoslite.messages.mesos import ExecutorInfo, Reason, TaskState
+from mesoslite.messages.mesos import CapabilityType, ExecutorInfo, Reason, TaskState
 from mesoslite.scheduler import offer_resources, task_info
 from mesoslite.testing.http import get_bytes, get_json
 from mesoslite.testing.poll import wait_for
 
 pytestmark = pytest.mark.asyncio
+# Says so on SIGTERM and carries on (its sleep dies of it, the loop goes on).
+IGNORES_SIGTERM = "trap 'echo got-TERM' TERM; while :; do sleep 0.05; done"
 
 
 async def master_state(cluster) -> dict:
@@ -68,6 +70,27 @@ async def test_kill_stops_a_running_task(cluster, framework):
     agent = next(a for a in cluster.agents if a.agent_id == running.agent_id.value)
     await wait_for(lambda: (framework.id, "sleeper") not in agent.tasks.tasks,
                    message="the agent to forget the killed task")
+
+
+async def test_a_later_kill_with_a_shorter_grace_period_ends_a_task_ignoring_sigterm(
+        cluster, framework_factory):
+    fw = await framework_factory(cluster.master_url,
+                                 extra_capabilities=[CapabilityType.TASK_KILLING_STATE])
+    await fw.run_task("stubborn", IGNORES_SIGTERM)
+    running = await fw.wait_state("stubborn", TaskState.TASK_RUNNING)
+    await fw.driver.kill("stubborn", running.agent_id.value, grace_period=3600)
+    await fw.wait_state("stubborn", TaskState.TASK_KILLING)
+
+    async def got_term() -> bool:
+        return b"got-TERM" in await sandbox_file(cluster, fw.id, "stubborn", "stdout")
+
+    await wait_for(got_term, message="the task to get SIGTERM and carry on")
+    await fw.driver.kill("stubborn", running.agent_id.value, grace_period=0)
+    status = await fw.wait_state("stubborn", TaskState.TASK_KILLED)  # not an hour later
+    assert status.message == "Task killed"
+    assert fw.sched.states("stubborn") == [
+        TaskState.TASK_STARTING, TaskState.TASK_RUNNING, TaskState.TASK_KILLING,
+        TaskState.TASK_KILLED]
 
 
 async def test_kill_of_an_unknown_task_answers_by_reconciliation(cluster, framework):

@@ -9,17 +9,19 @@ from typing import Any
 import pytest
 
 from mesoslite.agent.checkpoint import TaskCheckpoint
-from mesoslite.agent.containerizers.base import Container, Termination
+from mesoslite.agent.containerizers.base import Container, StopKind, Termination
 from mesoslite.agent.lifecycle import (
     DEFAULT_GRACE,
     HEALTH_REASON,
     STIMULI,
     Announced,
+    CancelGraceTimer,
     Checkpointed,
     CheckpointFailed,
     CheckpointTask,
     Exited,
     Forget,
+    GraceOver,
     HealthVerdict,
     Ignore,
     InvalidTransition,
@@ -33,10 +35,11 @@ from mesoslite.agent.lifecycle import (
     Recovered,
     ReleaseSecrets,
     SendUpdate,
+    SignalContainer,
     StartContainer,
     Started,
+    StartGraceTimer,
     StartHealthChecks,
-    StopContainer,
     StopHealthChecks,
     TaskLifecycle,
     TerminalAcknowledged,
@@ -62,6 +65,8 @@ from mesoslite.messages.mesos import (
 FW = "fw-1"
 KEY = (FW, "t1")
 S = TaskState
+TERM = SignalContainer(StopKind.TERM)
+KILL = SignalContainer(StopKind.KILL)
 
 
 class FakeContainer(Container):
@@ -73,8 +78,8 @@ class FakeContainer(Container):
     async def wait(self) -> Termination:
         raise AssertionError("the core never waits")
 
-    async def kill(self, grace_period: float) -> None:
-        raise AssertionError("the core never kills")
+    async def signal(self, kind: StopKind) -> None:
+        raise AssertionError("the core never signals")
 
 
 def framework(killing_state: bool = False) -> FrameworkInfo:
@@ -137,6 +142,7 @@ SAMPLES: dict[str, Any] = {
     "ReattachFailed": ReattachFailed("gone"),
     "Exited": Exited(Termination(exit_code=0)),
     "KillRequested": KillRequested(),
+    "GraceOver": GraceOver(),
     "HealthVerdict": HealthVerdict(False),
     "TerminalAcknowledged": TerminalAcknowledged(),
 }
@@ -157,7 +163,8 @@ LaunchFailed         x      x    x    end  x    x    x    x    x
 Reattached           x      x    x    x    x    x    x    run  x
 ReattachFailed       x      x    x    x    x    x    x    end  x
 Exited               x      x    x    x    x    end  end  end  x
-KillRequested        -      prep annc lnch rcrd kill -    rcvr -
+KillRequested        -      prep annc lnch rcrd kill kill rcvr -
+GraceOver            -      x    x    x    x    x    kill x    -
 HealthVerdict        -      -    -    -    -    run  -    -    -
 TerminalAcknowledged -      -    -    -    -    -    -    -    absent
 """
@@ -186,12 +193,13 @@ def test_every_stimulus_in_every_phase(phase: Phase, name: str, expected: str):
             core.handle(KEY, stimulus)
         return
     before = core.tasks.get(KEY)
-    snapshot = (before.phase, before.state, before.kill) if before is not None else None
+    snapshot = (before.phase, before.state, before.kill, before.forced) if before else None
     instructions = core.handle(KEY, stimulus)
     if expected == "-":
         assert len(instructions) == 1 and isinstance(instructions[0], Ignore)
         after = core.tasks.get(KEY)
-        assert ((after.phase, after.state, after.kill) if after else None) == snapshot
+        assert ((after.phase, after.state, after.kill, after.forced) if after else None
+                ) == snapshot
     else:
         assert core.phase(KEY) is PHASES[expected]
         assert not any(isinstance(i, Ignore) for i in instructions)
@@ -251,21 +259,76 @@ def test_kill_of_a_running_task_sends_killing_only_when_the_framework_asked():
             core.handle(KEY, stimulus)
         out = core.handle(KEY, KillRequested())
         assert updates(out) == expected
-        assert out[-1] == StopContainer(DEFAULT_GRACE)
+        assert out[-2:] == [TERM, StartGraceTimer(DEFAULT_GRACE)]
 
 
-@pytest.mark.parametrize("policy, requested, grace", [
-    (None, None, DEFAULT_GRACE), (7.5, None, 7.5), (7.5, 1.0, 1.0), (None, 0.0, 0.0)])
-def test_grace_period_the_kill_then_the_kill_policy_then_the_default(policy, requested, grace):
+def running(policy: float | None = None) -> TaskLifecycle:
     core = TaskLifecycle(["process"])
     for stimulus in [launch(task_info(grace=policy)), *TO_RUNNING[1:]]:
         core.handle(KEY, stimulus)
-    assert core.handle(KEY, KillRequested(grace=requested))[-1] == StopContainer(grace)
+    return core
 
 
-def test_a_second_kill_is_ignored():
+@pytest.mark.parametrize("policy, requested, grace", [
+    (None, None, DEFAULT_GRACE), (7.5, None, 7.5), (7.5, 1.0, 1.0), (None, 0.5, 0.5)])
+def test_grace_period_the_kill_then_the_kill_policy_then_the_default(policy, requested, grace):
+    core = running(policy)
+    assert core.handle(KEY, KillRequested(grace=requested)) == [TERM, StartGraceTimer(grace)]
+
+
+@pytest.mark.parametrize("policy, requested", [(None, 0.0), (0.0, None), (7.5, 0.0)])
+def test_a_kill_without_a_grace_period_sends_kill_at_once(policy, requested):
+    core = running(policy)
+    assert core.handle(KEY, KillRequested(grace=requested)) == [KILL]
+    assert core.phase(KEY) is Phase.KILLING
+    out = core.handle(KEY, Exited(Termination(signal=signal.SIGKILL)))
+    assert CancelGraceTimer() not in out  # no timer was started
+    assert updates(out) == [(S.TASK_KILLED, None, "Task killed")]
+
+
+def test_kill_is_sent_when_the_grace_is_over_and_the_kill_is_reported():
     core = core_in(Phase.KILLING)
-    assert isinstance(core.handle(KEY, KillRequested(grace=0))[0], Ignore)
+    # (the cancel: a later kill may have started a timer after this one fired)
+    assert core.handle(KEY, GraceOver()) == [CancelGraceTimer(), KILL]
+    out = core.handle(KEY, Exited(Termination(signal=signal.SIGKILL)))
+    assert CancelGraceTimer() not in out  # none runs after KILL
+    assert updates(out) == [(S.TASK_KILLED, None, "Task killed")]
+
+
+def test_a_later_kill_starts_its_own_timer_and_keeps_what_the_first_reports():
+    core = core_in(Phase.KILLING)
+    # The executor keeps whichever timer ends first: a shorter one brings KILL forward.
+    assert core.handle(KEY, KillRequested(grace=1.0, message="again")) == [StartGraceTimer(1.0)]
+    assert core.handle(KEY, KillRequested(message="and again")) == [
+        StartGraceTimer(DEFAULT_GRACE)]
+    assert core.handle(KEY, GraceOver()) == [CancelGraceTimer(), KILL]
+    out = core.handle(KEY, Exited(Termination(signal=signal.SIGKILL)))
+    assert updates(out) == [(S.TASK_KILLED, None, "Task killed")]
+
+
+def test_a_later_kill_without_a_grace_period_brings_kill_forward_at_once():
+    core = core_in(Phase.KILLING)
+    assert core.handle(KEY, KillRequested(grace=0.0)) == [CancelGraceTimer(), KILL]
+    assert isinstance(core.handle(KEY, KillRequested(grace=0.0))[0], Ignore)
+    # a timer that fired just before: KILL is not sent twice
+    assert isinstance(core.handle(KEY, GraceOver())[0], Ignore)
+
+
+def test_the_exit_cancels_the_timer_and_a_timer_that_fired_meanwhile_is_ignored():
+    core = core_in(Phase.KILLING)
+    out = core.handle(KEY, Exited(Termination(exit_code=0)))
+    assert out[0] == CancelGraceTimer()
+    assert updates(out) == [(S.TASK_KILLED, None, "Task killed")]
+    [ignored] = core.handle(KEY, GraceOver())
+    assert isinstance(ignored, Ignore) and not ignored.notable
+    core.handle(KEY, TerminalAcknowledged())
+    assert isinstance(core.handle(KEY, GraceOver())[0], Ignore)
+
+
+def test_an_oom_while_being_killed_reports_the_kill():
+    core = core_in(Phase.KILLING)
+    out = core.handle(KEY, Exited(Termination(signal=signal.SIGKILL, oom_killed=True)))
+    assert updates(out) == [(S.TASK_KILLED, None, "Task killed")]
 
 
 def test_kill_before_the_start_reports_killed_during_launch_and_starts_nothing():
@@ -284,7 +347,7 @@ def test_kill_while_the_container_starts_stops_it_once_it_is_recorded():
                                    message="Framework shut down"))
     core.handle(KEY, Started(FakeContainer()))
     out = core.handle(KEY, Checkpointed())
-    assert out == [WatchContainer(), SendUpdate(S.TASK_RUNNING), StopContainer(2.0)]
+    assert out == [WatchContainer(), SendUpdate(S.TASK_RUNNING), TERM, StartGraceTimer(2.0)]
     out = core.handle(KEY, Exited(Termination(signal=signal.SIGTERM)))
     assert updates(out) == [(S.TASK_KILLED, Reason.REASON_FRAMEWORK_REMOVED,
                              "Framework shut down")]
@@ -307,7 +370,7 @@ def test_a_sandbox_that_cannot_be_prepared_fails_the_launch():
 def test_a_record_that_cannot_be_checkpointed_stops_the_container_and_fails_the_task():
     core = core_in(Phase.RECORDING)
     out = core.handle(KEY, CheckpointFailed("No space left on device"))
-    assert out == [WatchContainer(), StopContainer(DEFAULT_GRACE)]
+    assert out == [WatchContainer(), TERM, StartGraceTimer(DEFAULT_GRACE)]
     out = core.handle(KEY, Exited(Termination(signal=signal.SIGTERM)))
     assert updates(out) == [(S.TASK_FAILED, Reason.REASON_CONTAINER_LAUNCH_FAILED,
                              "The agent cannot checkpoint the task: No space left on device")]
@@ -334,7 +397,7 @@ def test_health_changes_are_reported_and_a_failing_check_kills_the_task():
     assert out == [SendUpdate(S.TASK_RUNNING, HEALTH_REASON, None, True)]
     out = core.handle(KEY, HealthVerdict(False, "Health check failed 3 consecutive times"))
     assert out == [SendUpdate(S.TASK_RUNNING, HEALTH_REASON, None, False),
-                   StopContainer(DEFAULT_GRACE)]
+                   TERM, StartGraceTimer(DEFAULT_GRACE)]
     out = core.handle(KEY, Exited(Termination(signal=signal.SIGTERM)))
     assert updates(out) == [(S.TASK_FAILED, HEALTH_REASON,
                              "Health check failed 3 consecutive times")]
@@ -381,3 +444,26 @@ def test_a_task_that_cannot_be_reattached_is_lost():
     assert updates(core.handle(KEY, ReattachFailed("no such process"))) == [
         (S.TASK_LOST, Reason.REASON_AGENT_RESTARTED,
          "could not re-attach after an agent restart: no such process")]
+
+
+def test_a_task_being_killed_when_the_agent_restarted_is_killed_again_on_request():
+    """The grace timer died with the agent: the re-attached task runs until a new kill,
+    which is carried out in full."""
+    core = TaskLifecycle(["process"])
+    core.frameworks[FW] = framework(killing_state=True)
+    core.handle(KEY, Recovered(checkpoint(), S.TASK_KILLING))
+    out = core.handle(KEY, Reattached(FakeContainer()))
+    assert core.phase(KEY) is Phase.RUNNING and out[-1] == StartHealthChecks()
+    out = core.handle(KEY, KillRequested(grace=5.0))
+    assert out == [SendUpdate(S.TASK_KILLING), TERM, StartGraceTimer(5.0)]
+    assert core.handle(KEY, GraceOver()) == [CancelGraceTimer(), KILL]
+    out = core.handle(KEY, Exited(Termination(signal=signal.SIGKILL)))
+    assert updates(out) == [(S.TASK_KILLED, None, "Task killed")]
+
+
+def test_a_kill_while_reattaching_is_carried_out_once_reattached():
+    core = core_in(Phase.RECOVERING)
+    assert core.handle(KEY, KillRequested(grace=2.0)) == []
+    out = core.handle(KEY, Reattached(FakeContainer()))
+    assert out == [WatchContainer(), TERM, StartGraceTimer(2.0)]
+    assert core.phase(KEY) is Phase.KILLING

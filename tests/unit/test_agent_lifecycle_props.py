@@ -2,10 +2,11 @@
 
 The test plays the executor and the world around the pure core: it carries out the
 instructions as ``TaskManager`` does, but finishes each piece of work (a checkpoint,
-the STARTING update, a container start, a re-attachment, a container's exit) when
-Hypothesis says so; kills, health verdicts and acknowledgements arrive at any point;
-and the agent may restart at any point (a fresh core recovering from what was on
-disk, containers running on).  Whatever happens:
+the STARTING update, a container start, a re-attachment, a container's exit, a
+grace timer firing and its GraceOver arriving) when Hypothesis says so; kills, health
+verdicts and acknowledgements arrive at any point; and the agent may restart at any
+point (a fresh core recovering from what was on disk, containers running on, timers
+gone).  Whatever happens:
 
 * no update follows a task's terminal update, and there is at most one;
 * every launched task that was checkpointed reaches exactly one terminal update
@@ -13,6 +14,9 @@ disk, containers running on).  Whatever happens:
 * a kill is carried out as soon as the container runs; a task killed while it runs
   ends with the kill's state, and a killed task never reports FINISHED (unless an
   agent restart dropped the kill);
+* a container being killed is sent TERM then, when a grace timer ran out, KILL (or
+  KILL at once without a grace period): one TERM, one KILL at most, none after its
+  exit was seen; while TERM's grace runs a timer runs, and none is left behind;
 * an acknowledged terminal update is never sent again, and the task is forgotten;
 * health checks run only while the task runs or is being killed.
 """
@@ -29,14 +33,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from mesoslite.agent.checkpoint import TaskCheckpoint
-from mesoslite.agent.containerizers.base import Container, Termination
+from mesoslite.agent.containerizers.base import Container, StopKind, Termination
 from mesoslite.agent.lifecycle import (
     Announced,
+    CancelGraceTimer,
     Checkpointed,
     CheckpointFailed,
     CheckpointTask,
     Exited,
     Forget,
+    GraceOver,
     HealthVerdict,
     Ignore,
     KillRequested,
@@ -48,10 +54,11 @@ from mesoslite.agent.lifecycle import (
     RecoverContainer,
     Recovered,
     SendUpdate,
+    SignalContainer,
     StartContainer,
     Started,
+    StartGraceTimer,
     StartHealthChecks,
-    StopContainer,
     StopHealthChecks,
     TaskLifecycle,
     TerminalAcknowledged,
@@ -85,7 +92,7 @@ class FakeContainer(Container):
     async def wait(self) -> Termination:
         raise AssertionError("not called by the core")
 
-    async def kill(self, grace_period: float) -> None:
+    async def signal(self, kind: StopKind) -> None:
         raise AssertionError("not called by the core")
 
 
@@ -107,7 +114,9 @@ class Sim:
     container: str | None = None  # None, "alive", "exited"
     termination: Termination | None = None
     watched: bool = False
-    stopping: bool = False  # asked to stop (SIGTERM, SIGKILL after the grace period)
+    signals: list[StopKind] = field(default_factory=list)  # sent since the last restart
+    timer: bool = False  # a grace timer runs
+    grace_over: int = 0  # timers that fired whose GraceOver has not arrived yet
     exit_delivered: bool = False
     health: bool = False
     on_disk: bool = False  # task.json written
@@ -164,9 +173,13 @@ class LifecycleMachine(RuleBasedStateMachine):
             case WatchContainer():
                 assert sim.container is not None and not sim.watched
                 sim.watched = True
-            case StopContainer():
-                assert sim.watched, "stopping a container nobody watches"
-                sim.stopping = True
+            case SignalContainer(kind=kind):
+                self.signal(sim, kind)
+            case StartGraceTimer():
+                assert sim.signals == [StopKind.TERM], sim.signals
+                sim.timer = True  # a running one ending sooner stays: the same here
+            case CancelGraceTimer():
+                sim.timer = False
             case StartHealthChecks():
                 sim.health = True
             case StopHealthChecks():
@@ -176,6 +189,15 @@ class LifecycleMachine(RuleBasedStateMachine):
                 sim.forgotten = True
                 sim.on_disk = sim.record_on_disk = False
                 self.done.append(self.sims.pop(sim.task_id))
+
+    def signal(self, sim: Sim, kind: StopKind) -> None:
+        assert sim.watched, "signalling a container nobody watches"
+        assert not sim.exit_delivered, f"{kind} after the container's exit was seen"
+        assert kind not in sim.signals, f"{kind} twice"
+        assert StopKind.KILL not in sim.signals, f"{kind} after KILL"
+        sim.signals.append(kind)
+        if kind is StopKind.KILL and sim.container == "alive":
+            sim.container, sim.termination = "exited", Termination(signal=9)
 
     def start_work(self, sim: Sim, work: str) -> None:
         assert sim.work is None, f"{work} while {sim.work} is under way"
@@ -197,6 +219,17 @@ class LifecycleMachine(RuleBasedStateMachine):
         sim = self.sims[task_id] = Sim(task_id)
         out = self.feed(sim, Launch(self.framework(), info(task_id), f"cid-{task_id}", 0.0))
         assert out == [CheckpointTask(fresh=True)]
+
+    @precondition(lambda machine: len(machine.sims) < len(TASKS))
+    @rule(data=st.data(), killing_capable=st.booleans())
+    def launch_and_run(self, data: st.DataObject, killing_capable: bool) -> None:
+        """A launch whose work all succeeds at once: kills, exits and timers then
+        often meet a running container."""
+        task_id = data.draw(st.sampled_from([t for t in TASKS if t not in self.sims]))
+        self.launch(task_id, killing_capable)
+        sim = self.sims[task_id]
+        while sim.work is not None:
+            self.finish_work(sim, True)
 
     def framework(self) -> FrameworkInfo:
         caps = ([FrameworkCapability(type=CapabilityType.TASK_KILLING_STATE)]
@@ -246,6 +279,28 @@ class LifecycleMachine(RuleBasedStateMachine):
         sim.exit_delivered = True
         self.feed(sim, Exited(sim.termination))
 
+    @precondition(some(lambda s: s.timer))
+    @rule(data=st.data())
+    def grace_timer_fires(self, data: st.DataObject) -> None:
+        sim = self.pick(data, lambda s: s.timer)
+        sim.timer = False
+        sim.grace_over += 1
+
+    @precondition(some(lambda s: s.grace_over > 0))
+    @rule(data=st.data())
+    def grace_over_arrives(self, data: st.DataObject) -> None:
+        sim = self.pick(data, lambda s: s.grace_over > 0)
+        self.deliver_grace_over(sim)
+
+    def deliver_grace_over(self, sim: Sim) -> None:
+        sim.grace_over -= 1
+        forced = StopKind.KILL in sim.signals
+        out = self.feed(sim, GraceOver())
+        if forced or sim.exit_delivered:
+            assert len(out) == 1 and isinstance(out[0], Ignore), out
+        else:
+            assert out[-1] == SignalContainer(StopKind.KILL), out
+
     @rule(grace=st.sampled_from([None, 0.0, 5.0]))
     def kill_unknown(self, grace: float | None) -> None:
         assert isinstance(self.feed(Sim("unknown"), KillRequested(grace=grace))[0], Ignore)
@@ -255,11 +310,14 @@ class LifecycleMachine(RuleBasedStateMachine):
     def kill(self, data: st.DataObject, grace: float | None) -> None:
         sim = self.pick(data, lambda s: True)
         phase = self.core.phase((FW, sim.task_id))
+        timing = sim.signals == [StopKind.TERM]
         out = self.feed(sim, KillRequested(grace=grace))
-        if any(isinstance(i, StopContainer) for i in out) and phase is Phase.RUNNING:
+        if any(isinstance(i, SignalContainer) for i in out) and phase is Phase.RUNNING:
             sim.kill_running = TaskState.TASK_KILLED
             killing = [i for i in out if isinstance(i, SendUpdate)]
             assert bool(killing) == self.killing_capable
+        if phase is Phase.KILLING and timing:  # a later kill may bring KILL forward
+            assert sim.signals[-1] is StopKind.KILL if grace == 0 else sim.timer, out
         if not any(isinstance(i, Ignore) for i in out):
             sim.killed = True
 
@@ -270,7 +328,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         phase = self.core.phase((FW, sim.task_id))
         out = self.feed(sim, HealthVerdict(healthy, "check failed" if kill else None))
         if kill and phase is Phase.RUNNING:
-            assert any(isinstance(i, StopContainer) for i in out)
+            assert any(isinstance(i, SignalContainer) for i in out)
             sim.kill_running = TaskState.TASK_FAILED
             sim.killed = True
 
@@ -291,7 +349,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.core.frameworks[FW] = self.framework()  # framework.json
         for task_id, sim in list(self.sims.items()):
             sim.work, sim.watched, sim.health, sim.exit_delivered = None, False, False, False
-            sim.kill_running, sim.killed, sim.stopping = None, False, False
+            sim.kill_running, sim.killed, sim.signals = None, False, []
+            sim.timer, sim.grace_over = False, 0  # timers live in the agent process
             if sim.container == "alive" and not sim.record_on_disk:
                 sim.container = "exited"  # an orphan: removed by cleanup_orphans
                 sim.termination = Termination(signal=9)
@@ -329,7 +388,12 @@ class LifecycleMachine(RuleBasedStateMachine):
             if phase in (Phase.RUNNING, Phase.KILLING):
                 assert sim.watched and sim.container is not None
                 # a kill accepted is carried out as soon as there is a container
-                assert sim.stopping or not sim.killed, "a killed task left running"
+                assert sim.signals or not sim.killed, "a killed task left running"
+            if phase is Phase.KILLING:
+                # KILL sent, or on its way: the container ends whatever it does
+                assert StopKind.KILL in sim.signals or sim.timer or sim.grace_over, sim
+            if sim.timer:  # only while TERM's grace runs
+                assert phase is Phase.KILLING and sim.signals == [StopKind.TERM], sim
 
     def teardown(self) -> None:
         """Finish all work, let every container exit, acknowledge every terminal
@@ -338,7 +402,9 @@ class LifecycleMachine(RuleBasedStateMachine):
             if not self.sims:
                 break
             for sim in list(self.sims.values()):
-                if sim.work is not None:
+                if sim.grace_over:
+                    self.deliver_grace_over(sim)
+                elif sim.work is not None:
                     self.finish_work(sim, True)
                 elif sim.container == "alive":
                     sim.container, sim.termination = "exited", Termination(exit_code=0)
@@ -350,6 +416,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert not self.core.tasks
         for sim in self.done:
             assert len(sim.terminal) == 1, sim.updates
+            assert not sim.timer, "a grace timer left running"
 
 
 LifecycleMachine.TestCase.settings = settings(

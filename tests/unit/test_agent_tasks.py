@@ -1,5 +1,5 @@
 """TaskManager carrying out the lifecycle: real checkpoints and a real status update
-manager, a containerizer whose start and exit the test controls."""
+manager, real grace timers, a containerizer whose start and exit the test controls."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from mesoslite.agent.containerizers.base import (
     Container,
     Containerizer,
     LaunchSpec,
+    StopKind,
     Termination,
 )
 from mesoslite.agent.status_updates import StatusUpdateManager
@@ -27,8 +28,10 @@ from mesoslite.messages.mesos import (
     ID,
     CapabilityType,
     CommandInfo,
+    DurationInfo,
     FrameworkCapability,
     FrameworkInfo,
+    KillPolicy,
     Reason,
     TaskInfo,
     TaskState,
@@ -38,14 +41,17 @@ from mesoslite.testing.poll import wait_for
 
 pytestmark = pytest.mark.asyncio
 S = TaskState
+TERM, KILL = StopKind.TERM, StopKind.KILL
 
 
 class HeldContainer(Container):
-    """Runs until killed (or ``end``); records the grace periods it was given."""
+    """Runs until ``end`` or KILL; TERM ends it only if ``exits_on_term`` (else it is
+    ignored, as by a stubborn task).  Records the signals it was sent."""
 
-    def __init__(self) -> None:
+    def __init__(self, exits_on_term: bool) -> None:
         self.record: dict[str, Any] = {"held": True}
-        self.kills: list[float] = []
+        self.exits_on_term = exits_on_term
+        self.signals: list[StopKind] = []
         self._done: asyncio.Future[Termination] = asyncio.get_running_loop().create_future()
 
     def end(self, term: Termination) -> None:
@@ -55,9 +61,12 @@ class HeldContainer(Container):
     async def wait(self) -> Termination:
         return await asyncio.shield(self._done)
 
-    async def kill(self, grace_period: float) -> None:
-        self.kills.append(grace_period)
-        self.end(Termination(signal=15))
+    async def signal(self, kind: StopKind) -> None:
+        self.signals.append(kind)
+        if kind is KILL:
+            self.end(Termination(signal=9))
+        elif self.exits_on_term:
+            self.end(Termination(signal=15))
 
 
 class HeldContainerizer(Containerizer):
@@ -68,11 +77,12 @@ class HeldContainerizer(Containerizer):
     def __init__(self) -> None:
         self.gate = asyncio.Event()
         self.gate.set()
+        self.exits_on_term = True
         self.containers: list[HeldContainer] = []
 
     async def launch(self, spec: LaunchSpec) -> Container:
         await self.gate.wait()
-        container = HeldContainer()
+        container = HeldContainer(self.exits_on_term)
         self.containers.append(container)
         return container
 
@@ -141,9 +151,12 @@ def framework(killing_state: bool = False) -> FrameworkInfo:
     return FrameworkInfo(user="u", name="f", id=ID("fw"), capabilities=caps)
 
 
-def task(task_id: str = "t1") -> TaskInfo:
-    return TaskInfo(name=task_id, task_id=ID(task_id), agent_id=ID("agent-1"),
+def task(task_id: str = "t1", grace: float | None = None) -> TaskInfo:
+    info = TaskInfo(name=task_id, task_id=ID(task_id), agent_id=ID("agent-1"),
                     command=CommandInfo(value="sleep 60"))
+    if grace is not None:
+        info.kill_policy = KillPolicy(grace_period=DurationInfo(int(grace * 1e9)))
+    return info
 
 
 async def test_a_task_runs_ends_and_is_forgotten_after_the_acknowledgement(agent):
@@ -173,7 +186,7 @@ async def test_a_kill_while_the_container_starts_stops_it_once_it_runs(agent):
     agent.containerizer.gate.set()
     await launch
     await wait_for(lambda: S.TASK_KILLED in agent.states("t1"), 5, message="the kill's update")
-    assert agent.containerizer.containers[0].kills == [1.5]
+    assert agent.containerizer.containers[0].signals == [TERM]  # it exited on TERM
     assert agent.states("t1") == [S.TASK_STARTING, S.TASK_RUNNING, S.TASK_KILLED]
     killed = agent.sent[-1].status
     assert (killed.reason, killed.message) == (Reason.REASON_FRAMEWORK_REMOVED,
@@ -201,7 +214,7 @@ async def test_a_kill_of_a_running_task_says_killing_first_when_asked(agent):
     await wait_for(lambda: S.TASK_KILLED in agent.states("t1"), 5, message="the kill's update")
     assert agent.states("t1") == [S.TASK_STARTING, S.TASK_RUNNING, S.TASK_KILLING,
                                   S.TASK_KILLED]
-    assert agent.containerizer.containers[0].kills == [3.0]  # no kill policy: the default
+    assert agent.containerizer.containers[0].signals == [TERM]
 
 
 async def test_a_duplicate_launch_starts_nothing(agent):
@@ -221,3 +234,65 @@ async def test_a_health_verdict_reports_and_kills(agent):
     failed = agent.sent[-1].status
     assert (failed.reason, failed.message) == (Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
                                                "Health check failed 3 times")
+
+
+# ---------------------------------------------------------------- grace timers
+
+
+async def killed(agent: Agent, task_id: str) -> None:
+    await wait_for(lambda: S.TASK_KILLED in agent.states(task_id), 5,
+                   message=f"{task_id}'s TASK_KILLED")
+
+
+async def test_a_task_that_ignores_term_gets_kill_once_the_grace_is_over(agent):
+    agent.containerizer.exits_on_term = False
+    await agent.tasks.launch(framework(), task())
+    await agent.tasks.kill("fw", "t1", grace=0.05)
+    await killed(agent, "t1")
+    assert agent.containerizer.containers[0].signals == [TERM, KILL]
+    assert agent.sent[-1].status.message == "Task killed"
+
+
+@pytest.mark.parametrize("shorter", [0.0, 0.05])
+async def test_a_later_kill_with_a_shorter_grace_brings_kill_forward(agent, shorter):
+    agent.containerizer.exits_on_term = False
+    await agent.tasks.launch(framework(), task(grace=3600))
+    await agent.tasks.kill("fw", "t1", message="first")
+    container = agent.containerizer.containers[0]
+    await wait_for(lambda: container.signals == [TERM], 5, message="TERM")
+    await agent.tasks.kill("fw", "t1", grace=shorter, message="second")
+    await killed(agent, "t1")  # not an hour later
+    assert container.signals == [TERM, KILL]
+    assert agent.sent[-1].status.message == "first"  # the first kill's report
+
+
+async def test_a_later_kill_with_a_longer_grace_does_not_put_kill_off(agent):
+    agent.containerizer.exits_on_term = False
+    await agent.tasks.launch(framework(), task())
+    await agent.tasks.kill("fw", "t1", grace=0.05)
+    await agent.tasks.kill("fw", "t1", grace=3600)
+    await killed(agent, "t1")
+    assert agent.containerizer.containers[0].signals == [TERM, KILL]
+
+
+async def test_a_task_that_exits_on_term_is_never_sent_kill(agent):
+    await agent.tasks.launch(framework(), task("polite"))
+    await agent.tasks.kill("fw", "polite", grace=0.05)
+    await killed(agent, "polite")
+    # A stubborn task killed later with the same grace: by the time its KILL is sent,
+    # the first task's timer would have fired too.
+    agent.containerizer.exits_on_term = False
+    await agent.tasks.launch(framework(), task("stubborn"))
+    await agent.tasks.kill("fw", "stubborn", grace=0.05)
+    await killed(agent, "stubborn")
+    polite, stubborn = agent.containerizer.containers
+    assert (polite.signals, stubborn.signals) == ([TERM], [TERM, KILL])
+
+
+async def test_kill_all_ends_tasks_that_ignore_term_after_their_grace(agent):
+    agent.containerizer.exits_on_term = False
+    for task_id in ("a", "b"):
+        await agent.tasks.launch(framework(), task(task_id, grace=0.05))
+    await asyncio.wait_for(agent.tasks.kill_all(), 10)
+    assert [c.signals for c in agent.containerizer.containers] == [[TERM, KILL]] * 2
+    assert agent.states("a")[-1] == agent.states("b")[-1] == S.TASK_KILLED

@@ -11,8 +11,11 @@ runs things.  Contract:
   the agent was down;
 * ``Container.wait()`` returns once the task has ended, with how it ended; it may be
   awaited by several callers;
-* ``Container.kill(grace)`` asks the task to stop (SIGTERM or ``docker stop``), waits
-  up to ``grace`` seconds, then forces it (SIGKILL); returns when it is gone;
+* ``Container.signal(kind)`` sends the graceful stop (``StopKind.TERM``: SIGTERM, or
+  the image's stop signal for docker) or the forced one (``StopKind.KILL``: SIGKILL of
+  everything in the container) and returns once it is sent, not waiting for the end
+  (``wait()`` tells that).  The grace period between the two is not the container's
+  business: the agent's task lifecycle (``agent/lifecycle.py``) times it;
 * ``cleanup_orphans(known)`` removes what this containerizer runs for this agent that
   is not in ``known`` (container ids) and returns what it removed.
 """
@@ -20,6 +23,7 @@ runs things.  Contract:
 from __future__ import annotations
 
 import abc
+import enum
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,6 +70,13 @@ class Termination:
         return self.exit_code == 0 and not self.oom_killed
 
 
+class StopKind(enum.Enum):
+    """How ``Container.signal`` stops a container."""
+
+    TERM = "term"  # graceful: the task may clean up and exit
+    KILL = "kill"  # forced: nothing in the container survives it
+
+
 @dataclass(frozen=True)
 class ResourceUsage:
     cpu_seconds: float = 0.0  # cumulative user+system CPU time
@@ -81,7 +92,9 @@ class Container(abc.ABC):
     async def wait(self) -> Termination: ...
 
     @abc.abstractmethod
-    async def kill(self, grace_period: float) -> None: ...
+    async def signal(self, kind: StopKind) -> None:
+        """Send the stop ``kind``; returns once it was sent.  A container that has
+        ended ignores it."""
 
     async def usage(self) -> ResourceUsage | None:
         return None

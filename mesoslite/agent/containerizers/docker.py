@@ -8,7 +8,7 @@ Docker containers on the local engine (DOCKER_HOST or the default socket).
   absent and cannot be pulled fails the launch at once, saying so.  When a forced pull
   fails but a local copy exists, the local copy is used and a note goes to the task's
   stderr (there may be no registry at all; failing would make the flag unusable).
-* Watching, logs, kill, usage and exec are in ``docker_container``; the records of a
+* Watching, logs, signals, usage and exec are in ``docker_container``; the records of a
   container (log position, how it ended) are in ``<sandbox>/.mesoslite/<container_id>/``.
 * Every container carries the label ``mesoslite.runtime_id=<this agent's runtime id>``;
   recovery and orphan cleanup only ever look at containers with that label, so agents
@@ -31,6 +31,7 @@ from mesoslite.agent.containerizers.base import (
     Containerizer,
     LaunchError,
     LaunchSpec,
+    StopKind,
     Termination,
 )
 from mesoslite.agent.containerizers.docker_container import (
@@ -234,7 +235,8 @@ class DockerContainerizer(Containerizer):
             attached = self._containers.get(cid)
             if attached is not None:
                 if cid not in known:
-                    await attached.kill(0)
+                    await attached.signal(StopKind.KILL)
+                    await attached.wait()
                     removed.append(cid)
                 continue
             await self.engine.call(_remove_quietly, self.engine.api, entry["Id"])

@@ -1,4 +1,4 @@
-"""One task of the docker containerizer as the agent sees it: wait, kill, usage, exec.
+"""One task of the docker containerizer as the agent sees it: wait, signal, usage, exec.
 
 Each ``DockerContainer`` has one watcher thread (the docker SDK blocks) that copies the
 container's output into the sandbox (``docker_logs.LogCopier``) until the engine's
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import signal
 import threading
@@ -31,6 +30,7 @@ from mesoslite.agent.containerizers.base import (
     Container,
     LaunchSpec,
     ResourceUsage,
+    StopKind,
     Termination,
 )
 from mesoslite.agent.containerizers.docker_logs import LogCopier
@@ -41,6 +41,7 @@ T = TypeVar("T")
 TERMINATION_FILE = "termination.json"
 EXEC_OUTPUT_LIMIT = 4096  # bytes of health-check output kept (the tail)
 EXEC_TIMEOUT_CODE = 124  # as timeout(1)
+CONFLICT = 409  # the engine's answer to a signal for a container that does not run
 RETRY_MAX = 2.0  # seconds between attempts while the engine does not answer
 # Engine calls in flight at once (create/start/stop/inspect of many tasks): the
 # engine serialises much of its work, more threads only add contention on 2 cores.
@@ -150,8 +151,7 @@ class DockerContainer(Container):
         self._done: asyncio.Future[Termination] = self._loop.create_future()
         self._closed = threading.Event()
         self._copier: LogCopier | None = None
-        self._killer: asyncio.Task[None] | None = None
-        self._kill_deadline = math.inf
+        self._stop_signal_name: str | None = None
         self._thread = threading.Thread(target=self._watch, args=(resume_logs,), daemon=True,
                                         name=f"docker-watch-{spec.container_id[:8]}")
         self._thread.start()
@@ -244,36 +244,37 @@ class DockerContainer(Container):
         """How the container ended (after its output was copied and it was removed)."""
         return await asyncio.shield(self._done)
 
-    async def kill(self, grace_period: float) -> None:
-        """``docker stop`` with ``grace_period`` (SIGTERM, SIGKILL after it; the engine
-        counts whole seconds, so it is rounded up), then removal.  A later call with a
-        shorter grace period sends SIGKILL at once.  Returns once the container is gone.
-        """
+    async def signal(self, kind: StopKind) -> None:
+        """TERM: the container's stop signal as ``docker stop`` sends it (the task's
+        ``stop-signal`` parameter, else the image's STOPSIGNAL, else SIGTERM); if the
+        engine refuses it, SIGKILL.  KILL: SIGKILL.  The watcher then sees the end and
+        removes the container.  Returns once the engine took the signal."""
         if self._done.done():
             return
-        grace = max(0.0, grace_period)
-        deadline = self._loop.time() + grace
-        if self._killer is None:
-            self._kill_deadline = deadline
-            self._killer = self._loop.create_task(self._stop(grace))
-        elif deadline < self._kill_deadline:
-            self._kill_deadline = deadline
-            await self._signal(signal.SIGKILL)
-        await asyncio.shield(self._killer)
-
-    async def _stop(self, grace: float) -> None:
+        if kind is StopKind.KILL:
+            await self._send(signal.SIGKILL.name)
+            return
         try:
-            await self._engine.api_call("stop", self.docker_id, timeout=math.ceil(grace))
+            await self._engine.api_call("kill", self.docker_id, signal=await self._stop_signal())
         except NotFound:
-            pass
+            pass  # gone: the watcher sees it
         except APIError as exc:
-            log.warning("docker stop %s failed (%s); killing it", self.docker_id, exc)
-            await self._signal(signal.SIGKILL)
-        await asyncio.shield(self._done)
+            if exc.status_code == CONFLICT:
+                return  # no longer running: the watcher sees it
+            log.warning("cannot send %s its stop signal (%s); killing it", self.docker_id, exc)
+            await self._send(signal.SIGKILL.name)
 
-    async def _signal(self, sig: int) -> None:
+    async def _stop_signal(self) -> str:
+        """The container's configured stop signal (the engine merged the image's into
+        the container's config when it created it); read once."""
+        if self._stop_signal_name is None:
+            info = await self._engine.api_call("inspect_container", self.docker_id)
+            self._stop_signal_name = (info.get("Config") or {}).get("StopSignal") or "SIGTERM"
+        return self._stop_signal_name
+
+    async def _send(self, sig: str) -> None:
         try:
-            await self._engine.api_call("kill", self.docker_id, signal=int(sig))
+            await self._engine.api_call("kill", self.docker_id, signal=sig)
         except APIError:
             pass  # already stopped or gone: the watcher sees it
 

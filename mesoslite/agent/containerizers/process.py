@@ -29,6 +29,7 @@ from mesoslite.agent.containerizers.base import (
     Containerizer,
     LaunchError,
     LaunchSpec,
+    StopKind,
     Termination,
 )
 from mesoslite.agent.containerizers.cgroup_manager import CgroupManager, CgroupMode
@@ -317,7 +318,8 @@ class ProcessContainerizer(Containerizer):
             if cid in known or cid in self._launching:
                 continue
             if (container := self._containers.get(cid)) is not None:
-                await container.kill(0)
+                await container.signal(StopKind.KILL)
+                await container.wait()
             else:
                 await self._destroy_entry(entry)
             removed.append(cid)

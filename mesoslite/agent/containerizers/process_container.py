@@ -1,4 +1,4 @@
-"""One task of the process containerizer as the agent sees it: wait, kill, usage, exec.
+"""One task of the process containerizer as the agent sees it: wait, signal, usage, exec.
 
 The task's supervisor (``supervisor.py``) is not the agent's child, so the end of a
 container is observed through a pidfd on the supervisor (falling back to polling its
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import signal
 import time
@@ -25,6 +24,7 @@ from mesoslite.agent.containerizers.base import (
     Container,
     LaunchSpec,
     ResourceUsage,
+    StopKind,
     Termination,
 )
 from mesoslite.agent.containerizers.cgroups import Cgroup
@@ -121,10 +121,8 @@ class ProcessContainer(Container):
             self._pidfd = osutil.open_pidfd(record["supervisor_pid"], record["supervisor_start"])
         except OSError:
             self._pidfd, self._pidfd_supported = None, False
-        self._forced = False
-        self._kill_deadline = math.inf
-        self._deadline_moved = asyncio.Event()
-        self._killer: asyncio.Task[None] | None = None
+        self._forced = False  # StopKind.KILL sent
+        self._reaper: asyncio.Task[None] | None = None
         self._watcher = self._loop.create_task(self._watch())
 
     @property
@@ -185,55 +183,37 @@ class ProcessContainer(Container):
         if not self._done.done():
             self._done.cancel()
 
-    # ------------------------------------------------------------ killing
+    # ------------------------------------------------------------ signals
 
-    async def kill(self, grace_period: float) -> None:
-        """SIGTERM the task's process group, SIGKILL everything after ``grace_period``.
-
-        Concurrent calls share one kill; a shorter grace period brings SIGKILL forward.
-        Returns once the container is gone.
-        """
+    async def signal(self, kind: StopKind) -> None:
+        """TERM: SIGTERM to the supervisor, which forwards it to the task's process
+        group.  KILL: SIGKILL of the process group and the whole cgroup, by the
+        supervisor and directly (in case it is stopped or wedged); a supervisor still
+        there FORCE_KILL_TIMEOUT later is killed too, so the container ends whatever
+        happens.  Returns at once; ``wait()`` tells the end."""
         if self._done.done():
             return
-        deadline = self._loop.time() + max(0.0, grace_period)
-        if deadline < self._kill_deadline:
-            self._kill_deadline = deadline
-            self._deadline_moved.set()
-        if self._killer is None:
-            self._killer = self._loop.create_task(self._kill())
-        await asyncio.shield(self._killer)
-
-    async def _kill(self) -> None:
-        if self._kill_deadline > self._loop.time():
-            self._signal_supervisor(signal.SIGTERM)  # it forwards to the process group
-        while not self._done.done():
-            remaining = self._kill_deadline - self._loop.time()
-            if remaining <= 0:
-                break
-            self._deadline_moved.clear()
-            moved = self._loop.create_task(self._deadline_moved.wait())
-            await asyncio.wait(
-                {self._done, moved}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
-            moved.cancel()
-        if self._done.done():
+        if kind is StopKind.TERM:
+            self._signal_supervisor(signal.SIGTERM)
+            return
+        if self._forced:
             return
         self._forced = True
         self._signal_supervisor(signal.SIGUSR1)  # supervisor: SIGKILL group + cgroup
-        # Also directly, in case the supervisor is stopped or wedged.
         if self._cgroup is not None:
             self._cgroup.kill_all(signal.SIGKILL)
         if osutil.same_process(self.record["task_pid"], self.record["task_start"]):
             osutil.killpg_quietly(self.record["task_pid"], signal.SIGKILL)
+        self._reaper = self._loop.create_task(self._kill_wedged_supervisor())
+
+    async def _kill_wedged_supervisor(self) -> None:
         try:
             await asyncio.wait_for(asyncio.shield(self._done), FORCE_KILL_TIMEOUT)
-            return
         except TimeoutError:
             log.warning(
                 "supervisor of %s did not exit after SIGKILL; killing it", self.container_id
             )
-        self._signal_supervisor(signal.SIGKILL)
-        await asyncio.shield(self._done)
+            self._signal_supervisor(signal.SIGKILL)
 
     def _signal_supervisor(self, sig: int) -> None:
         try:

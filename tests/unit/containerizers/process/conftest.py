@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mesoslite.agent.containerizers.base import Container, LaunchSpec, Termination
+from mesoslite.agent.containerizers.base import Container, LaunchSpec, StopKind, Termination
 from mesoslite.agent.containerizers.process import ProcessContainerizer
 from mesoslite.messages.mesos import ID, CommandInfo, TaskInfo
 
@@ -67,6 +67,12 @@ def task_info(
 async def ended(container: Container, timeout: float = DEADLINE) -> Termination:
     """The container's Termination, failing the test if it takes too long."""
     return await asyncio.wait_for(container.wait(), timeout)
+
+
+async def stopped(container: Container, kind: StopKind = StopKind.KILL) -> Termination:
+    """Send ``kind`` and return how the container ended."""
+    await container.signal(kind)
+    return await ended(container)
 
 
 def pid_alive(pid: int) -> bool:

@@ -1,4 +1,4 @@
-"""Process containerizer: running, environment, launch errors, kill, exec, usage."""
+"""Process containerizer: running, environment, launch errors, signals, exec, usage."""
 
 from __future__ import annotations
 
@@ -14,16 +14,24 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec
+from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec, StopKind
 from mesoslite.agent.containerizers.process import ProcessContainerizer
 from mesoslite.testing.poll import wait_for
-from tests.unit.containerizers.process.conftest import PY, ended, pid_alive, read_pid, task_info
+from tests.unit.containerizers.process.conftest import (
+    PY,
+    ended,
+    pid_alive,
+    read_pid,
+    stopped,
+    task_info,
+)
 
 SpecFactory = Callable[..., LaunchSpec]
 
 # A task that is ready to be killed once it has written "ready" (so the test knows
 # its SIGTERM trap is installed), then idles.
 IDLE = "while :; do sleep 0.05; done"
+TERM, KILL = StopKind.TERM, StopKind.KILL
 
 
 # ---------------------------------------------------------------- running
@@ -173,36 +181,34 @@ async def test_same_container_id_twice_is_a_launch_error(
     container = await containerizer.launch(spec)
     with pytest.raises(LaunchError, match="already"):
         await containerizer.launch(spec)
-    await container.kill(0)
+    await stopped(container)
 
 
-# ---------------------------------------------------------------- kill
+# ---------------------------------------------------------------- signals
 
 
-async def test_kill_task_that_exits_cleanly_on_sigterm(
+async def test_term_lets_the_task_exit_cleanly(
     containerizer: ProcessContainerizer, make_spec: SpecFactory
 ):
     spec = make_spec(f"trap 'echo bye; exit 0' TERM; touch ready; {IDLE}")
     container = await containerizer.launch(spec)
     await wait_for(lambda: (Path(spec.sandbox) / "ready").exists(), message="trap installed")
-    started = time.monotonic()
-    await asyncio.wait_for(container.kill(30), 10)
-    assert time.monotonic() - started < 10  # well within the grace period
-    term = await container.wait()
+    term = await stopped(container, TERM)
     assert term.exit_code == 0 and term.signal is None
     assert (Path(spec.sandbox) / "stdout").read_text() == "bye\n"
 
 
-async def test_kill_task_ignoring_sigterm_gets_sigkill_after_grace(
+async def test_a_task_may_survive_term_but_not_kill(
     containerizer: ProcessContainerizer, make_spec: SpecFactory
 ):
-    spec = make_spec(f"trap '' TERM; touch ready; {IDLE}")
+    spec = make_spec("trap 'touch termed' TERM; touch ready; "
+                     "while :; do [ -e termed ] && touch survived; sleep 0.05; done")
     container = await containerizer.launch(spec)
-    await wait_for(lambda: (Path(spec.sandbox) / "ready").exists(), message="trap installed")
-    started = time.monotonic()
-    await asyncio.wait_for(container.kill(0.5), 10)
-    assert time.monotonic() - started >= 0.5
-    term = await container.wait()
+    sandbox = Path(spec.sandbox)
+    await wait_for(lambda: (sandbox / "ready").exists(), message="trap installed")
+    await container.signal(TERM)
+    await wait_for(lambda: (sandbox / "survived").exists(), message="the task to outlive TERM")
+    term = await stopped(container, KILL)
     assert term.signal == signal.SIGKILL and term.exit_code is None
     assert "Killed" in term.message
 
@@ -211,28 +217,16 @@ async def test_default_sigterm_kill_reports_the_signal(
     containerizer: ProcessContainerizer, make_spec: SpecFactory
 ):
     container = await containerizer.launch(make_spec(f"exec {PY} -c 'import time; time.sleep(60)'"))
-    await asyncio.wait_for(container.kill(10), 10)
-    assert (await container.wait()).signal == signal.SIGTERM
+    assert (await stopped(container, TERM)).signal == signal.SIGTERM
 
 
-async def test_shorter_grace_brings_sigkill_forward(
-    containerizer: ProcessContainerizer, make_spec: SpecFactory
-):
-    spec = make_spec(f"trap '' TERM; touch ready; {IDLE}")
-    container = await containerizer.launch(spec)
-    await wait_for(lambda: (Path(spec.sandbox) / "ready").exists(), message="trap installed")
-    slow = asyncio.create_task(container.kill(60))
-    await asyncio.wait_for(container.kill(0), 10)
-    await asyncio.wait_for(slow, 1)
-    assert (await container.wait()).signal == signal.SIGKILL
-
-
-async def test_kill_after_exit_returns_at_once(
+async def test_signals_after_the_exit_change_nothing(
     containerizer: ProcessContainerizer, make_spec: SpecFactory
 ):
     container = await containerizer.launch(make_spec("exit 3"))
     await ended(container)
-    await asyncio.wait_for(container.kill(30), 1)
+    await container.signal(TERM)
+    await container.signal(KILL)
     assert (await container.wait()).exit_code == 3
 
 
@@ -250,7 +244,7 @@ async def test_kill_takes_the_process_group_down(
     await wait_for(lambda: (sandbox / "ready").exists(), message="children started")
     children = [read_pid(sandbox / "c1"), read_pid(sandbox / "c2")]
     assert all(pid_alive(p) for p in children)
-    await asyncio.wait_for(container.kill(5), 10)
+    await stopped(container, TERM)
     await wait_for(lambda: not any(pid_alive(p) for p in children), message="children gone")
 
 
@@ -276,7 +270,7 @@ async def test_exec_runs_in_task_env_and_sandbox(
     assert (code, output) == (3, f"yes\n{spec.sandbox}\n")
     code, output = await container.exec(["sh", "-c", "echo oops >&2"], 5)
     assert (code, output) == (0, "oops\n")
-    await container.kill(0)
+    await stopped(container)
 
 
 async def test_exec_timeout_missing_command_and_truncation(
@@ -292,7 +286,7 @@ async def test_exec_timeout_missing_command_and_truncation(
     assert code == 0 and len(output) == 4096 and output.endswith("END")
     code, _ = await container.exec(["sh", "-c", "kill -9 $$"], 5)
     assert code == 128 + signal.SIGKILL
-    await container.kill(0)
+    await stopped(container)
 
 
 @pytest.mark.parametrize("cgroups", ["auto", "none"])
@@ -313,7 +307,7 @@ async def test_usage_reports_cpu_and_memory(
     await wait_for(busy_enough, timeout=10, message="cpu and memory usage")
     usage = await container.usage()
     assert usage is not None and usage.timestamp > 0
-    await container.kill(0)
+    await stopped(container)
     assert await container.usage() is None
 
 

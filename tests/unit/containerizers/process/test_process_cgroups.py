@@ -6,7 +6,6 @@ the host has none; on this project's CI hosts cgroup v1 is mounted read-write.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import signal
@@ -17,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from mesoslite.agent.containerizers import cgroup_manager, osutil
-from mesoslite.agent.containerizers.base import LaunchSpec
+from mesoslite.agent.containerizers.base import LaunchSpec, StopKind
 from mesoslite.agent.containerizers.cgroup_manager import CgroupManager
 from mesoslite.agent.containerizers.cgroups import Cgroup, safe_name
 from mesoslite.agent.containerizers.process import ProcessContainerizer
 from mesoslite.testing.poll import wait_for, wait_until
-from tests.unit.containerizers.process.conftest import PY, ended, pid_alive, read_pid
+from tests.unit.containerizers.process.conftest import PY, ended, pid_alive, read_pid, stopped
 
 SpecFactory = Callable[..., LaunchSpec]
 HOST = CgroupManager()
@@ -106,7 +105,7 @@ async def test_limits_written_and_read_back(
         if memsw.exists():
             assert int(memsw.read_text()) == 64 * 2**20
         assert int(Path(cgroup.dirs["cpu"], "cpu.shares").read_text()) == 512
-    await container.kill(0)
+    await stopped(container)
 
 
 @needs_cgroups
@@ -120,7 +119,7 @@ async def test_task_runs_in_a_cgroup_namespaced_by_agent(
         assert directory.endswith(f"/mesoslite/{agent_id}/{spec.container_id}")
     assert container.record["task_pid"] in cgroup.pids()
     assert container.record["supervisor_pid"] not in cgroup.pids()  # never an OOM victim
-    await container.kill(0)
+    await stopped(container)
     assert not cgroup.exists()
 
 
@@ -134,7 +133,7 @@ async def test_kill_reaches_processes_that_left_the_process_group(
     await wait_for(lambda: (sandbox / "ready").exists(), message="escapee started")
     escapee = read_pid(sandbox / "escapee")
     await wait_for(lambda: os.getsid(escapee) == escapee, message="escapee in its own session")
-    await asyncio.wait_for(container.kill(5), 10)
+    await stopped(container, StopKind.TERM)
     await wait_for(lambda: not pid_alive(escapee), message="escapee killed via the cgroup")
 
 
@@ -161,8 +160,7 @@ async def test_forced_v2_hierarchy(
     await wait_for(cpu_used, message="cpu.stat accounting")
     await wait_for(lambda: (Path(spec.sandbox) / "escapee").exists(), message="escapee")
     escapee = read_pid(Path(spec.sandbox) / "escapee")
-    await asyncio.wait_for(container.kill(1), 10)
-    assert (await container.wait()).signal == signal.SIGTERM
+    assert (await stopped(container, StopKind.TERM)).signal == signal.SIGTERM
     await wait_for(lambda: not pid_alive(escapee), message="escapee killed")
     assert not cgroup.exists()
 

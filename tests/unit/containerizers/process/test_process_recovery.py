@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from mesoslite.agent.containerizers import osutil
-from mesoslite.agent.containerizers.base import Container, LaunchSpec, Termination
+from mesoslite.agent.containerizers.base import Container, LaunchSpec, StopKind, Termination
 from mesoslite.agent.containerizers.cgroups import Cgroup
 from mesoslite.agent.containerizers.process import ProcessContainerizer
 from mesoslite.testing.poll import wait_for
-from tests.unit.containerizers.process.conftest import PY, ended, pid_alive
+from tests.unit.containerizers.process.conftest import PY, ended, pid_alive, stopped
 
 SpecFactory = Callable[..., LaunchSpec]
 # Runs until the test creates "go" in the sandbox, then exits 7.
@@ -72,8 +72,7 @@ async def test_recovered_container_can_be_killed(
     await agent.kill9()
     container = await make_containerizer(agent_id).recover(spec, agent.record)
     assert isinstance(container, Container)
-    await asyncio.wait_for(container.kill(5), 10)
-    assert (await container.wait()).signal == signal.SIGTERM
+    assert (await stopped(container, StopKind.TERM)).signal == signal.SIGTERM
     assert not task_running(agent.record)
 
 
