@@ -223,9 +223,15 @@ class Environment(Base):
 
 
 class CommandURI(Base):
+    """``CommandInfo.URI``: an artifact the agent's fetcher puts into the sandbox
+    before the task (or executor) starts (docs/fetcher.md).  ``extract`` defaults to
+    true as in Mesos; ``output_file`` renames the download inside the sandbox."""
+
     value: str
     executable: bool | None = None
     extract: bool | None = None
+    cache: bool | None = None
+    output_file: str | None = None
 
 
 class CommandInfo(Base):
@@ -359,13 +365,42 @@ class DiscoveryInfo(Base):
     ports: DiscoveryPorts | None = None
 
 
+class ExecutorType(str, enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    DEFAULT = "DEFAULT"  # the agent's built-in executor (task groups)
+    CUSTOM = "CUSTOM"  # the framework's own program (``command`` / ``container``)
+
+
 class ExecutorInfo(Base):
+    """A framework's executor (docs/executors.md).  ``type`` is absent in older
+    clients' JSON: it then means CUSTOM."""
+
     executor_id: ID | None = None
-    type: str | None = None
+    type: ExecutorType | None = None
     framework_id: ID | None = None
     resources: list[Resource] = []
     command: CommandInfo | None = None
+    container: ContainerInfo | None = None
     name: str | None = None
+    source: str | None = None
+    data: bytes | None = None
+    shutdown_grace_period: DurationInfo | None = None
+    labels: Labels | None = None
+
+
+class ContainerID(Base):
+    value: str
+    parent: ContainerID | None = None
+
+
+class AgentInfo(Base):
+    """What an executor learns of its agent (``SUBSCRIBED.agent_info``)."""
+
+    hostname: str
+    id: ID | None = None
+    port: int | None = None
+    resources: list[Resource] = []
+    attributes: list[Attribute] = []
 
 
 class TaskInfo(Base):
