@@ -13,7 +13,14 @@ from __future__ import annotations
 
 import msgspec
 
-from mesoslite.messages.mesos import FrameworkInfo, Resource, TaskInfo, TaskState, TaskStatus
+from mesoslite.messages.mesos import (
+    ExecutorInfo,
+    FrameworkInfo,
+    Resource,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+)
 
 
 class AgentMessage(msgspec.Struct, tag_field="type", omit_defaults=True):
@@ -37,6 +44,14 @@ class AgentTask(msgspec.Struct, omit_defaults=True):
     status: TaskStatus
 
 
+class AgentExecutor(msgspec.Struct, omit_defaults=True):
+    """An executor the agent runs (for re-registration: the master accounts its
+    resources apart from its tasks')."""
+
+    framework_id: str
+    executor: ExecutorInfo
+
+
 class Register(AgentMessage, tag="register"):
     """First message on every connection.  ``agent_id`` is None on first start."""
 
@@ -51,6 +66,7 @@ class Register(AgentMessage, tag="register"):
     frameworks: list[FrameworkInfo] = []
     version: str = ""
     secret: str | None = None
+    executors: list[AgentExecutor] = []
 
 
 class StatusUpdate(msgspec.Struct, omit_defaults=True):
@@ -125,7 +141,26 @@ class Usage(AgentMessage, tag="usage"):
     interval: float = 0.0
 
 
-FromAgent = Register | StatusUpdates | Pong | Usage
+class ExecutorExited(AgentMessage, tag="executor_exited"):
+    """A custom executor ended (or never subscribed): the master releases its
+    resources and tells the scheduler (FAILURE, with ``status`` the exit status or
+    None when it died of a signal or was never started)."""
+
+    framework_id: str
+    executor_id: str
+    status: int | None = None
+    message: str = ""
+
+
+class ExecutorToFramework(AgentMessage, tag="executor_message"):
+    """An executor's MESSAGE call, for its scheduler (best effort, as in Mesos)."""
+
+    framework_id: str
+    executor_id: str
+    data: bytes
+
+
+FromAgent = Register | StatusUpdates | Pong | Usage | ExecutorExited | ExecutorToFramework
 
 
 # ---------------------------------------------------------------- master -> agent
@@ -144,9 +179,14 @@ class Registered(MasterMessage, tag="registered"):
 
 
 class LaunchTasks(msgspec.Struct, omit_defaults=True):
+    """One LAUNCH or LAUNCH_GROUP.  ``executor`` is the group's (the built-in DEFAULT
+    executor's) for a LAUNCH_GROUP; a LAUNCH's tasks carry their own in
+    ``TaskInfo.executor`` when a custom executor runs them."""
+
     framework: FrameworkInfo
     tasks: list[TaskInfo]
     group: bool = False
+    executor: ExecutorInfo | None = None
 
 
 class SecretFile(msgspec.Struct, omit_defaults=True):
@@ -210,8 +250,9 @@ class ShutdownFramework(MasterMessage, tag="shutdown_framework"):
 
 
 class FrameworkMessage(MasterMessage, tag="framework_message"):
-    """Scheduler MESSAGE call for a task's executor; the agent appends it to the
-    task sandbox's ``framework_messages`` file (mesoslite has no custom executors)."""
+    """Scheduler MESSAGE call for an executor: a subscribed custom executor gets it
+    as a MESSAGE event; for a command task's built-in executor the agent appends it
+    to the task sandbox's ``framework_messages`` file."""
 
     framework_id: str
     executor_id: str
@@ -231,6 +272,14 @@ class DestroyVolumes(MasterMessage, tag="destroy_volumes"):
     volume_ids: list[str] = []
 
 
+class ShutdownExecutor(MasterMessage, tag="shutdown_executor"):
+    """The scheduler's SHUTDOWN call: stop the executor (SHUTDOWN event, then its
+    grace period, then killed); its tasks end with it."""
+
+    framework_id: str
+    executor_id: str
+
+
 class Refused(MasterMessage, tag="refused"):
     """Registration refused (bad secret, unknown agent id after removal, ...)."""
 
@@ -247,6 +296,7 @@ FromMaster = (
     | Ping
     | Refused
     | DestroyVolumes
+    | ShutdownExecutor
 )
 
 
