@@ -6,7 +6,13 @@ Layout under the work dir::
     meta/<framework_id>/framework.json         FrameworkInfo
     meta/<framework_id>/<task_id>/task.json    TaskInfo, container id and record
     meta/<framework_id>/<task_id>/updates.json unacknowledged updates + latest status
+    meta/<framework_id>/<task_id>/executor_task.json
+                                               a task handed to a custom executor
+    executors/<framework_id>/<executor_id>/executor.json
+                                               a custom executor: info, container record
     sandboxes/<framework_id>/<task_id>/        stdout, stderr, the task's files
+    sandboxes/<framework_id>/executors/<executor_id>/
+                                               a custom executor's (and its tasks') sandbox
 
 Every write is atomic (temporary file, fsync, rename, fsync of the directory), so a
 crash leaves either the old or the new file, never a torn one.  A file that fails to
@@ -26,7 +32,7 @@ from typing import Any
 import msgspec
 
 from mesoslite.messages.agent import StatusUpdate
-from mesoslite.messages.mesos import FrameworkInfo, TaskInfo, TaskStatus
+from mesoslite.messages.mesos import ExecutorInfo, FrameworkInfo, TaskInfo, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,42 @@ class UpdatesCheckpoint(msgspec.Struct, omit_defaults=True):
     pending: list[StatusUpdate] = []
 
 
+class ExecutorCheckpoint(msgspec.Struct, omit_defaults=True):
+    """A custom executor the agent started (docs/executors.md)."""
+
+    framework: FrameworkInfo
+    info: ExecutorInfo
+    container_id: str
+    containerizer: str
+    record: dict[str, Any] | None = None  # set once the container runs
+    launched_at: float = 0.0
+    token: str = ""  # the executor's credential for the executor API
+
+    @property
+    def framework_id(self) -> str:
+        return self.framework.id.value if self.framework.id else ""
+
+    @property
+    def executor_id(self) -> str:
+        return self.info.executor_id.value if self.info.executor_id else ""
+
+
+class ExecutorTaskCheckpoint(msgspec.Struct, omit_defaults=True):
+    """A task handed to a custom executor; ``sent``: it went out in a LAUNCH event
+    (else it waits for the executor to subscribe)."""
+
+    framework_id: str
+    executor_id: str
+    task: TaskInfo
+    sent: bool = False
+
+
+@dataclass
+class RecoveredExecutor:
+    checkpoint: ExecutorCheckpoint
+    tasks: list[tuple[ExecutorTaskCheckpoint, UpdatesCheckpoint | None]]
+
+
 @dataclass
 class RecoveredTask:
     checkpoint: TaskCheckpoint
@@ -95,6 +137,12 @@ class Checkpoints:
     def sandbox(self, framework_id: str, task_id: str) -> Path:
         return self.sandboxes / framework_id / task_id
 
+    def executor_dir(self, framework_id: str, executor_id: str) -> Path:
+        return self.work_dir / "executors" / framework_id / executor_id
+
+    def executor_sandbox(self, framework_id: str, executor_id: str) -> Path:
+        return self.sandboxes / framework_id / "executors" / executor_id
+
     # -- writes ---------------------------------------------------------------
 
     def save_framework(self, info: FrameworkInfo) -> None:
@@ -108,6 +156,17 @@ class Checkpoints:
     def save_updates(self, framework_id: str, task_id: str, updates: UpdatesCheckpoint) -> None:
         path = self.task_dir(framework_id, task_id) / "updates.json"
         atomic_write(path, self._enc.encode(updates))
+
+    def save_executor(self, cp: ExecutorCheckpoint) -> None:
+        path = self.executor_dir(cp.framework_id, cp.executor_id) / "executor.json"
+        atomic_write(path, self._enc.encode(cp))
+
+    def remove_executor(self, framework_id: str, executor_id: str) -> None:
+        shutil.rmtree(self.executor_dir(framework_id, executor_id), ignore_errors=True)
+
+    def save_executor_task(self, cp: ExecutorTaskCheckpoint) -> None:
+        path = self.task_dir(cp.framework_id, cp.task.task_id.value) / "executor_task.json"
+        atomic_write(path, self._enc.encode(cp))
 
     def remove_task(self, framework_id: str, task_id: str) -> None:
         shutil.rmtree(self.task_dir(framework_id, task_id), ignore_errors=True)
@@ -136,6 +195,25 @@ class Checkpoints:
                 continue
             updates = _read(path.parent / "updates.json", UpdatesCheckpoint)
             yield RecoveredTask(cp, updates)
+
+
+    def executors(self) -> Iterator[RecoveredExecutor]:
+        """Every checkpointed executor with the tasks it was handed."""
+        tasks: dict[tuple[str, str], list] = {}
+        if self.meta.exists():
+            for path in sorted(self.meta.glob("*/*/executor_task.json")):
+                task = _read(path, ExecutorTaskCheckpoint)
+                if task is not None:
+                    updates = _read(path.parent / "updates.json", UpdatesCheckpoint)
+                    tasks.setdefault((task.framework_id, task.executor_id), []).append(
+                        (task, updates))
+        root = self.work_dir / "executors"
+        if not root.exists():
+            return
+        for path in sorted(root.glob("*/*/executor.json")):
+            cp = _read(path, ExecutorCheckpoint)
+            if cp is not None:
+                yield RecoveredExecutor(cp, tasks.get((cp.framework_id, cp.executor_id), []))
 
 
 def _read(path: Path, cls: type) -> Any:

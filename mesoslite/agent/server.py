@@ -20,6 +20,9 @@ from aiohttp import web
 from mesoslite import __version__
 from mesoslite.agent.checkpoint import Checkpoints
 from mesoslite.agent.containerizers.base import Containerizer
+from mesoslite.agent.executor_api import PATH as EXECUTOR_API_PATH
+from mesoslite.agent.executor_api import ExecutorAPI
+from mesoslite.agent.executors import AgentAddress, ExecutorManager, ExecutorSettings
 from mesoslite.agent.health import HealthMonitor
 from mesoslite.agent.host import ephemeral_overlap, local_port_range
 from mesoslite.agent.metrics import AgentMetrics
@@ -35,6 +38,7 @@ from mesoslite.clock import Clock, ListeningClock, SystemClock
 from mesoslite.httpapi import json_response, make_app
 from mesoslite.messages.agent import (
     AckUpdates,
+    AgentMessage,
     DestroyVolumes,
     FrameworkMessage,
     KillTask,
@@ -45,6 +49,7 @@ from mesoslite.messages.agent import (
     Register,
     Registered,
     RunTasks,
+    ShutdownExecutor,
     ShutdownFramework,
     StatusUpdate,
     StatusUpdates,
@@ -76,6 +81,10 @@ class AgentConfig:
     agent_secret: str | None = None
     usage_interval: float = 5.0  # seconds between usage reports (0: none)
     allowed_host_paths: list[str] = field(default_factory=list)  # host-path volume prefixes
+    # custom executors (docs/executors.md): seconds to SUBSCRIBE after starting, and
+    # to re-subscribe after an agent restart
+    executor_registration_timeout: float = 60.0
+    executor_reregistration_timeout: float = 10.0
 
 
 class Agent:
@@ -106,6 +115,12 @@ class Agent:
         self.tasks = TaskManager(
             AgentIdentity(lambda: self.agent_id or "", self.hostname, self.address, config.port),
             containerizers, self.cp, self.updates, self.io, self.clock, observer=self.metrics)
+        self.executors = ExecutorManager(
+            AgentAddress(lambda: self.agent_id or "", self.hostname, self.address,
+                         lambda: self.config.port),
+            containerizers, self.cp, self.updates, self.io, self.clock, self._send_message,
+            ExecutorSettings(registration_timeout=config.executor_registration_timeout,
+                             reregistration_timeout=config.executor_reregistration_timeout))
         self.health = HealthMonitor(self.tasks, self.clock)
         self.tasks.on_running = self.health.start
         self.tasks.on_ended = self.health.stop
@@ -124,6 +139,7 @@ class Agent:
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._loops: list[asyncio.Task[Any]] = []
+        self._jobs: set[asyncio.Task[Any]] = set()
         self._stopping = False
 
     # ---------------------------------------------------------------- lifecycle
@@ -132,7 +148,8 @@ class Agent:
         """Recover tasks, serve HTTP, connect to the master; return the HTTP port."""
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         recovered = list(self.cp.tasks())
-        await self.tasks.recover(recovered)
+        await self.executors.recover()
+        await self.tasks.recover(recovered, also_known=self.executors.container_ids())
         # Secret tmpfs mounts of tasks that ended while the agent was down.
         await self.secrets.sweep([self.cp.sandbox(t.framework_id, t.task_id)
                                   for t in self.tasks.tasks.values()
@@ -171,7 +188,7 @@ class Agent:
         self._stopping = True
         await self.health.close()
         if kill_tasks:
-            await self.tasks.kill_all()
+            await asyncio.gather(self.tasks.kill_all(), self.executors.kill_all())
             await self._drain_updates()
         for loop_task in self._loops:
             loop_task.cancel()
@@ -265,13 +282,17 @@ class Agent:
 
     def _register_message(self) -> Register:
         cfg = self.config
+        executor_tasks, executors = self.executors.for_register()
+        frameworks = dict(self.tasks.frameworks)
+        for run in self.executors.runs.values():
+            frameworks.setdefault(run.key[0], run.cp.framework)
         return Register(
             agent_id=self.agent_id, hostname=self.hostname, address=self.address,
             port=cfg.port, resources=from_resources(cfg.resources),
             attributes=cfg.attributes, containerizers=sorted(self.containerizers),
-            tasks=self.tasks.for_register(),
-            frameworks=[self.tasks.frameworks[f] for f in sorted(self.tasks.frameworks)],
-            version=__version__, secret=cfg.agent_secret,
+            tasks=self.tasks.for_register() + executor_tasks,
+            frameworks=[frameworks[f] for f in sorted(frameworks)],
+            version=__version__, secret=cfg.agent_secret, executors=executors,
         )
 
     async def _on_registered(self, ws: aiohttp.ClientWebSocketResponse, msg: Registered) -> None:
@@ -291,6 +312,9 @@ class Agent:
         for (fid, tid), task in list(self.tasks.tasks.items()):
             if tid in msg.kill_task_ids:
                 await self.tasks.kill(fid, tid, message="Framework was removed")
+        for fid, tid in list(self.executors.tasks):
+            if tid in msg.kill_task_ids:
+                await self.executors.kill(fid, tid)
         self.updates.resend_all()
 
     async def _on_command(self, ws: aiohttp.ClientWebSocketResponse, message: Any) -> None:
@@ -301,18 +325,32 @@ class Agent:
             for launch in message.launches:
                 fid = launch.framework.id.value if launch.framework.id else ""
                 for info in launch.tasks:
+                    if info.executor is not None and not launch.group:
+                        self._background(self.executors.launch(launch.framework, info))
+                        continue
                     self.tasks.start_launch(launch.framework, info,
                                             values.get((fid, info.task_id.value)))
         elif isinstance(message, KillTask):
-            asyncio.create_task(self.tasks.kill(message.framework_id, message.task_id,
-                                                message.grace_period_seconds))
+            if self.executors.owns(message.framework_id, message.task_id):
+                self._background(self.executors.kill(message.framework_id, message.task_id))
+            else:
+                self._background(self.tasks.kill(message.framework_id, message.task_id,
+                                                 message.grace_period_seconds))
         elif isinstance(message, AckUpdates):
             for ack in message.acks:
-                await self.tasks.acknowledged(ack.framework_id, ack.task_id, ack.uuid)
+                if self.executors.owns(ack.framework_id, ack.task_id):
+                    await self.executors.acknowledged(ack.framework_id, ack.task_id, ack.uuid)
+                else:
+                    await self.tasks.acknowledged(ack.framework_id, ack.task_id, ack.uuid)
         elif isinstance(message, ShutdownFramework):
-            asyncio.create_task(self.tasks.shutdown_framework(message.framework_id))
+            self._background(self.tasks.shutdown_framework(message.framework_id))
+            self._background(self.executors.shutdown_framework(message.framework_id))
+        elif isinstance(message, ShutdownExecutor):
+            self._background(self.executors.shutdown(message.framework_id, message.executor_id))
         elif isinstance(message, FrameworkMessage):
-            self._store_framework_message(message)
+            if not self.executors.message_to_executor(
+                    message.framework_id, message.executor_id, message.data):
+                self._store_framework_message(message)
         elif isinstance(message, DestroyVolumes):
             asyncio.create_task(self.volumes.destroy(message))
 
@@ -321,6 +359,19 @@ class Agent:
         if sandbox.exists():
             with open(sandbox / "framework_messages", "ab") as f:
                 f.write(message.data + b"\n")
+
+    def _background(self, coro: Any) -> None:
+        job = asyncio.create_task(coro)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+
+    def _send_message(self, message: AgentMessage) -> bool:
+        """Send ``message`` on the master link now; False when there is none."""
+        ws = self._ws
+        if ws is None or ws.closed or not self.registered.is_set():
+            return False
+        asyncio.create_task(_send_quietly(ws, encode(message).decode()))
+        return True
 
     def _send_updates(self, updates: list[StatusUpdate]) -> bool:
         ws = self._ws
@@ -347,13 +398,17 @@ class Agent:
     def _make_app(self) -> web.Application:
         auth = self.auth
 
+        # Executors authenticate with their own token (executor_api.py).
+        public = {"/health", "/ping", EXECUTOR_API_PATH}
+
         @web.middleware
         async def authorize(request: web.Request, handler: Any) -> web.StreamResponse:
-            if request.path != "/health":
+            if request.path not in public:
                 auth.require(request, "view_state", "agent")
             return await handler(request)
 
-        app = make_app(middlewares=[auth.middleware(), authorize])
+        app = make_app(middlewares=[auth.middleware(public), authorize])
+        ExecutorAPI(self.executors, require_token=auth.enabled).add_routes(app)
         SandboxHTTP(self.cp).add_routes(app)
         app.router.add_get("/state", self._state)
         app.router.add_get("/health", self._health)
@@ -382,7 +437,12 @@ class Agent:
                  "container_id": t.cp.container_id, "containerizer": t.cp.containerizer,
                  "sandbox": str(self.cp.sandbox(t.framework_id, t.task_id))}
                 for t in self.tasks.tasks.values()
+            ] + [
+                {"framework_id": fid, "id": tid, "state": task.state.value,
+                 "executor_id": key[1], "sandbox": str(self.cp.executor_sandbox(*key))}
+                for (fid, tid), (key, task) in sorted(self.executors.tasks.items())
             ],
+            "executors": self.executors.state_view(),
             "unacknowledged_updates": self.updates.unacknowledged(),
             "usage": msgspec.to_builtins(self.usage.latest) if self.usage.latest else None,
         })

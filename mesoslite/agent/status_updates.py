@@ -78,9 +78,26 @@ class StatusUpdateManager:
 
     # ---------------------------------------------------------------- updates
 
-    async def add(self, framework_id: str, status: TaskStatus) -> None:
-        """Checkpoint a new update, then queue it (sent when it reaches the head)."""
-        status.uuid = uuid.uuid4().bytes
+    def knows(self, framework_id: str, task_id: str, uuid_: bytes) -> bool:
+        """Whether the update ``uuid_`` is pending or the task's latest (an executor
+        re-sending an update the agent already holds)."""
+        stream = self.streams.get((framework_id, task_id))
+        if stream is None:
+            return False
+        return stream.latest.uuid == uuid_ or any(
+            u.status.uuid == uuid_ for u in stream.pending)
+
+    def is_head(self, framework_id: str, task_id: str, uuid_: bytes) -> bool:
+        """Whether an acknowledgement of ``uuid_`` would apply now."""
+        stream = self.streams.get((framework_id, task_id))
+        return bool(stream and stream.pending and stream.pending[0].status.uuid == uuid_)
+
+    async def add(self, framework_id: str, status: TaskStatus, keep_uuid: bool = False) -> None:
+        """Checkpoint a new update, then queue it (sent when it reaches the head).
+        The update gets a fresh uuid unless ``keep_uuid`` (an executor's update keeps
+        the executor's, which its ACKNOWLEDGED event names)."""
+        if not keep_uuid or status.uuid is None:
+            status.uuid = uuid.uuid4().bytes
         status.timestamp = status.timestamp or self._clock.now()
         key = (framework_id, status.task_id.value)
         stream = self.streams.get(key)

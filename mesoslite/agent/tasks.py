@@ -195,8 +195,10 @@ class TaskManager:
         if watchers:
             await asyncio.wait(watchers, timeout=30)
 
-    async def recover(self, recovered: list[RecoveredTask]) -> None:
-        """Re-attach to tasks that kept running while the agent was down."""
+    async def recover(self, recovered: list[RecoveredTask],
+                      also_known: set[str] | None = None) -> None:
+        """Re-attach to tasks that kept running while the agent was down; containers
+        neither theirs nor in ``also_known`` (the executors') are orphans."""
         self.frameworks.update(self.cp.frameworks())
         for item in recovered:
             cp = item.checkpoint
@@ -208,6 +210,7 @@ class TaskManager:
         # Only containers we re-attached to are known: one started just before a crash
         # (no record checkpointed) is an orphan and must go.
         known = {t.cp.container_id for t in self.tasks.values() if t.container is not None}
+        known |= also_known or set()
         for name, containerizer in self.containerizers.items():
             removed = await containerizer.cleanup_orphans(known)
             if removed:

@@ -69,6 +69,12 @@ def split_masters(text: str) -> list[str]:
                    "set, see docs/security.md; '' for none).")
 @click.option("--read-only-rootfs", is_flag=True,
               help="Run Docker tasks with a read-only root filesystem.")
+@click.option("--executor-registration-timeout", default=60.0, show_default=True, type=float,
+              help="Seconds a custom executor has to subscribe before it is killed and "
+                   "its tasks fail.")
+@click.option("--executor-reregistration-timeout", default=10.0, show_default=True,
+              type=float, help="Seconds a running executor has to re-subscribe after an "
+                               "agent restart before it is killed.")
 @log_options
 def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str | None,
           attributes: str | None, hostname: str | None, advertise_ip: str | None,
@@ -78,7 +84,8 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
           usage_interval: float, allowed_host_paths: str,
           privileged_principals: tuple[str, ...], host_network_principals: tuple[str, ...],
           capability_grants: tuple[str, ...], container_capabilities: str | None,
-          read_only_rootfs: bool, log_level: str, log_format: str) -> None:
+          read_only_rootfs: bool, executor_registration_timeout: float,
+          executor_reregistration_timeout: float, log_level: str, log_format: str) -> None:
     """Run an agent: offer this machine's resources and run tasks.
 
     Tasks keep running when the agent stops or crashes; start it again with the same
@@ -120,6 +127,8 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
         containerizers=names, status_update_retry=status_update_retry,
         agent_secret=read_secret_file(agent_secret_file), usage_interval=usage_interval,
         allowed_host_paths=host_paths,
+        executor_registration_timeout=executor_registration_timeout,
+        executor_reregistration_timeout=executor_reregistration_timeout,
     )
     holder: dict[str, Agent] = {}
 

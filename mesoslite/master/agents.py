@@ -26,6 +26,8 @@ from mesoslite.master.stimuli import (
 from mesoslite.master.tasks import TaskOps
 from mesoslite.messages.agent import (
     AgentTask,
+    ExecutorExited,
+    ExecutorToFramework,
     KillTask,
     Register,
     Registered,
@@ -80,6 +82,7 @@ class AgentOps(TaskOps):
         agent.last_seen = mono
         agent.unreachable_time = None
         kill_ids = self._reconcile_agent_tasks(agent, msg, previous, now, mono)
+        self.adopt_executors(agent_id, msg, mono)
         self._readd_to_allocator(agent)
         self.dirty_agents.add(agent_id)
         self.changed_agents.add(agent_id)
@@ -114,6 +117,8 @@ class AgentOps(TaskOps):
                 allocated[key] = allocated.get(key, Resources()) + unreserved
                 if task.reserved:
                     reserved_used[key] = reserved_used.get(key, Resources()) + task.reserved
+        for key, resources in self.agent_executors_allocated(agent.id).items():
+            allocated[key] = allocated.get(key, Resources()) + resources
         self.allocator.add_agent(agent.id, agent.total, allocated,
                                  reserved=agent.reservations.reserved,
                                  reserved_allocated=reserved_used)
@@ -223,6 +228,10 @@ class AgentOps(TaskOps):
             self.status_updates(agent.id, message.updates, now, mono)
         elif isinstance(message, Usage):
             self.usage[agent.id] = message
+        elif isinstance(message, ExecutorExited):
+            self.executor_exited(agent.id, message, mono)
+        elif isinstance(message, ExecutorToFramework):
+            self.executor_message(agent.id, message)
         elif isinstance(message, Register):
             return Refusal(400, "register sent twice on one link")
         return None

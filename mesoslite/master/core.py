@@ -23,6 +23,7 @@ from mesoslite.master.model import (
     AgentState,
     CloseStream,
     Command,
+    ExecutorRecord,
     FrameworkRecord,
     OfferRecord,
     SendToAgent,
@@ -90,6 +91,8 @@ class MasterCore:
         )
         self.removed_framework_ids: set[str] = set()
         self.tasks: dict[tuple[str, str], TaskRecord] = {}
+        # (agent id, framework id, executor id) -> ExecutorRecord (master/executors.py)
+        self.executors: dict[tuple[str, str, str], ExecutorRecord] = {}
         self.tasks_by_agent: dict[str, set[tuple[str, str]]] = {}
         self.tasks_by_framework: dict[str, set[tuple[str, str]]] = {}
         self.completed_tasks: deque[TaskRecord] = deque(maxlen=config.max_completed_tasks)

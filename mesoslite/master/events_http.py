@@ -152,6 +152,7 @@ class EventsHTTP:
             "GET_AGENTS": lambda: views.get_agents(state),
             "GET_FRAMEWORKS": lambda: views.get_frameworks(state),
             "GET_TASKS": lambda: views.get_tasks(state),
+            "GET_EXECUTORS": lambda: views.get_executors(state),
             "GET_HEALTH": lambda: {"healthy": True},
             "GET_VERSION": lambda: {"version_info": {"version": __version__}},
             "GET_MASTER": lambda: {"master_info": msgspec.to_builtins(state.master_info())},

@@ -161,6 +161,12 @@ class FrameworkOps(OfferOps):
                 Reason.REASON_FRAMEWORK_REMOVED, f"Framework removed: {why}", now,
             ), mono)
             self.retire_task(task, mono)
+        for key in [k for k in self.executors if k[1] == framework_id]:
+            agents_with_tasks.add(key[0])
+            record = self.executors.pop(key)
+            if not record.released and key[0] in self.in_allocator:
+                self.allocator.recover(framework_id, record.role, key[0], record.resources,
+                                       mono)
         for agent_id in sorted(agents_with_tasks):
             self.to_agent(agent_id, ShutdownFramework(framework_id=framework_id))
         if fw.connected and fw.stream_id is not None:

@@ -15,7 +15,14 @@ import msgspec
 
 from mesoslite.master.reservations import AgentReservations, task_reserved
 from mesoslite.messages.agent import AgentTask, MasterMessage
-from mesoslite.messages.mesos import FrameworkInfo, TaskInfo, TaskState, TaskStatus
+from mesoslite.messages.mesos import (
+    ExecutorInfo,
+    ExecutorType,
+    FrameworkInfo,
+    TaskInfo,
+    TaskState,
+    TaskStatus,
+)
 from mesoslite.messages.scheduler import Event
 from mesoslite.resources import Resources
 
@@ -102,6 +109,32 @@ class FrameworkRecord:
             "registered_time": self.registered_time,
             "removed": self.unregistered_time is not None,
         }
+
+
+ExecutorKey = tuple[str, str, str]  # (agent id, framework id, executor id)
+
+
+@dataclass
+class ExecutorRecord:
+    agent_id: str
+    framework_id: str
+    info: ExecutorInfo
+    role: str
+    resources: Resources
+    released: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.info.executor_id.value if self.info.executor_id else ""
+
+    @property
+    def key(self) -> ExecutorKey:
+        return (self.agent_id, self.framework_id, self.id)
+
+    @property
+    def default(self) -> bool:
+        return self.info.type == ExecutorType.DEFAULT
+
 
 
 @dataclass

@@ -88,6 +88,7 @@ class OfferOps(MasterCore):
             else offer_resources(offer.resources, offer.reserved, offer.role,
                                  agent.reservations, offer.volumes),
             attributes=mesos_attributes(self.offer_attributes(agent)),
+            executor_ids=[ID(e) for e in self.executor_ids_on(offer.framework_id, agent.id)],
             url=URL(
                 scheme="http",
                 address={"hostname": agent.hostname, "ip": agent.address, "port": agent.port},
@@ -95,6 +96,11 @@ class OfferOps(MasterCore):
             ),
             allocation_info=AllocationInfo(role=offer.role),
         )
+
+    def executor_ids_on(self, framework_id: str, agent_id: str) -> list[str]:
+        """The framework's executors running on the agent (offers name them)."""
+        return sorted(key[2] for key in self.executors
+                      if key[0] == agent_id and key[1] == framework_id)
 
     def volumes_in_use(self, agent_id: str) -> dict[str, str]:
         """Persistent volume id -> the live task (on ``agent_id``) using it."""

@@ -18,7 +18,7 @@ from mesoslite import __version__
 from mesoslite.master.model import AgentRecord, AgentState, FrameworkRecord, TaskRecord
 from mesoslite.master.state import MasterState
 from mesoslite.messages.attributes import mesos_attributes
-from mesoslite.messages.mesos import TaskState, TaskStatus
+from mesoslite.messages.mesos import ID, TaskState, TaskStatus
 from mesoslite.resources import Resources
 
 
@@ -153,6 +153,15 @@ def get_frameworks(state: MasterState) -> dict[str, Any]:
     }
 
 
+def get_executors(state: MasterState) -> dict[str, Any]:
+    """Mesos' ``Response.GetExecutors``: every executor with its agent."""
+    return {"executors": [
+        {"agent_id": {"value": r.agent_id},
+         "executor_info": msgspec.to_builtins(msgspec.structs.replace(
+             r.info, framework_id=r.info.framework_id or ID(r.framework_id)))}
+        for r in sorted(state.executors.values(), key=lambda r: r.key)]}
+
+
 def get_tasks(state: MasterState) -> dict[str, Any]:
     tasks, unreachable = [], []
     for task in state.tasks.values():
@@ -163,11 +172,11 @@ def get_tasks(state: MasterState) -> dict[str, Any]:
 
 
 def get_state(state: MasterState, start_time: float) -> dict[str, Any]:
-    """Mesos' ``Response.GetState``: tasks, executors (none: every task runs under its
-    own built-in executor), frameworks, agents, and the master's own details."""
+    """Mesos' ``Response.GetState``: tasks, executors, frameworks, agents, and the
+    master's own details."""
     return {
         "get_tasks": get_tasks(state),
-        "get_executors": {"executors": []},
+        "get_executors": get_executors(state),
         "get_frameworks": get_frameworks(state),
         "get_agents": get_agents(state),
         "version": __version__,

@@ -180,6 +180,10 @@ class MasterState(AgentOps):
             task = self.tasks[key]
             if not task.released:
                 total = total + task.resources
+        for record in self.executors.values():  # executors hold resources apart
+            if (agent_id is not None and record.agent_id == agent_id) or (
+                    agent_id is None and record.framework_id == framework_id):
+                total = total + record.resources
         return total
 
     def tasks_by_state(self) -> dict[str, int]:

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import msgspec
 
-from mesoslite.master.frameworks import DEFAULT_REFUSE_SECONDS, FrameworkOps
-from mesoslite.master.model import AgentRecord, AgentState, OfferRecord, TaskRecord
+from mesoslite.master.executors import ExecutorOps, executor_resources
+from mesoslite.master.frameworks import DEFAULT_REFUSE_SECONDS
+from mesoslite.master.model import (
+    AgentRecord,
+    AgentState,
+    ExecutorRecord,
+    OfferRecord,
+    TaskRecord,
+)
 from mesoslite.master.reservations import (
     Ledger,
     container_volume_ids,
@@ -39,6 +46,7 @@ from mesoslite.messages.agent import (
 )
 from mesoslite.messages.mesos import (
     ID,
+    ExecutorType,
     Operation,
     OperationState,
     OperationStatus,
@@ -63,7 +71,7 @@ from mesoslite.messages.scheduler import (
 from mesoslite.resources import Resources
 
 
-class TaskOps(FrameworkOps):
+class TaskOps(ExecutorOps):
     # ---------------------------------------------------------------- launch
 
     def accept(self, framework_id: str, accept: Accept, now: float, mono: float) -> None:
@@ -99,7 +107,10 @@ class TaskOps(FrameworkOps):
                 accepted = self._launch_operation(framework_id, op, agent, ledger, seen, now)
                 if accepted:
                     group = op.type == OperationType.LAUNCH_GROUP
-                    run.append(LaunchTasks(framework=fw_info, tasks=accepted, group=group))
+                    run.append(LaunchTasks(
+                        framework=fw_info, tasks=accepted, group=group,
+                        executor=op.launch_group.executor if group and op.launch_group
+                        else None))
             else:
                 destroyed += self._reservation_operation(framework_id, op, agent, ledger)
         if ledger.unreserved:
@@ -212,6 +223,11 @@ class TaskOps(FrameworkOps):
                 errors[info.task_id.value] = error
             else:
                 accepted.append((info, resources))
+        group_executor = None
+        if is_group and not errors and op.launch_group is not None:
+            group_executor, error = self._take_group_executor(framework_id, op, agent, ledger)
+            if error is not None:
+                errors = {i.task_id.value: error for i in infos}
         if is_group and errors:
             reason = Reason.REASON_TASK_GROUP_INVALID
             first = next(iter(errors.values()))
@@ -226,10 +242,35 @@ class TaskOps(FrameworkOps):
             self.send_update(framework_id, self.master_update(
                 framework_id, tid, agent.id, TaskState.TASK_ERROR, reason, error, now))
         group_id = f"group-{infos[0].task_id.value}" if is_group and infos else None
+        if is_group and op.launch_group and op.launch_group.executor.executor_id:
+            group_id = op.launch_group.executor.executor_id.value
+        if group_executor is not None and accepted:
+            self.add_executor(group_executor)
         for info, resources in accepted:
             self._add_launched_task(framework_id, agent.id, ledger.role, info, resources,
                                     group_id, now)
         return [info for info, _ in accepted]
+
+    def _take_group_executor(self, framework_id: str, op: Operation, agent: AgentRecord,
+                             ledger: Ledger) -> tuple[ExecutorRecord | None, str | None]:
+        """A LAUNCH_GROUP's default executor: its resources, if it is not running."""
+        assert op.launch_group is not None
+        executor = op.launch_group.executor
+        if executor.executor_id is None:
+            return None, "Task group's 'executor.executor_id' must be set"
+        if executor.type not in (None, ExecutorType.DEFAULT):
+            return None, ("Task group's 'executor.type' must be DEFAULT: task groups run "
+                          "under the built-in default executor")
+        if (agent.id, framework_id, executor.executor_id.value) in self.executors:
+            return None, None
+        resources, error = executor_resources(executor)
+        if error is not None:
+            return None, error
+        if not ledger.unreserved.contains(resources):
+            return None, (f"Executor uses more resources {resources} than available "
+                          f"{ledger.unreserved}")
+        ledger.unreserved = ledger.unreserved - resources
+        return ExecutorRecord(agent.id, framework_id, executor, ledger.role, resources), None
 
     def _take_task(
         self, framework_id: str, info: TaskInfo, agent: AgentRecord, ledger: Ledger,
@@ -253,9 +294,18 @@ class TaskOps(FrameworkOps):
         if error is None and self.secrets_check is not None:
             problem = self.secrets_check(self.frameworks[framework_id].info, info)
             error = f"Secrets: {problem}" if problem else None
+        before = ledger.copy()  # put back if the task's executor cannot be had
         if error is None:
             error = "Task uses no resources" if not resources else take_for_task(
                 ledger, agent.reservations, info.resources, resources)  # type: ignore[arg-type]
+        if error is None and info.executor is not None:
+            record, error = self.take_executor(framework_id, info.executor, agent.id, ledger,
+                                               agent.containerizers)
+            if error is not None:
+                ledger.unreserved, ledger.reserved = before.unreserved, before.reserved
+                ledger.volumes = before.volumes
+            elif record is not None:
+                self.add_executor(record)
         return info, resources or Resources(), error
 
     def _add_launched_task(
@@ -337,7 +387,11 @@ class TaskOps(FrameworkOps):
             task.kill_pending = True  # sent when the agent re-registers
 
     def shutdown(self, framework_id: str, shutdown: Shutdown, now: float) -> None:
-        """Each task runs under its own built-in executor whose id is the task id."""
+        """Stop a custom executor; for a command task, whose built-in executor's id is
+        the task id, kill the task."""
+        if self.shutdown_executor(framework_id, shutdown.agent_id.value,
+                                  shutdown.executor_id.value):
+            return
         self.kill(framework_id, Kill(task_id=shutdown.executor_id, agent_id=shutdown.agent_id), now)
 
     def message(self, framework_id: str, message: Message) -> None:

@@ -2,7 +2,7 @@
 
 Each check returns ``None`` when fine or a message meant for the framework author,
 naming the offending field.  Mirrors Mesos' ``master/validation.cpp`` where it
-applies; mesoslite-specific rules (no custom executors) say so.
+applies; mesoslite-specific rules say so.
 """
 
 from __future__ import annotations
@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 
 from mesoslite.messages.mesos import (
+    ContainerInfo,
     ContainerType,
+    ExecutorInfo,
+    ExecutorType,
     HealthCheckType,
     TaskInfo,
     to_resources,
@@ -56,7 +59,14 @@ def validate_task(
     if task.agent_id.value != agent_id:
         return f"Task uses invalid agent: {task.agent_id.value}, the offer is for {agent_id}"
     if task.executor is not None:
-        return "Task has an executor: mesoslite runs tasks with its built-in executor only"
+        if task.command is not None:
+            return "Task must set one of 'command' and 'executor', not both"
+        if task.container is not None:
+            return ("Task run by a custom executor cannot set 'container': the executor "
+                    "runs it (set 'executor.container')")
+        if task.health_check is not None:
+            return ("Task run by a custom executor cannot set 'health_check': the "
+                    "executor checks its tasks")
     for resource in task.resources:
         alloc_role = resource.allocation_info.role if resource.allocation_info else None
         if alloc_role is not None and alloc_role != role:
@@ -64,8 +74,45 @@ def validate_task(
                 f"Task resource '{resource.name}' is allocated to role '{alloc_role}',"
                 f" the offer to role '{role}'"
             )
+    if task.executor is not None:
+        return validate_refs(task)
     return (_validate_command_and_container(task, agent_containerizers)
             or _validate_health(task) or validate_refs(task))  # refs: docs/secrets.md
+
+
+def validate_executor(executor: ExecutorInfo, framework_id: str,
+                      agent_containerizers: list[str]) -> str | None:
+    """A task's custom executor (docs/executors.md)."""
+    if executor.executor_id is None:
+        return "Task 'executor.executor_id' must be set"
+    error = validate_id(executor.executor_id.value, "Executor ID")
+    if error:
+        return error
+    if executor.type not in (None, ExecutorType.CUSTOM):
+        return ("Task 'executor.type' must be CUSTOM (DEFAULT executors run task groups: "
+                "use LAUNCH_GROUP)")
+    if executor.framework_id is not None and executor.framework_id.value != framework_id:
+        return (f"Task 'executor.framework_id' is '{executor.framework_id.value}', the "
+                f"framework is '{framework_id}'")
+    return _validate_executor_program(executor, agent_containerizers)
+
+
+def _validate_executor_program(executor: ExecutorInfo, containerizers: list[str]
+                               ) -> str | None:
+    container: ContainerInfo | None = executor.container
+    if container is not None and container.type == ContainerType.DOCKER:
+        if container.docker is None or not container.docker.image:
+            return "Task 'executor.container.docker.image' must be set for a DOCKER container"
+        if "docker" not in containerizers:
+            return "The agent has no docker containerizer (it runs: " + ",".join(
+                containerizers) + ")"
+    elif executor.command is None:
+        return "Task 'executor' must set 'command' (or a DOCKER 'container')"
+    command = executor.command
+    if command is not None and not command.value and not command.arguments and (
+            container is None):
+        return "Task 'executor.command.value' must name the program to run"
+    return None
 
 
 def _validate_command_and_container(task: TaskInfo, containerizers: list[str]) -> str | None:

@@ -8,7 +8,13 @@ from typing import Any
 import msgspec
 
 from mesoslite import __version__
-from mesoslite.master.model import AgentRecord, AgentState, FrameworkRecord, TaskRecord
+from mesoslite.master.model import (
+    AgentRecord,
+    AgentState,
+    ExecutorRecord,
+    FrameworkRecord,
+    TaskRecord,
+)
 from mesoslite.master.reservations import state_json as reservations_state_json
 from mesoslite.master.state import MasterState
 from mesoslite.master.usage import attach_statistics, usage_view
@@ -30,13 +36,23 @@ def resources_summary(resources: Resources) -> dict[str, Any]:
     return out
 
 
+def executor_view(record: ExecutorRecord) -> dict[str, Any]:
+    """An executor as Mesos' /state lists it under its framework."""
+    return {"executor_id": record.id, "framework_id": record.framework_id,
+            "slave_id": record.agent_id, "agent_id": record.agent_id,
+            "name": record.info.name or "", "type": (record.info.type or "CUSTOM"),
+            "role": record.role, "resources": resources_summary(record.resources)}
+
+
 def task_view(task: TaskRecord) -> dict[str, Any]:
     info = msgspec.to_builtins(task.info)
     view = {
         "id": task.id,
         "name": task.info.name,
         "framework_id": task.framework_id,
-        "executor_id": "",
+        "executor_id": (task.info.executor.executor_id.value
+                        if task.info.executor and task.info.executor.executor_id
+                        else task.group_id or ""),
         "slave_id": task.agent_id,
         "agent_id": task.agent_id,
         "state": task.latest_state.value,
@@ -124,6 +140,7 @@ def framework_view(state: MasterState, fw: FrameworkRecord, completed: bool = Fa
                               if t.latest_state.value == "TASK_UNREACHABLE"],
         "completed_tasks": [task_view(t) for t in state.completed_tasks
                             if t.framework_id == fw.id],
+        "executors": [executor_view(r) for r in state.framework_executors(fw.id)],
         "offers": [
             {"id": o.id, "agent_id": o.agent_id, "framework_id": o.framework_id,
              "resources": resources_summary(o.resources), "role": o.role}

@@ -36,6 +36,7 @@ class ClusterSpec:
     status_update_retry: float = 2.0
     usage_interval: float = 5.0
     allowed_host_paths: list[str] = field(default_factory=list)
+    executor_registration_timeout: float = 60.0
     secrets_key: Keyring | None = None  # seals secrets at rest (docs/secrets.md)
     # Docker hardening (docs/security.md); local_dev allows host networking to all.
     container_policy: ContainerPolicy = field(default_factory=ContainerPolicy.local_dev)
@@ -128,6 +129,7 @@ class LocalCluster:
             attributes=attributes, status_update_retry=spec.status_update_retry,
             containerizers=spec.containerizers or ["process"],
             usage_interval=spec.usage_interval, allowed_host_paths=spec.allowed_host_paths,
+            executor_registration_timeout=spec.executor_registration_timeout,
         )
 
     async def start_agent(self, index: int) -> Agent:
@@ -146,7 +148,8 @@ class LocalCluster:
 
     async def kill_tasks(self) -> None:
         """Kill every task on every running agent, while frameworks can still hear of it."""
-        await asyncio.gather(*(a.tasks.kill_all() for a in self.agents if not a.stopped))
+        await asyncio.gather(*(a.tasks.kill_all() for a in self.agents if not a.stopped),
+                             *(a.executors.kill_all() for a in self.agents if not a.stopped))
 
     async def stop(self, kill_tasks: bool = True) -> None:
         for agent in self.agents:

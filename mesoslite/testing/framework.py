@@ -38,6 +38,8 @@ class RecordingScheduler(Scheduler):
         self.errors: list[str] = []
         self.operations: list[OperationStatus] = []  # UPDATE_OPERATION_STATUS events
         self.disconnects = 0
+        self.messages: list[tuple[str, str, bytes]] = []  # (agent, executor, data)
+        self.failures: list[tuple[str | None, str | None, int | None]] = []
         self.on_update: Callable[[TaskStatus], None] | None = None
 
     async def subscribed(self, driver: Driver, framework_id: str, master_info: MasterInfo | None
@@ -64,6 +66,14 @@ class RecordingScheduler(Scheduler):
 
     async def error(self, driver: Driver, message: str) -> None:
         self.errors.append(message)
+
+    async def message(self, driver: Driver, agent_id: str, executor_id: str, data: bytes
+                      ) -> None:
+        self.messages.append((agent_id, executor_id, data))
+
+    async def failure(self, driver: Driver, agent_id: str | None, executor_id: str | None,
+                      status: int | None) -> None:
+        self.failures.append((agent_id, executor_id, status))
 
     async def operation_update(self, driver: Driver, status: OperationStatus) -> None:
         self.operations.append(status)

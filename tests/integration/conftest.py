@@ -14,6 +14,8 @@ from mesoslite.testing.cluster import ClusterSpec, LocalCluster
 from mesoslite.testing.framework import RecordingFramework
 from mesoslite.testing.poll import CLUSTER_LIMIT, SERVER_LIMIT, within
 
+# ``cluster_factory`` keywords that set the cluster (the others set the master)
+SPEC_FIELDS = {"executor_registration_timeout"}
 AGENT_RESOURCES = Resources.parse("cpus:2;mem:1024;disk:1024;ports:[31000-31899]")
 
 
@@ -33,9 +35,10 @@ async def cluster_factory(tmp_path) -> AsyncIterator[Callable[..., Awaitable[Loc
 
     async def make(agents: int = 3, clock: ManualClock | None = None,
                    **config: object) -> LocalCluster:
+        spec_fields = {k: config.pop(k) for k in list(config) if k in SPEC_FIELDS}
         spec = ClusterSpec(work_dir=tmp_path / f"cluster{len(clusters)}", agents=agents,
                            agent_resources=AGENT_RESOURCES, master_config=fast_config(**config),
-                           status_update_retry=0.2)
+                           status_update_retry=0.2, **spec_fields)  # type: ignore[arg-type]
         cluster = LocalCluster(spec, clock=clock)
         clusters.append(cluster)
         await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())

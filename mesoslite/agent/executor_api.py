@@ -1,0 +1,100 @@
+"""``POST /api/v1/executor``: the Mesos v1 executor HTTP API (docs/executors.md).
+
+SUBSCRIBE answers 200 with a RecordIO stream of events (SUBSCRIBED first, HEARTBEAT
+whenever it is idle for the heartbeat interval); UPDATE, MESSAGE and HEARTBEAT answer
+202 once the agent holds what they carry (an UPDATE is checkpointed first).  A call
+the agent refuses answers 400 with ``{"message", "details"}`` naming the field; a
+body that is not JSON, 415.
+
+When the agent's API requires authentication, an executor authenticates with the
+token the agent put in its environment (``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``,
+sent as ``Authorization: Bearer <token>``); the operator's credentials are not
+accepted here, nor is the token anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from mesoslite.agent.executors import ExecutorCallError, ExecutorManager
+from mesoslite.httpapi import HTTPError
+from mesoslite.messages import executor as ex
+from mesoslite.messages.scheduler import CallError
+
+log = logging.getLogger(__name__)
+
+PATH = "/api/v1/executor"
+# An UPDATE may carry data and a MESSAGE up to the limit: base64 grows it by 4/3.
+MAX_CALL_BYTES = ex.MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024
+
+
+class ExecutorAPI:
+    def __init__(self, manager: ExecutorManager, require_token: bool) -> None:
+        self.manager = manager
+        self.require_token = require_token
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(PATH, self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type not in ("application/json", ""):
+            raise HTTPError(415, f"Expecting 'Content-Type' to be application/json, "
+                            f"not {request.content_type}")
+        if request.content_length is not None and request.content_length > MAX_CALL_BYTES:
+            raise HTTPError(400, f"The call is larger than the limit of {MAX_CALL_BYTES} "
+                            "bytes (a framework message may carry "
+                            f"{ex.MAX_MESSAGE_BYTES} bytes)", [("$", ["too large"])])
+        body = await request.content.read(MAX_CALL_BYTES + 1)
+        if len(body) > MAX_CALL_BYTES:
+            raise HTTPError(400, f"The call is larger than the limit of {MAX_CALL_BYTES} "
+                            "bytes", [("$", ["too large"])])
+        try:
+            call = ex.decode_call(body)
+        except CallError as exc:
+            raise HTTPError(400, str(exc), [(exc.path or "$", [str(exc)])]) from None
+        try:
+            if self.require_token:
+                auth = request.headers.get("Authorization", "")
+                token = auth[7:] if auth.startswith("Bearer ") else None
+                try:
+                    self.manager.check_token(call, token)
+                except ExecutorCallError as exc:
+                    raise HTTPError(401, str(exc)) from None
+            if call.type == ex.CallType.SUBSCRIBE:
+                return await self._subscribe(request, call)
+            if call.type == ex.CallType.UPDATE:
+                await self.manager.update(call)
+            elif call.type == ex.CallType.MESSAGE:
+                self.manager.message(call)
+        except ExecutorCallError as exc:
+            field = {ex.CallType.UPDATE: "$.update.status", ex.CallType.MESSAGE:
+                     "$.message.data"}.get(call.type, "$.executor_id")
+            raise HTTPError(400, str(exc), [(field, [str(exc)])]) from None
+        return web.Response(status=202)
+
+    async def _subscribe(self, request: web.Request, call: ex.Call) -> web.StreamResponse:
+        run, outbox = self.manager.subscribe(call)
+        response = web.StreamResponse(status=200, headers={
+            "Content-Type": "application/json", "Cache-Control": "no-cache"})
+        interval = self.manager.settings.heartbeat_interval
+        try:
+            await response.prepare(request)
+            while True:
+                try:
+                    async with asyncio.timeout(interval):
+                        event = await outbox.get()
+                except TimeoutError:
+                    event = ex.HEARTBEAT
+                if event is None:
+                    break  # replaced by a newer subscription, or the executor ended
+                await response.write(ex.encode_record(event))
+                if event.type == ex.EventType.SHUTDOWN:
+                    continue  # the executor closes the stream when it leaves
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.manager.unsubscribed(run, outbox)
+            raise
+        self.manager.unsubscribed(run, outbox)
+        return response
