@@ -108,9 +108,8 @@ class RawExecutor:
                     return True
 
     async def run(self) -> int:
-        recovery = float(os.environ.get("MESOS_RECOVERY_TIMEOUT", "15mins").rstrip("secs")
-                         or 900) if os.environ.get("MESOS_RECOVERY_TIMEOUT", "").endswith(
-                             "secs") else 900.0
+        text = os.environ.get("MESOS_RECOVERY_TIMEOUT", "")
+        recovery = float(text.removesuffix("secs")) if text.endswith("secs") else 900.0
         async with aiohttp.ClientSession() as self.session:
             while True:
                 try:
