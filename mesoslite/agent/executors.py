@@ -258,6 +258,12 @@ class ExecutorManager:
         if watchers:
             await asyncio.wait(watchers, timeout=30)
 
+    def close_streams(self) -> None:
+        """End every executor's event stream (the agent is stopping: its executors
+        keep running and re-subscribe to the next agent)."""
+        for outbox in self._outboxes.values():
+            outbox.put_nowait(None)
+
     # ---------------------------------------------------------------- from the executor
 
     def subscribe(self, call: ex.Call) -> tuple[ExecutorRun, asyncio.Queue[ex.Event | None]]:

@@ -198,6 +198,7 @@ class Agent:
             await self._ws.close()
         if self._session is not None:
             await self._session.close()
+        self.executors.close_streams()
         if self._runner is not None:
             await self._runner.cleanup()
         for containerizer in self.containerizers.values():

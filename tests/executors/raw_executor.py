@@ -5,7 +5,8 @@ Each task's ``data`` says what to do with it: ``finish`` (RUNNING, then FINISHED
 with the data echoed), ``run`` (RUNNING until killed), ``crash`` (RUNNING, then the
 executor exits with status 3).  A framework message comes back prefixed with
 ``echo:``.  On a broken stream it re-subscribes, with its unacknowledged updates
-and tasks, until MESOS_RECOVERY_TIMEOUT.  It writes what it does to stdout.
+and tasks, until MESOS_RECOVERY_TIMEOUT (or, with RAW_EXECUTOR_STAY_AWAY set, never
+does).  It writes what it does to stdout.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class RawExecutor:
         self.framework_id = ID(os.environ["MESOS_FRAMEWORK_ID"])
         self.token = os.environ.get("MESOS_EXECUTOR_AUTHENTICATION_TOKEN", "")
         self.unacked: dict[bytes, ex.Update] = {}
-        self.tasks: dict[str, TaskInfo] = {}  # given, with no update acknowledged yet
+        self.tasks: dict[str, TaskInfo] = {}  # every task it was given
+        self.unacked_tasks: dict[str, TaskInfo] = {}  # given, no update acknowledged yet
         self.session: aiohttp.ClientSession | None = None
         self.lost_since: float | None = None
 
@@ -63,6 +65,7 @@ class RawExecutor:
             assert event.launch is not None
             task = event.launch.task
             self.tasks[task.task_id.value] = task
+            self.unacked_tasks[task.task_id.value] = task
             what = (task.data or b"run").decode()
             await self.update(task, TaskState.TASK_RUNNING)
             if what == "finish":
@@ -78,7 +81,7 @@ class RawExecutor:
             assert event.acknowledged is not None
             acked = self.unacked.pop(event.acknowledged.uuid, None)
             if acked is not None:
-                self.tasks.pop(acked.status.task_id.value, None)
+                self.unacked_tasks.pop(acked.status.task_id.value, None)
         elif event.type == ex.EventType.MESSAGE:
             assert event.message is not None
             await self.post(self.call(ex.CallType.MESSAGE, message=ex.Message(
@@ -91,7 +94,7 @@ class RawExecutor:
         """One subscription; True when told to shut down."""
         assert self.session is not None
         body = self.call(ex.CallType.SUBSCRIBE, subscribe=ex.Subscribe(
-            unacknowledged_tasks=list(self.tasks.values()),
+            unacknowledged_tasks=list(self.unacked_tasks.values()),
             unacknowledged_updates=list(self.unacked.values())))
         async with self.session.post(self.url, data=body, headers={
                 "Content-Type": "application/json",
@@ -108,6 +111,7 @@ class RawExecutor:
                     return True
 
     async def run(self) -> int:
+        print("started pid", os.getpid(), flush=True)
         text = os.environ.get("MESOS_RECOVERY_TIMEOUT", "")
         recovery = float(text.removesuffix("secs")) if text.endswith("secs") else 900.0
         async with aiohttp.ClientSession() as self.session:
@@ -117,6 +121,9 @@ class RawExecutor:
                         return 0
                 except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
                     print("agent unreachable:", exc, flush=True)
+                if os.environ.get("RAW_EXECUTOR_STAY_AWAY"):
+                    print("staying away", flush=True)  # never re-subscribes
+                    await asyncio.sleep(3600)
                 now = time.monotonic()
                 self.lost_since = self.lost_since or now
                 if now - self.lost_since > recovery:
