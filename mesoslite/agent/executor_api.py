@@ -31,6 +31,18 @@ PATH = "/api/v1/executor"
 MAX_CALL_BYTES = ex.MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024
 
 
+async def _read_capped(request: web.Request) -> bytes:
+    """The body, refused (400) once it grows past MAX_CALL_BYTES."""
+    chunks, size = [], 0
+    while chunk := await request.content.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_CALL_BYTES:
+            raise HTTPError(400, f"The call is larger than the limit of {MAX_CALL_BYTES} "
+                            "bytes", [("$", ["too large"])])
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class ExecutorAPI:
     def __init__(self, manager: ExecutorManager, require_token: bool) -> None:
         self.manager = manager
@@ -47,10 +59,7 @@ class ExecutorAPI:
             raise HTTPError(400, f"The call is larger than the limit of {MAX_CALL_BYTES} "
                             "bytes (a framework message may carry "
                             f"{ex.MAX_MESSAGE_BYTES} bytes)", [("$", ["too large"])])
-        body = await request.content.read(MAX_CALL_BYTES + 1)
-        if len(body) > MAX_CALL_BYTES:
-            raise HTTPError(400, f"The call is larger than the limit of {MAX_CALL_BYTES} "
-                            "bytes", [("$", ["too large"])])
+        body = await _read_capped(request)
         try:
             call = ex.decode_call(body)
         except CallError as exc:

@@ -30,7 +30,7 @@ from mesoslite.messages.mesos import (
     TaskInfo,
     TaskStatus,
 )
-from mesoslite.messages.scheduler import CallError
+from mesoslite.messages.scheduler import MAX_MESSAGE_BYTES, CallError
 
 # ---------------------------------------------------------------- calls
 
@@ -175,10 +175,6 @@ def decode_event(body: bytes) -> Event:
 
 HEARTBEAT = Event(type=EventType.HEARTBEAT)
 SHUTDOWN = Event(type=EventType.SHUTDOWN)
-
-# The most a framework message may carry, either way (scheduler -> executor and
-# executor -> scheduler): larger ones are refused with a 400 naming the limit.
-MAX_MESSAGE_BYTES = 1 * 2**20
 
 __all__ = [
     "HEARTBEAT",

@@ -138,6 +138,11 @@ _REQUIRED_FIELD = {
 }
 
 
+# The most a framework message may carry, either way (scheduler -> executor and
+# executor -> scheduler): larger ones are refused with a 400 naming the limit.
+MAX_MESSAGE_BYTES = 1 * 2**20
+
+
 class CallError(ValueError):
     """A call that cannot be accepted; ``path`` names the field."""
 
@@ -164,6 +169,9 @@ def decode_call(body: bytes) -> Call:
     field = _REQUIRED_FIELD.get(call.type)
     if field and getattr(call, field) is None:
         raise CallError(f"Expecting '{field}' to be present", f"$.{field}")
+    if call.type == CallType.MESSAGE and len(call.message.data) > MAX_MESSAGE_BYTES:  # type: ignore[union-attr]
+        raise CallError(f"'message.data' is larger than the limit of {MAX_MESSAGE_BYTES} "
+                        "bytes for a framework message", "$.message.data")
     if call.type != CallType.SUBSCRIBE and call.framework_id is None:
         raise CallError("Expecting 'framework_id' to be present", "$.framework_id")
     if call.type == CallType.SUBSCRIBE:

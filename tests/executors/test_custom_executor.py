@@ -5,6 +5,7 @@ it on SHUTDOWN; the master accounts its resources apart from its tasks'."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from mesoslite.messages.mesos import (
     TaskInfo,
     TaskState,
 )
+from mesoslite.messages.scheduler import MAX_MESSAGE_BYTES
 from mesoslite.resources import Resources
 from mesoslite.scheduler import offer_resources
 from mesoslite.scheduler.helpers import resource_list
@@ -166,3 +168,41 @@ async def test_bad_executors_are_refused_with_their_reason(cluster, framework):
     assert "differs from the one it runs with" in (c.message or "")
     await framework.wait_state("b", TaskState.TASK_RUNNING)
     assert offer_resources(offer)  # the offer was used: nothing else to check
+
+
+async def test_bad_calls_are_answered_400_naming_the_problem(cluster, framework):
+    offer = await framework.offer()
+    await framework.launch(offer, [executor_task("x1", offer.agent_id, raw_executor("lim"))])
+    await framework.wait_state("x1", TaskState.TASK_RUNNING)
+    big = base64.b64encode(b"x" * (MAX_MESSAGE_BYTES + 1)).decode()
+    status, _, body = await request("POST", cluster.master_url + "/api/v1/scheduler", json={
+        "type": "MESSAGE", "framework_id": {"value": framework.id},
+        "message": {"agent_id": offer.agent_id.to_builtins() if False else
+                    {"value": offer.agent_id.value},
+                    "executor_id": {"value": "lim"}, "data": big}})
+    assert status == 400
+    error = json.loads(body)
+    assert f"limit of {MAX_MESSAGE_BYTES} bytes" in error["message"]
+    assert error["details"][0]["path"] == "$.message.data"
+    agent = next(a for a in cluster.agents if a.agent_id == offer.agent_id.value)
+    url = f"http://127.0.0.1:{agent.config.port}/api/v1/executor"
+    ids = {"executor_id": {"value": "lim"}, "framework_id": {"value": framework.id}}
+    cases = [
+        ({**ids, "type": "MESSAGE", "message": {"data": big}}, "limit of"),
+        ({**ids, "type": "UPDATE", "update": {"status": {
+            "task_id": {"value": "nope"}, "state": "TASK_RUNNING",
+            "uuid": base64.b64encode(b"u" * 16).decode()}}}, "not a task of executor"),
+        ({**ids, "type": "UPDATE", "update": {"status": {
+            "task_id": {"value": "x1"}, "state": "TASK_RUNNING"}}}, "'uuid'"),
+        ({"executor_id": {"value": "ghost"}, "framework_id": {"value": framework.id},
+          "type": "SUBSCRIBE", "subscribe": {}}, "is not running here"),
+        ({**ids, "type": "SUBSCRIBE"}, "'subscribe' to be present"),
+    ]
+    for call, expected in cases:
+        status, _, body = await request("POST", url, json=call)
+        assert status == 400, (call["type"], body)
+        assert expected in json.loads(body)["message"], body
+    # nothing was lost: the task still runs and its executor still answers
+    await framework.driver.message(offer.agent_id.value, "lim", b"ping")
+    await wait_for(lambda: framework.sched.messages or None, message="the executor's echo")
+    assert framework.sched.states("x1") == [TaskState.TASK_RUNNING]
