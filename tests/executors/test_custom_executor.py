@@ -206,3 +206,26 @@ async def test_bad_calls_are_answered_400_naming_the_problem(cluster, framework)
     await framework.driver.message(offer.agent_id.value, "lim", b"ping")
     await wait_for(lambda: framework.sched.messages or None, message="the executor's echo")
     assert framework.sched.states("x1") == [TaskState.TASK_RUNNING]
+
+
+async def test_an_executor_written_with_pymesos_runs_unchanged(cluster, framework):
+    offer = await framework.offer()
+    executor = raw_executor(
+        "pymesos", program=f"exec {sys.executable} -m tests.executors.pymesos_echo_executor")
+    tasks = [executor_task("p1", offer.agent_id, executor, "hello"),
+             executor_task("p2", offer.agent_id, executor, "run")]
+    await framework.launch(offer, tasks)
+    finished = await framework.wait_state("p1", TaskState.TASK_FINISHED)
+    assert finished.data == b"hello" and finished.executor_id == ID("pymesos")
+    await framework.wait_state("p2", TaskState.TASK_RUNNING)
+    await framework.driver.message(offer.agent_id.value, "pymesos", b"hi")
+    got = await wait_for(lambda: framework.sched.messages or None,
+                         message="the pymesos executor's answer")
+    assert got == [(offer.agent_id.value, "pymesos", b"echo:hi")]
+    await framework.driver.kill("p2", offer.agent_id.value)
+    await framework.wait_state("p2", TaskState.TASK_KILLED)
+    # acknowledged updates reached it (its driver forgets them on ACKNOWLEDGED), and a
+    # SHUTDOWN makes it leave: the FAILURE event follows
+    await framework.driver.shutdown("pymesos", offer.agent_id.value)
+    await wait_for(lambda: framework.sched.failures or None,
+                   message="the pymesos executor to leave on SHUTDOWN")
