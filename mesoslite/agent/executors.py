@@ -180,12 +180,18 @@ class ExecutorManager:
         if run is None:
             run = self._new_run(framework, info)
         run.tasks[task.task_id] = task
+        # One write: marked sent at once when it goes straight out (the common case).
+        task.sent = run.phase == ExecutorPhase.SUBSCRIBED
         await self._in_io(self.cp.save_executor_task, ExecutorTaskCheckpoint(
-            framework_id=fid, executor_id=key[1], task=info))
+            framework_id=fid, executor_id=key[1], task=info, sent=task.sent))
         if starting:
             await self._start(run)
-        elif run.phase == ExecutorPhase.SUBSCRIBED:
-            await self._send_launch(run, task)
+        elif task.sent:
+            if run.phase == ExecutorPhase.SUBSCRIBED:
+                self._push(run, ex.Event(type=ex.EventType.LAUNCH,
+                                         launch=ex.Launch(task=task.info)))
+            else:  # its stream broke meanwhile: it goes out on re-subscription
+                task.sent = False
 
     async def kill(self, framework_id: str, task_id: str) -> None:
         entry = self.tasks.get((framework_id, task_id))
