@@ -133,6 +133,9 @@ class TaskManager:
             None)
         # Set by the agent: secret values into the spec, secret files on a tmpfs.
         self.secrets: AgentSecrets | None = None
+        # Set by the agent: puts the task's CommandInfo.uris into its fresh sandbox
+        # (raises LaunchError; see agent/fetcher.py).
+        self.fetch: Callable[[AgentTaskState, LaunchSpec], Awaitable[None]] | None = None
 
     @property
     def tasks(self) -> dict[TaskKey, AgentTaskState]:
@@ -301,6 +304,8 @@ class TaskManager:
         kind = task.cp.containerizer
         try:
             spec = self._spec(task)
+            if self.fetch is not None:  # first: only the fetch writes into the sandbox
+                await self.fetch(task, spec)
             if self.secrets is not None:  # see agent/secrets.py
                 spec = await self.secrets.prepare(task, spec, secrets)
             if self.prepare_spec is not None:  # volumes (see agent/volumes.py)

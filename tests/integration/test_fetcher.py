@@ -1,0 +1,111 @@
+"""``CommandInfo.uris`` through a real master and real agents: fetched scripts and
+archives run, unfetchable URIs fail the launch with the URI and the cause, URIs the
+fetcher cannot take are refused at ACCEPT, and tasks share a cached download."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mesoslite.messages.mesos import CommandURI, Reason, TaskState
+from mesoslite.scheduler import task_info
+from mesoslite.testing.artifacts import ArtifactServer, tar_bytes
+from mesoslite.testing.poll import wait_for
+
+pytestmark = pytest.mark.asyncio
+
+HELLO = b'#!/bin/sh\necho "hello from $1"\n'
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[ArtifactServer]:
+    srv = await ArtifactServer().start()
+    yield srv
+    await srv.stop()
+
+
+def sandbox_of(cluster, framework_id: str, task_id: str):
+    for agent in cluster.agents:
+        path = agent.cp.sandbox(framework_id, task_id)
+        if path.exists():
+            return path
+    raise AssertionError(f"no sandbox for {task_id}")
+
+
+async def test_a_task_runs_what_it_fetched(cluster, framework, server):
+    script = server.add("bin/hello", HELLO)
+    app = server.add("app-1.0.tgz", tar_bytes({"app/version.txt": b"1.0\n"}))
+    await framework.run_task(
+        "fetching", './hello fetcher && cat app/version.txt',
+        uris=[CommandURI(value=script, executable=True), app])
+    await framework.wait_state("fetching", TaskState.TASK_FINISHED)
+    sandbox = sandbox_of(cluster, framework.id, "fetching")
+    assert (sandbox / "stdout").read_text() == "hello from fetcher\n1.0\n"
+    log = (sandbox / "stderr").read_text().splitlines()
+    assert len(log) == 2 and script in log[0] and app in log[1]
+
+
+async def test_an_unreachable_uri_fails_the_launch_naming_it(cluster, framework, server):
+    url = server.url("never.tgz")
+    await server.stop()  # nothing listens on its port any more
+    await framework.run_task("unreachable", "true", uris=[url])
+    status = await framework.wait_state("unreachable", TaskState.TASK_FAILED)
+    assert status.reason == Reason.REASON_CONTAINER_LAUNCH_FAILED
+    assert url in status.message and "cannot connect" in status.message
+    assert framework.sched.states("unreachable") == [TaskState.TASK_STARTING,
+                                                     TaskState.TASK_FAILED]
+    sandbox = sandbox_of(cluster, framework.id, "unreachable")
+    assert status.message in (sandbox / "stderr").read_text()
+
+
+async def test_a_missing_artifact_fails_with_the_http_status(cluster, framework, server):
+    url = server.url("missing.jar")
+    await framework.run_task("missing", "true", uris=[url])
+    status = await framework.wait_state("missing", TaskState.TASK_FAILED)
+    assert status.reason == Reason.REASON_CONTAINER_LAUNCH_FAILED
+    assert status.message == f"Failed to fetch '{url}': HTTP 404 Not Found"
+
+
+async def test_uris_the_fetcher_cannot_take_are_refused_at_accept(cluster, framework, server):
+    offer = await framework.offer()
+    ok = server.add("ok.txt", b"ok")
+    tasks = [
+        task_info("ftp", "ftp", offer.agent_id, cmd="true",
+                  uris=[ok, "ftp://example.com/app.tgz"]),
+        task_info("escape", "escape", offer.agent_id, cmd="true",
+                  uris=[CommandURI(value=ok, output_file="../../outside")]),
+        task_info("relative", "relative", offer.agent_id, cmd="true", uris=["app.tgz"]),
+    ]
+    await framework.launch(offer, tasks)
+    for task_id, field in [("ftp", "command.uris[1].value"),
+                           ("escape", "command.uris[0].output_file"),
+                           ("relative", "command.uris[0].value")]:
+        status = await framework.wait_state(task_id, TaskState.TASK_ERROR)
+        assert status.reason == Reason.REASON_TASK_INVALID
+        assert f"'{field}'" in status.message, status.message
+        assert framework.sched.states(task_id) == [TaskState.TASK_ERROR]
+    assert server.requests["/ok.txt"] == 0
+
+
+async def test_ten_tasks_fetching_one_cached_uri_download_it_once(cluster_factory,
+                                                                  framework_factory, server):
+    cluster = await cluster_factory(agents=1)
+    framework = await framework_factory(cluster.master_url)
+    url = server.add("tool.tgz", tar_bytes({"tool/run": HELLO}, executable=("tool/run",)))
+    server.hold = asyncio.Event()
+    offer = await framework.offer()
+    ids = [f"shared-{i}" for i in range(10)]
+    await framework.launch(offer, [
+        task_info(t, t, offer.agent_id, cmd=f"tool/run {t}",
+                  uris=[CommandURI(value=url, cache=True)]) for t in ids])
+    fetcher = cluster.agents[0].fetcher
+    await wait_for(lambda: fetcher.cache.users(url) == 10, timeout=30,
+                   message="the ten launches to wait for one download")
+    server.hold.set()
+    for task_id in ids:
+        await framework.wait_state(task_id, TaskState.TASK_FINISHED)
+        sandbox = sandbox_of(cluster, framework.id, task_id)
+        assert (sandbox / "stdout").read_text() == f"hello from {task_id}\n"
+    assert server.requests["/tool.tgz"] == 1
