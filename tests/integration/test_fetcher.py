@@ -109,3 +109,17 @@ async def test_ten_tasks_fetching_one_cached_uri_download_it_once(cluster_factor
         sandbox = sandbox_of(cluster, framework.id, task_id)
         assert (sandbox / "stdout").read_text() == f"hello from {task_id}\n"
     assert server.requests["/tool.tgz"] == 1
+
+
+async def test_a_kill_during_the_fetch_does_not_wait_for_the_download(cluster, framework,
+                                                                     server):
+    url = server.add("huge.tgz", b"never sent")
+    server.hold = asyncio.Event()  # the download hangs until the server stops
+    await framework.run_task("slow-fetch", "true", uris=[url])
+    starting = await framework.wait_state("slow-fetch", TaskState.TASK_STARTING)
+    await wait_for(lambda: server.requests["/huge.tgz"] == 1, message="the download to start")
+    await framework.driver.kill("slow-fetch", starting.agent_id.value)
+    status = await framework.wait_state("slow-fetch", TaskState.TASK_KILLED)
+    assert status.reason == Reason.REASON_TASK_KILLED_DURING_LAUNCH
+    assert framework.sched.states("slow-fetch") == [TaskState.TASK_STARTING,
+                                                    TaskState.TASK_KILLED]
