@@ -39,7 +39,14 @@ import aiohttp
 
 from mesoslite.agent.containerizers.base import LaunchError
 from mesoslite.agent.fetcher_cache import FetcherCache
-from mesoslite.agent.fetcher_files import Refused, copy_file, deliver, target_in, temp_path
+from mesoslite.agent.fetcher_files import (
+    Refused,
+    chown_tree,
+    copy_file,
+    deliver,
+    target_in,
+    temp_path,
+)
 from mesoslite.messages.mesos import CommandURI
 from mesoslite.uris import Source, UriError, sandbox_name, source_of
 
@@ -93,10 +100,13 @@ class Fetcher:
         self.cache = FetcherCache(cache_dir, int(cache_size_mb * MB), self._io)
         self._session: aiohttp.ClientSession | None = None
 
-    async def fetch(self, uris: Sequence[CommandURI], sandbox: Path) -> None:
+    async def fetch(self, uris: Sequence[CommandURI], sandbox: Path, *,
+                    owner: tuple[int, int] | None = None) -> None:
         """Fetch ``uris`` into ``sandbox`` one after the other; raises ``FetchError``
         at the first that fails (nothing is downloaded when one is unsupported).  Each
-        URI's outcome, or the failure, is logged to the sandbox's stderr."""
+        URI's outcome, or the failure, is logged to the sandbox's stderr.  ``owner``
+        (uid, gid): who the sandbox and everything fetched belong to afterwards (the
+        task's user; None: the agent's)."""
         try:
             items = [_check(uri) for uri in uris]
             for item in items:
@@ -104,6 +114,12 @@ class Fetcher:
                 outcome = await self._fetch_one(item, sandbox)
                 await self._log(sandbox, f"{item.uri.value}: {outcome} in "
                                          f"{time.monotonic() - started:.2f}s")
+            if owner is not None and items:
+                try:
+                    await self._in_io(chown_tree, sandbox, *owner)
+                except OSError as exc:
+                    raise FetchError(items[-1].uri.value, "cannot give the sandbox to uid "
+                                     f"{owner[0]}: {_os_error(exc)}") from None
         except FetchError as exc:
             log.warning("%s (sandbox %s)", exc, sandbox)
             await self._log(sandbox, str(exc))

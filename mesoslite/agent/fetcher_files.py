@@ -139,6 +139,15 @@ def _check_member(name: str, dest: Path) -> None:
         raise Refused(f"member '{name}' would be written outside the sandbox")
 
 
+def chown_tree(root: Path, uid: int, gid: int) -> None:
+    """``root`` and everything in it to ``uid:gid`` (symlinks themselves, not their
+    targets): the task's user owns its sandbox, as Mesos' fetcher leaves it."""
+    os.lchown(root, uid, gid)
+    for directory, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(directory, name), uid, gid)
+
+
 def _relative(path: Path, sandbox: Path) -> str:
     try:
         return str(path.relative_to(sandbox))

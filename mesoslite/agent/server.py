@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import socket
 import ssl
@@ -30,7 +31,7 @@ from mesoslite.agent.lifecycle import AgentTaskState
 from mesoslite.agent.metrics import AgentMetrics
 from mesoslite.agent.openapi_doc import agent_openapi
 from mesoslite.agent.sandbox_http import SandboxHTTP
-from mesoslite.agent.secrets import AgentSecrets
+from mesoslite.agent.secrets import AgentSecrets, file_owner
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.tasks import AgentIdentity, TaskManager
 from mesoslite.agent.usage import AgentVolumes, UsageSampler, monitor_statistics
@@ -371,7 +372,10 @@ class Agent:
         ``LaunchError``: the task fails with it)."""
         command = task.info.command
         if command is not None and command.uris:
-            await self.fetcher.fetch(command.uris, spec.sandbox)
+            owner = file_owner(spec, task.cp.containerizer)  # the task's user, as secrets
+            mine = (os.geteuid(), os.getegid())
+            await self.fetcher.fetch(command.uris, spec.sandbox,
+                                     owner=owner if owner != mine else None)
 
     def _store_framework_message(self, message: FrameworkMessage) -> None:
         sandbox = self.cp.sandbox(message.framework_id, message.executor_id)

@@ -5,6 +5,8 @@ fetcher cannot take are refused at ACCEPT, and tasks share a cached download."""
 from __future__ import annotations
 
 import asyncio
+import os
+import pwd
 from collections.abc import AsyncIterator
 
 import pytest
@@ -123,3 +125,19 @@ async def test_a_kill_during_the_fetch_does_not_wait_for_the_download(cluster, f
     assert status.reason == Reason.REASON_TASK_KILLED_DURING_LAUNCH
     assert framework.sched.states("slow-fetch") == [TaskState.TASK_STARTING,
                                                     TaskState.TASK_KILLED]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running a task as another user needs root")
+async def test_fetched_files_belong_to_the_task_s_user(cluster, framework, server):
+    url = server.add("work.tgz", tar_bytes({"work/input.txt": b"in\n"}))
+    offer = await framework.offer()
+    task = task_info("as-nobody", "as-nobody", offer.agent_id, uris=[url],
+                     cmd="cp work/input.txt work/output.txt && rm work.tgz && id -un")
+    assert task.command is not None
+    task.command.user = "nobody"
+    await framework.launch(offer, [task])
+    await framework.wait_state("as-nobody", TaskState.TASK_FINISHED)
+    sandbox = sandbox_of(cluster, framework.id, "as-nobody")
+    assert (sandbox / "stdout").read_text() == "nobody\n"
+    assert (sandbox / "work" / "output.txt").read_text() == "in\n"
+    assert (sandbox / "work").stat().st_uid == pwd.getpwnam("nobody").pw_uid
