@@ -267,4 +267,7 @@ def _os_error(exc: OSError | None) -> str:
     if exc is None:
         return "unknown error"
     where = f": {exc.filename}" if exc.filename else ""
-    return f"{exc.strerror or exc}{where}"
+    # errno's text: asyncio's refused connect says "Connect call failed (...)"; name
+    # resolution errors have negative codes and their own text.
+    text = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror or exc
+    return f"{text}{where}"

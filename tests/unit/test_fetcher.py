@@ -203,7 +203,8 @@ async def test_connection_refused_fails_naming_the_uri(fetcher, sandbox, server)
     await server.stop()  # the port is closed now
     with pytest.raises(FetchError) as err:
         await fetcher.fetch([CommandURI(value=url)], sandbox)
-    assert url in str(err.value) and "cannot connect" in str(err.value)
+    assert str(err.value) == (f"Failed to fetch '{url}': cannot connect to "
+                              f"127.0.0.1:{server.port}: Connection refused")
     assert fetch_log(sandbox) == [str(err.value)]
 
 
