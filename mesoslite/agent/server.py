@@ -140,6 +140,7 @@ class Agent:
                                config.fetcher_timeout,
                                max_download_mb=config.fetcher_max_size_mb)
         self.tasks.fetch = self._fetch_uris
+        self.executors.fetch = self.fetcher.fetch  # an executor's command.uris
         self.usage = UsageSampler(self.tasks, self.volumes.volumes, self._send_usage,
                                   config.usage_interval)
         self.metrics.collect_from(self)

@@ -113,7 +113,8 @@ def _validate_executor_program(executor: ExecutorInfo, containerizers: list[str]
     if command is not None and not command.value and not command.arguments and (
             container is None):
         return "Task 'executor.command.value' must name the program to run"
-    return None
+    error = validate_uris(command.uris, "executor.command.uris") if command else None
+    return f"Task {error}" if error else None
 
 
 def _validate_command_and_container(task: TaskInfo, containerizers: list[str]) -> str | None:

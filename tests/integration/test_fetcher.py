@@ -7,18 +7,33 @@ from __future__ import annotations
 import asyncio
 import os
 import pwd
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from mesoslite.messages.mesos import CommandURI, Reason, TaskState
+from mesoslite.messages.mesos import (
+    ID,
+    CommandInfo,
+    CommandURI,
+    Environment,
+    EnvironmentVariable,
+    ExecutorInfo,
+    Reason,
+    TaskInfo,
+    TaskState,
+)
+from mesoslite.resources import Resources
 from mesoslite.scheduler import task_info
+from mesoslite.scheduler.helpers import resource_list
 from mesoslite.testing.artifacts import ArtifactServer, tar_bytes
 from mesoslite.testing.poll import wait_for
 
 pytestmark = pytest.mark.asyncio
 
 HELLO = b'#!/bin/sh\necho "hello from $1"\n'
+REPO = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture
@@ -141,3 +156,51 @@ async def test_fetched_files_belong_to_the_task_s_user(cluster, framework, serve
     assert (sandbox / "stdout").read_text() == "nobody\n"
     assert (sandbox / "work" / "output.txt").read_text() == "in\n"
     assert (sandbox / "work").stat().st_uid == pwd.getpwnam("nobody").pw_uid
+
+
+def fetching_executor(executor_id: str, uri: str) -> ExecutorInfo:
+    """tests/executors/raw_executor.py, started by a script the agent fetches."""
+    return ExecutorInfo(
+        executor_id=ID(executor_id),
+        command=CommandInfo(value="exec ./start-executor", uris=[
+            CommandURI(value=uri, executable=True, output_file="start-executor")],
+            environment=Environment(variables=[
+                EnvironmentVariable(name="PYTHONPATH", value=REPO)])),
+        resources=resource_list(Resources.of(cpus=0.25, mem=64.0)))
+
+
+def executor_task(task_id: str, agent_id: ID, executor: ExecutorInfo) -> TaskInfo:
+    return TaskInfo(name=task_id, task_id=ID(task_id), agent_id=agent_id,
+                    resources=resource_list(Resources.of(cpus=0.1, mem=16.0)),
+                    executor=executor, data=b"finish")
+
+
+async def test_an_executor_is_started_from_what_it_fetched(cluster, framework, server):
+    start = f"#!/bin/sh\nexec {sys.executable} -m tests.executors.raw_executor\n"
+    url = server.add("start.sh", start.encode())
+    offer = await framework.offer()
+    await framework.launch(offer, [executor_task("by-executor", offer.agent_id,
+                                                 fetching_executor("fetched", url))])
+    status = await framework.wait_state("by-executor", TaskState.TASK_FINISHED)
+    assert status.executor_id == ID("fetched")
+    assert server.requests["/start.sh"] == 1
+
+
+async def test_an_executor_whose_uri_cannot_be_fetched_fails_its_tasks(cluster, framework,
+                                                                       server):
+    url = server.url("no-executor.sh")
+    offer = await framework.offer()
+    await framework.launch(offer, [executor_task("orphan", offer.agent_id,
+                                                 fetching_executor("unfetched", url))])
+    status = await framework.wait_state("orphan", TaskState.TASK_FAILED)
+    assert status.reason == Reason.REASON_CONTAINER_LAUNCH_FAILED
+    assert url in status.message and "HTTP 404" in status.message
+
+
+async def test_an_executor_uri_the_fetcher_cannot_take_is_refused_at_accept(cluster,
+                                                                            framework):
+    offer = await framework.offer()
+    executor = fetching_executor("ftp", "ftp://example.com/executor.tgz")
+    await framework.launch(offer, [executor_task("ftp-exec", offer.agent_id, executor)])
+    status = await framework.wait_state("ftp-exec", TaskState.TASK_ERROR)
+    assert "'executor.command.uris[0].value': unsupported scheme 'ftp://'" in status.message
