@@ -14,11 +14,12 @@ Metronome (DC/OS' job scheduler) describes a job as ``{"id", "description",
 | ``run.restart.activeDeadlineSeconds`` | ``timeout`` |
 | ``run.maxLaunchDelay`` | ``backoff.max`` |
 | ``run.taskKillGracePeriodSeconds`` | ``kill_grace`` |
+| ``run.artifacts[{uri, executable, extract, cache}]`` | ``artifacts`` (fetched: docs/fetcher.md) |
 | ``run.user`` or ``labels.owner`` | ``user`` (the fair-share owner) |
 | ``schedules[].startingDeadlineSeconds``, ``concurrencyPolicy``, ``timezone`` | snake_case |
 
-Other Metronome fields (``artifacts``, ``volumes``, ``networks``, ``ucr``...) are
-ignored.  Errors name the Metronome path (``run.cpus``), not the native one.
+Other Metronome fields (``volumes``, ``networks``, ``ucr``...) are ignored.  Errors
+name the Metronome path (``run.cpus``), not the native one.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from frameworks.batch.secret_fields import from_metronome as secrets_from_metron
 
 ON_FAILURE_RETRIES = 3
 _RUN_KEYS = {"cmd": "command", "args": "args", "cpus": "cpus", "mem": "mem", "disk": "disk",
-             "gpus": "gpus", "env": "env", "taskKillGracePeriodSeconds": "kill_grace"}
+             "gpus": "gpus", "env": "env", "taskKillGracePeriodSeconds": "kill_grace",
+             "artifacts": "artifacts"}
 _SCHEDULE_KEYS = {"id": "id", "cron": "cron", "timezone": "timezone", "enabled": "enabled",
                   "concurrencyPolicy": "concurrency_policy",
                   "startingDeadlineSeconds": "starting_deadline_seconds"}

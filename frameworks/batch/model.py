@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from frameworks.batch.artifacts import JobArtifact, job_artifacts
 from frameworks.batch.fields import (
     Errors,
     Reader,
@@ -44,7 +45,7 @@ MAX_COMPLETIONS = 100_000
 
 TASK_FIELDS = ("command", "args", "image", "cpus", "mem", "disk", "gpus", "env", "constraints",
                "parallelism", "completions", "retries", "backoff", "timeout", "gang",
-               "kill_grace", "secret_files", "volumes")
+               "kill_grace", "secret_files", "volumes", "artifacts")
 STEP_FIELDS = ("name", "depends_on", "allow_failure", *TASK_FIELDS)
 JOB_FIELDS = ("id", "description", "user", "labels", "priority", "schedule", "schedules",
               "steps", *TASK_FIELDS)
@@ -103,6 +104,7 @@ class StepSpec:
     secret_env: Mapping[str, Ref] = field(default_factory=dict)
     secret_files: tuple[tuple[str, Ref], ...] = ()
     volumes: tuple[JobVolume, ...] = ()  # host paths, named Docker volumes (volumes.py)
+    artifacts: tuple[JobArtifact, ...] = ()  # fetched into the sandbox (artifacts.py)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +115,7 @@ class StepSpec:
             "env": {**self.env, **{k: r.to_json() for k, r in self.secret_env.items()}},
             "secret_files": files_json(self.secret_files),
             "volumes": [v.to_json() for v in self.volumes],
+            "artifacts": [a.to_json() for a in self.artifacts],
             "constraints": [list(c) for c in self.constraints],
             "parallelism": self.parallelism, "completions": self.completions,
             "retries": self.retries,
@@ -210,6 +213,7 @@ def _task_fields(reader: Reader) -> dict[str, Any]:
         "secret_env": env_refs(reader),
         "secret_files": secret_files(reader),
         "volumes": job_volumes(reader),
+        "artifacts": job_artifacts(reader),
         "constraints": _constraints(reader),
         "parallelism": reader.integer("parallelism", 1, MAX_COMPLETIONS),
         "completions": reader.integer("completions", 1, MAX_COMPLETIONS),

@@ -38,6 +38,9 @@ _TASK_FIELDS: dict[str, Any] = {
     "kill_grace": _DURATION,
     "secret_files": {"type": "array", "items": {"type": "object"}},
     "volumes": {"type": "array", "items": {"type": "object"}},
+    # a URI, or {uri, executable, extract, cache, output_file} (docs/fetcher.md)
+    "artifacts": {"type": "array", "items": {"oneOf": [{"type": "string"},
+                                                        {"type": "object"}]}},
 }
 _SCHEMAS: dict[str, Any] = {
     "Schedule": {"type": "object", "additionalProperties": False, "required": ["cron"],

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from frameworks.common.secret_refs import Ref, env_variable
 from mesoslite.messages.mesos import (
     CommandInfo,
+    CommandURI,
     ContainerInfo,
     ContainerType,
     DiscoveryInfo,
@@ -138,6 +139,8 @@ class TaskSpec:
     # Variables whose values the master resolves from stored secrets / config maps
     # (never a value here; see frameworks/common/secret_refs.py, docs/secrets.md).
     secret_env: Mapping[str, Ref] = field(default_factory=dict)
+    # Fetched into the sandbox before the task starts (docs/fetcher.md).
+    uris: Sequence[CommandURI] = ()
 
 
 def build_task(spec: TaskSpec, task_id: str, agent_id: str, ports: Sequence[int] = ()
@@ -152,7 +155,8 @@ def build_task(spec: TaskSpec, task_id: str, agent_id: str, ports: Sequence[int]
         info = task_info(spec.name, task_id, agent_id, cmd=None, argv=None, container=container,
                          cpus=spec.cpus, mem=spec.mem, disk=spec.disk, gpus=spec.gpus,
                          ports=ports, env=spec.env, labels=spec.labels,
-                         health_check=spec.check.to_mesos() if spec.check else None)
+                         health_check=spec.check.to_mesos() if spec.check else None,
+                         uris=spec.uris)
         assert info.command is not None
         # Docker semantics: arguments without a value are the image's CMD override.
         info.command.arguments = argv
@@ -160,7 +164,8 @@ def build_task(spec: TaskSpec, task_id: str, agent_id: str, ports: Sequence[int]
         info = task_info(spec.name, task_id, agent_id, cmd=spec.cmd, argv=argv,
                          container=container, cpus=spec.cpus, mem=spec.mem, disk=spec.disk,
                          gpus=spec.gpus, ports=ports, env=spec.env, labels=spec.labels,
-                         health_check=spec.check.to_mesos() if spec.check else None)
+                         health_check=spec.check.to_mesos() if spec.check else None,
+                         uris=spec.uris)
     if spec.secret_env:
         assert info.command is not None
         env = info.command.environment or Environment()

@@ -165,6 +165,8 @@ class AppsApi:
             base.pop(key, None)
         if "ports" in body:
             base.pop("portDefinitions", None)
+        if "uris" in body:  # the legacy spelling replaces fetch
+            base.pop("fetch", None)
         if "container" in body and "networks" not in body:
             base.pop("networks", None)
         base.update(body)

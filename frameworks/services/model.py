@@ -3,7 +3,7 @@
 ``App`` is the typed, validated form (``validation.parse_app`` builds it from JSON);
 ``app_json`` renders it the way Marathon's ``GET /v2/apps/{id}`` does, so existing
 clients (which often construct their objects from every key they receive) read it.
-Fields Marathon knows but mesoslite does not act on (``fetch``, ``user``, ...) are
+Fields Marathon knows but mesoslite does not act on (``user``, ``residency``, ...) are
 kept verbatim in ``App.passthrough`` and echoed back, so a GET/PUT round trip through
 a Marathon client loses nothing.
 
@@ -20,6 +20,8 @@ from typing import Any
 
 import msgspec
 
+from mesoslite.messages.mesos import CommandURI
+
 DEFAULT_DEPLOYMENT_TIMEOUT = 600.0
 DEPLOYMENT_TIMEOUT_LABEL = "MESOSLITE_DEPLOYMENT_TIMEOUT_SECONDS"
 KILL_SELECTIONS = ("YOUNGEST_FIRST", "OLDEST_FIRST")
@@ -28,7 +30,7 @@ HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTP
 
 # Marathon fields mesoslite accepts and echoes but does not act on (see docs/services.md).
 PASSTHROUGH_FIELDS = (
-    "acceptedResourceRoles", "executor", "fetch", "uris", "user", "residency",
+    "acceptedResourceRoles", "executor", "user", "residency",
     "storeUrls", "ipAddress", "role", "unreachableStrategy", "tty",
 )
 
@@ -98,6 +100,21 @@ class AppSecret(Base):
 
     source: str
     key: str | None = None
+
+
+class Artifact(Base):
+    """A ``fetch`` entry: what the agent downloads into the sandbox before the task
+    starts (Mesos' ``CommandInfo.URI``; ``destPath`` is its ``output_file``)."""
+
+    uri: str
+    extract: bool = True
+    executable: bool = False
+    cache: bool = False
+    dest_path: str | None = None
+
+    def to_mesos(self) -> CommandURI:
+        return CommandURI(value=self.uri, extract=self.extract, executable=self.executable,
+                          cache=self.cache, output_file=self.dest_path)
 
 
 class Container(Base):
@@ -192,6 +209,8 @@ class App(Base):
     task_kill_grace_period_seconds: float | None = None
     autoscale: AutoscaleSpec | None = None
     secrets: dict[str, AppSecret] = {}  # referenced by env and volumes
+    fetch: list[Artifact] = []
+    uris: list[str] | None = None  # Marathon < 1.5 spelling of fetch; folded into it
     version: str | None = None
     version_info: VersionInfo | None = None
     passthrough: dict[str, Any] = {}
@@ -343,7 +362,7 @@ def app_json(app: App) -> dict[str, Any]:
         "unreachableStrategy": {"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0},
         "version": app.version,
         "versionInfo": msgspec.to_builtins(app.version_info) if app.version_info else None,
-        "fetch": [],
+        "fetch": [_artifact_json(a) for a in app.fetch],
     }
     if app.cmd is not None:
         out["cmd"] = app.cmd
@@ -364,6 +383,14 @@ def app_json(app: App) -> dict[str, Any]:
 
 def _num(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
+
+
+def _artifact_json(a: Artifact) -> dict[str, Any]:
+    out: dict[str, Any] = {"uri": a.uri, "extract": a.extract, "executable": a.executable,
+                           "cache": a.cache}
+    if a.dest_path is not None:
+        out["destPath"] = a.dest_path
+    return out
 
 
 def _network_json(n: Network) -> dict[str, Any]:

@@ -49,6 +49,7 @@ def task_spec(app: App, ports: list[int], reservation: Reservation | None = None
         discovery_name=app.id.strip("/").replace("/", "."), port_names=app.port_names,
         volumes=[*mesos_volumes(app, reservation), *secret_volumes(app)],
         secret_env=secret_env(app),
+        uris=[artifact.to_mesos() for artifact in app.fetch],
     )
 
 

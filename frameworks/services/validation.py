@@ -7,7 +7,7 @@ Type errors come from msgspec (one at a time, as it stops at the first); rule ch
 are collected so one answer names every problem it can.
 
 It also returns warnings: Marathon fields accepted and echoed back but not acted on
-(``fetch``, ``user``, ...), so a caller can say so instead of silently ignoring them.
+(``user``, ``storeUrls``, ...), so a caller can say so instead of silently ignoring them.
 """
 
 from __future__ import annotations
@@ -28,12 +28,15 @@ from frameworks.services.model import (
     KILL_SELECTIONS,
     PASSTHROUGH_FIELDS,
     App,
+    Artifact,
     Container,
     Network,
     PortDefinition,
 )
 from frameworks.services.volumes import volume_errors
+from mesoslite.messages.mesos import CommandURI
 from mesoslite.placement import Constraint, PlacementInputError
+from mesoslite.uris import uri_error
 
 SEGMENT = re.compile(r"^(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*"
                      r"([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])$")
@@ -48,8 +51,6 @@ _SNAKE = {"targetCpuUtilization": "target_cpu_utilization",
           "cooldownSeconds": "cooldown_seconds"}
 LEGACY_NETWORKS = {"HOST": "host", "BRIDGE": BRIDGE}
 NOT_HONOURED = {
-    "fetch": "fetch/uris are not downloaded (the agents have no fetcher)",
-    "uris": "fetch/uris are not downloaded (the agents have no fetcher)",
     "user": "user is ignored: tasks run as the agent's user",
     "storeUrls": "storeUrls are ignored",
     "ipAddress": "ipAddress (IP-per-task) is not supported",
@@ -132,6 +133,7 @@ def parse_app(raw: Any, path_id: str | None = None) -> tuple[App, list[str]]:
     app.passthrough = passthrough
     _fold_legacy(app, errors)
     _check_basics(app, errors)
+    _check_fetch(app, errors)
     _check_networking(app, errors)
     _check_health(app, errors)
     _check_constraints(app, errors)
@@ -187,8 +189,18 @@ def _msgspec_detail(text: str) -> tuple[str, list[str]]:
 
 
 def _fold_legacy(app: App, errors: _Errors) -> None:
-    """Marathon < 1.5 spellings (``ports``, ``docker.network``, ``docker.portMappings``)
-    into the current ones, and the networking defaults."""
+    """Marathon < 1.5 spellings (``ports``, ``uris``, ``docker.network``,
+    ``docker.portMappings``) into the current ones, and the networking defaults."""
+    if app.uris is not None:
+        if app.fetch:
+            errors.add("/uris", "give either uris or fetch, not both")
+        fetch = []
+        for i, uri in enumerate(app.uris):  # checked here: their path is /uris(i)
+            if (problem := uri_error(CommandURI(value=uri))) is not None:
+                errors.add(f"/uris({i})", problem[1])
+            else:
+                fetch.append(Artifact(uri=uri))
+        app.fetch, app.uris = fetch, None
     if app.ports is not None:
         if app.port_definitions is not None:
             errors.add("/ports", "give either ports or portDefinitions, not both")
@@ -257,6 +269,15 @@ def _check_basics(app: App, errors: _Errors) -> None:
     for i, dep in enumerate(app.dependencies):
         if id_errors(normalize_id(dep, "/")):
             errors.add(f"/dependencies({i})", f"'{dep}' is not a valid app id")
+
+
+def _check_fetch(app: App, errors: _Errors) -> None:
+    """What the agents' fetcher takes (docs/fetcher.md)."""
+    fields = {"value": "uri", "output_file": "destPath"}
+    for i, artifact in enumerate(app.fetch):
+        problem = uri_error(artifact.to_mesos())
+        if problem is not None:
+            errors.add(f"/fetch({i})/{fields[problem[0]]}", problem[1])
 
 
 def _minimum(errors: _Errors, path: str, value: float, low: float) -> None:

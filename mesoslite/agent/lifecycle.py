@@ -18,7 +18,8 @@ A task's phases (``Phase``) and the Mesos state it reports on the way::
     ABSENT      never launched, or forgotten once its terminal update was acknowledged
 
 A kill before the container runs is remembered and carried out at the next step
-(TASK_KILLED with REASON_TASK_KILLED_DURING_LAUNCH before the start, the container
+(TASK_KILLED with REASON_TASK_KILLED_DURING_LAUNCH before the start, or when the
+launch failed meanwhile - the agent abandons a fetch for a kill -; the container
 stopped right after TASK_RUNNING once it started).  How a container ended decides
 the terminal update (``outcome``): the kill's own state and reason when it was
 killed, OOM (REASON_CONTAINER_LIMITATION_MEMORY) told apart from any other signal.
@@ -487,6 +488,9 @@ def _started(c: TaskLifecycle, task: AgentTaskState, s: Started) -> list[Instruc
 
 
 def _launch_failed(c: TaskLifecycle, task: AgentTaskState, s: LaunchFailed) -> list[Instruction]:
+    if task.kill is not None:  # what was asked for happened: nothing runs
+        return _end(task, TaskState.TASK_KILLED, Reason.REASON_TASK_KILLED_DURING_LAUNCH,
+                    "Killed during launch")
     return _end(task, TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LAUNCH_FAILED, s.message)
 
 

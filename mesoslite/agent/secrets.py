@@ -59,7 +59,7 @@ class AgentSecrets:
         container = spec.task.container
         if not values.volumes or container is None:
             return dataclasses.replace(spec, env=env)
-        uid, gid = _owner(spec, task.cp.containerizer)
+        uid, gid = file_owner(spec, task.cp.containerizer)
         loop = asyncio.get_running_loop()
         volumes = await loop.run_in_executor(
             self.io, secret_files.setup, Path(spec.sandbox), list(container.volumes),
@@ -82,7 +82,7 @@ class AgentSecrets:
         return await loop.run_in_executor(self.io, secret_files.sweep, self.cp.sandboxes, live)
 
 
-def _owner(spec: LaunchSpec, containerizer: str) -> tuple[int, int]:
+def file_owner(spec: LaunchSpec, containerizer: str) -> tuple[int, int]:
     """Who the files belong to: the task's user (process: ``command.user`` by name;
     Docker: a numeric ``user``), else the agent's own user (root in containers)."""
     command = spec.task.command

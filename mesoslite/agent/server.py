@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import socket
 import ssl
@@ -19,16 +20,18 @@ from aiohttp import web
 
 from mesoslite import __version__
 from mesoslite.agent.checkpoint import Checkpoints
-from mesoslite.agent.containerizers.base import Containerizer
+from mesoslite.agent.containerizers.base import Containerizer, LaunchSpec
 from mesoslite.agent.executor_api import PATH as EXECUTOR_API_PATH
 from mesoslite.agent.executor_api import ExecutorAPI
 from mesoslite.agent.executors import AgentAddress, ExecutorManager, ExecutorSettings
+from mesoslite.agent.fetcher import DEFAULT_MAX_DOWNLOAD_MB, Fetcher
 from mesoslite.agent.health import HealthMonitor
 from mesoslite.agent.host import ephemeral_overlap, local_port_range
+from mesoslite.agent.lifecycle import AgentTaskState
 from mesoslite.agent.metrics import AgentMetrics
 from mesoslite.agent.openapi_doc import agent_openapi
 from mesoslite.agent.sandbox_http import SandboxHTTP
-from mesoslite.agent.secrets import AgentSecrets
+from mesoslite.agent.secrets import AgentSecrets, file_owner
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.tasks import AgentIdentity, TaskManager
 from mesoslite.agent.usage import AgentVolumes, UsageSampler, monitor_statistics
@@ -85,6 +88,10 @@ class AgentConfig:
     # to re-subscribe after an agent restart
     executor_registration_timeout: float = 60.0
     executor_reregistration_timeout: float = 10.0
+    # The fetcher (docs/fetcher.md): cache size (0: no cache), per-download limits.
+    fetcher_cache_size_mb: float = 2048.0
+    fetcher_timeout: float = 300.0
+    fetcher_max_size_mb: float = DEFAULT_MAX_DOWNLOAD_MB
 
 
 class Agent:
@@ -129,6 +136,11 @@ class Agent:
         self.tasks.prepare_spec = self.volumes.prepare
         self.secrets = AgentSecrets(self.cp, self.io)  # docs/secrets.md
         self.tasks.secrets = self.secrets
+        self.fetcher = Fetcher(config.work_dir / "fetcher-cache", config.fetcher_cache_size_mb,
+                               config.fetcher_timeout,
+                               max_download_mb=config.fetcher_max_size_mb)
+        self.tasks.fetch = self._fetch_uris
+        self.executors.fetch = self.fetcher.fetch  # an executor's command.uris
         self.usage = UsageSampler(self.tasks, self.volumes.volumes, self._send_usage,
                                   config.usage_interval)
         self.metrics.collect_from(self)
@@ -203,6 +215,7 @@ class Agent:
             await self._runner.cleanup()
         for containerizer in self.containerizers.values():
             await containerizer.close()
+        await self.fetcher.close()
         self.io.shutdown(wait=True)
 
     async def _drain_updates(self, timeout: float = 5.0) -> None:
@@ -354,6 +367,16 @@ class Agent:
                 self._store_framework_message(message)
         elif isinstance(message, DestroyVolumes):
             asyncio.create_task(self.volumes.destroy(message))
+
+    async def _fetch_uris(self, task: AgentTaskState, spec: LaunchSpec) -> None:
+        """The task's ``CommandInfo.uris`` into its sandbox (``FetchError`` is a
+        ``LaunchError``: the task fails with it)."""
+        command = task.info.command
+        if command is not None and command.uris:
+            owner = file_owner(spec, task.cp.containerizer)  # the task's user, as secrets
+            mine = (os.geteuid(), os.getegid())
+            await self.fetcher.fetch(command.uris, spec.sandbox,
+                                     owner=owner if owner != mine else None)
 
     def _store_framework_message(self, message: FrameworkMessage) -> None:
         sandbox = self.cp.sandbox(message.framework_id, message.executor_id)

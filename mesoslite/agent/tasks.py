@@ -123,6 +123,7 @@ class TaskManager:
         self._watchers: dict[TaskKey, asyncio.Task[None]] = {}
         self._background_jobs: set[asyncio.Task[None]] = set()
         self._grace_timers: dict[TaskKey, asyncio.TimerHandle] = {}
+        self._fetches: dict[TaskKey, asyncio.Task[None]] = {}  # fetches a kill abandons
         # Hooks for health checks (set by the agent): called with the task once RUNNING,
         # and once it ended.
         self.on_running: Callable[[AgentTaskState], None] | None = None
@@ -133,6 +134,9 @@ class TaskManager:
             None)
         # Set by the agent: secret values into the spec, secret files on a tmpfs.
         self.secrets: AgentSecrets | None = None
+        # Set by the agent: puts the task's CommandInfo.uris into its fresh sandbox
+        # (raises LaunchError; see agent/fetcher.py).
+        self.fetch: Callable[[AgentTaskState, LaunchSpec], Awaitable[None]] | None = None
 
     @property
     def tasks(self) -> dict[TaskKey, AgentTaskState]:
@@ -165,8 +169,13 @@ class TaskManager:
     async def kill(self, framework_id: str, task_id: str, grace: float | None = None,
                    state: TaskState = TaskState.TASK_KILLED, reason: Reason | None = None,
                    message: str = "Task killed") -> None:
-        """Ask the task to stop; its terminal update follows once it is gone."""
+        """Ask the task to stop; its terminal update follows once it is gone.  A fetch
+        under way for it is abandoned (as Mesos' agent does): no waiting for a download
+        only to stop what it was for."""
         await self._feed((framework_id, task_id), KillRequested(grace, state, reason, message))
+        fetch = self._fetches.get((framework_id, task_id))
+        if fetch is not None:
+            fetch.cancel()
 
     async def health_verdict(self, key: TaskKey, healthy: bool | None,
                              kill_message: str | None = None) -> None:
@@ -301,6 +310,8 @@ class TaskManager:
         kind = task.cp.containerizer
         try:
             spec = self._spec(task)
+            if self.fetch is not None:  # first: only the fetch writes into the sandbox
+                await self._fetch(task, spec, self.fetch)
             if self.secrets is not None:  # see agent/secrets.py
                 spec = await self.secrets.prepare(task, spec, secrets)
             if self.prepare_spec is not None:  # volumes (see agent/volumes.py)
@@ -313,6 +324,22 @@ class TaskManager:
             log.exception("launch of %s failed", task.task_id)
             return LaunchFailed(f"launch failed: {exc}")
         return Started(container)
+
+    async def _fetch(self, task: AgentTaskState, spec: LaunchSpec,
+                     fetch: Callable[[AgentTaskState, LaunchSpec], Awaitable[None]]) -> None:
+        """Run ``fetch`` where ``kill`` can cancel it; cancelled so, it raises
+        ``LaunchError`` (the lifecycle reports the kill)."""
+        job = asyncio.ensure_future(fetch(task, spec))
+        self._fetches[task.key] = job
+        try:
+            await job
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not job.cancelled() or (current is not None and current.cancelling()):
+                raise
+            raise LaunchError("Fetching the task's URIs was cancelled") from None
+        finally:
+            del self._fetches[task.key]
 
     async def _timed_launch(self, kind: str, containerizer: Containerizer,
                             spec: LaunchSpec) -> Container:

@@ -56,6 +56,15 @@ def split_masters(text: str) -> list[str]:
               help="Seconds between task and volume usage reports to the master (0: none).")
 @click.option("--allowed-host-paths", default="",
               help="Comma list of path prefixes host-path volumes may use (default: none).")
+@click.option("--fetcher-cache-size", default=2048.0, show_default=True,
+              type=click.FloatRange(min=0),
+              help="MB of downloads the fetcher keeps for URIs marked cache (0: no cache).")
+@click.option("--fetcher-timeout", default=300.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds one URI's download may take before the task fails.")
+@click.option("--fetcher-max-size", default=4096.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="MB one fetched URI may have at most.")
 @click.option("--allow-privileged-principal", "privileged_principals", multiple=True,
               metavar="NAME", help="Principal (pattern) whose Docker tasks may be privileged.")
 @click.option("--allow-host-network-principal", "host_network_principals", multiple=True,
@@ -81,7 +90,8 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
           containerizers: str | None, agent_secret_file: Path | None, ca_file: Path | None,
           credentials: Path | None, acls: Path | None, tls_cert: Path | None,
           tls_key: Path | None, insecure: bool, status_update_retry: float,
-          usage_interval: float, allowed_host_paths: str,
+          usage_interval: float, allowed_host_paths: str, fetcher_cache_size: float,
+          fetcher_timeout: float, fetcher_max_size: float,
           privileged_principals: tuple[str, ...], host_network_principals: tuple[str, ...],
           capability_grants: tuple[str, ...], container_capabilities: str | None,
           read_only_rootfs: bool, executor_registration_timeout: float,
@@ -129,6 +139,8 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
         allowed_host_paths=host_paths,
         executor_registration_timeout=executor_registration_timeout,
         executor_reregistration_timeout=executor_reregistration_timeout,
+        fetcher_cache_size_mb=fetcher_cache_size, fetcher_timeout=fetcher_timeout,
+        fetcher_max_size_mb=fetcher_max_size,
     )
     holder: dict[str, Agent] = {}
 

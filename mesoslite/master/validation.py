@@ -20,6 +20,7 @@ from mesoslite.messages.mesos import (
 )
 from mesoslite.resources import ResourceError, Resources
 from mesoslite.secrets.refs import validate_refs
+from mesoslite.uris import validate_uris
 
 MAX_ID_LENGTH = 255
 _BAD_ID_CHARS = re.compile(r"[\s/\\\x00-\x1f\x7f]")
@@ -112,7 +113,8 @@ def _validate_executor_program(executor: ExecutorInfo, containerizers: list[str]
     if command is not None and not command.value and not command.arguments and (
             container is None):
         return "Task 'executor.command.value' must name the program to run"
-    return None
+    error = validate_uris(command.uris, "executor.command.uris") if command else None
+    return f"Task {error}" if error else None
 
 
 def _validate_command_and_container(task: TaskInfo, containerizers: list[str]) -> str | None:
@@ -134,6 +136,9 @@ def _validate_command_and_container(task: TaskInfo, containerizers: list[str]) -
             container is None
         ):
             return "Task 'command.value' must name the executable when 'command.shell' is false"
+        error = validate_uris(command.uris, "command.uris")  # what the fetcher takes
+        if error:
+            return f"Task {error}"
     grace = task.kill_policy.grace_period if task.kill_policy else None
     if grace is not None and grace.nanoseconds < 0:
         return "Task 'kill_policy.grace_period' must not be negative"

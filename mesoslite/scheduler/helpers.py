@@ -14,6 +14,7 @@ from mesoslite.messages.attributes import attributes_text
 from mesoslite.messages.mesos import (
     Attribute,
     CommandInfo,
+    CommandURI,
     ContainerInfo,
     Environment,
     EnvironmentVariable,
@@ -50,6 +51,7 @@ def task_info(
     health_check: HealthCheck | None = None,
     role: str | None = None,
     data: bytes | None = None,
+    uris: Iterable[str | CommandURI] = (),
 ) -> TaskInfo:
     """A ``TaskInfo`` for a command task.
 
@@ -58,8 +60,11 @@ def task_info(
     omitted to run the image's own entrypoint.  ``mem`` and ``disk`` are in MB;
     ``ports`` are host ports taken from the offer's ``ports`` ranges.  ``role`` marks
     the resources as allocated to that role, which MULTI_ROLE frameworks must do
-    (use the offer's ``allocation_info.role``).  Raises ``ValueError`` on a bad
-    combination and ``ResourceError`` on negative amounts.
+    (use the offer's ``allocation_info.role``).  ``uris`` are fetched into the
+    sandbox before the task starts (a plain string: a URL or path, extracted if it is
+    an archive; a ``CommandURI`` for ``executable``, ``cache``, ``output_file``; see
+    docs/fetcher.md).  Raises ``ValueError`` on a bad combination and
+    ``ResourceError`` on negative amounts.
     """
     if cmd is not None and argv is not None:
         raise ValueError("give either cmd (a shell command) or argv (a program), not both")
@@ -73,6 +78,7 @@ def task_info(
         command = CommandInfo(shell=False)  # the image's entrypoint and cmd
     else:
         raise ValueError("a task needs cmd or argv (or a container image to run)")
+    command.uris = [CommandURI(value=u) if isinstance(u, str) else u for u in uris]
     if env:
         command.environment = Environment(
             variables=[EnvironmentVariable(name=k, value=v) for k, v in sorted(env.items())]

@@ -37,6 +37,8 @@ class ClusterSpec:
     usage_interval: float = 5.0
     allowed_host_paths: list[str] = field(default_factory=list)
     executor_registration_timeout: float = 60.0
+    fetcher_cache_size_mb: float = 2048.0  # the agents' fetcher (docs/fetcher.md)
+    fetcher_timeout: float = 300.0
     secrets_key: Keyring | None = None  # seals secrets at rest (docs/secrets.md)
     # Docker hardening (docs/security.md); local_dev allows host networking to all.
     container_policy: ContainerPolicy = field(default_factory=ContainerPolicy.local_dev)
@@ -130,6 +132,8 @@ class LocalCluster:
             containerizers=spec.containerizers or ["process"],
             usage_interval=spec.usage_interval, allowed_host_paths=spec.allowed_host_paths,
             executor_registration_timeout=spec.executor_registration_timeout,
+            fetcher_cache_size_mb=spec.fetcher_cache_size_mb,
+            fetcher_timeout=spec.fetcher_timeout,
         )
 
     async def start_agent(self, index: int) -> Agent:

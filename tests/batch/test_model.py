@@ -71,11 +71,41 @@ def test_durations():
      "constraints[0][2]"),
     ({"id": "a", "command": "x", "backoff": {"factor": 0.5}}, "backoff.factor"),
     ({"id": "a", "command": True}, "command"),
+    ({"id": "a", "command": "x", "artifacts": ["ftp://h/a.tgz"]}, "artifacts[0].uri"),
+    ({"id": "a", "command": "x", "artifacts": [{"uri": "/a", "output_file": "../b"}]},
+     "artifacts[0].output_file"),
+    ({"id": "a", "command": "x", "artifacts": [{"uri": "/a", "cache": "yes"}]},
+     "artifacts[0].cache"),
+    ({"id": "a", "command": "x", "artifacts": [{"url": "/a"}]}, "artifacts[0].url"),
+    ({"id": "a", "command": "x", "artifacts": "http://h/a"}, "artifacts"),
+    ({"id": "m", "run": {"cmd": "x", "artifacts": [{"uri": "s3://b/k"}]}},
+     "run.artifacts[0].uri"),
 ])
 def test_errors_name_the_field(doc, path):
     with pytest.raises(SpecError) as err:
         parse_job(doc)
     assert err.value.details[0][0] == path, err.value.details
+
+
+def test_artifacts_are_inherited_and_round_trip():
+    spec = parse_job({"id": "a", "command": "x", "artifacts": [
+        "http://h/tool.tgz", {"uri": "/srv/run.sh", "executable": True, "cache": True,
+                              "output_file": "bin/run"}],
+        "steps": [{"name": "one"}, {"name": "two", "artifacts": []}]})
+    one, two = spec.steps
+    assert [a.to_json() for a in one.artifacts] == [
+        {"uri": "http://h/tool.tgz", "executable": False, "extract": True, "cache": False},
+        {"uri": "/srv/run.sh", "executable": True, "extract": True, "cache": True,
+         "output_file": "bin/run"}]
+    assert two.artifacts == ()
+    assert parse_job(spec.to_json()) == spec
+
+
+def test_metronome_artifacts_map_to_artifacts():
+    spec = parse_job({"id": "m", "run": {"cmd": "x", "artifacts": [
+        {"uri": "http://h/a.zip", "executable": False, "extract": False, "cache": True}]}})
+    [artifact] = spec.steps[0].artifacts
+    assert (artifact.uri, artifact.extract, artifact.cache) == ("http://h/a.zip", False, True)
 
 
 names = st.from_regex(r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)

@@ -20,6 +20,7 @@ from mesoslite.agent.containerizers import docker_available
 from mesoslite.agent.containerizers.docker_spec import LABEL_RUNTIME_ID, LABEL_TASK_ID
 from mesoslite.master.core import MasterConfig
 from mesoslite.messages.mesos import (
+    CommandURI,
     ContainerInfo,
     ContainerType,
     DockerInfo,
@@ -154,6 +155,7 @@ async def launch_docker(
     agent_id: str | None = None,
     force_pull: bool = False,
     mappings: Callable[[list[int]], list[PortMapping]] | None = None,
+    uris: Sequence[str | CommandURI] = (),
 ) -> TaskInfo:
     """Launch one docker task into the next fitting offer.  Host ports are taken from
     the offer: one per ``container_ports`` entry (mapped in order) plus ``extra_ports``;
@@ -178,7 +180,7 @@ async def launch_docker(
         image=image, network=network, port_mappings=port_mappings, force_pull_image=force_pull,
         parameters=[Parameter(key=k, value=v) for k, v in parameters]))
     task = task_info(task_id, task_id, offer.agent_id, cmd=cmd, cpus=cpus, mem=mem, ports=hosts,
-                     container=container, health_check=health_check)
+                     container=container, health_check=health_check, uris=uris)
     if grace is not None:
         task.kill_policy = KillPolicy(grace_period=DurationInfo(nanoseconds=int(grace * 1e9)))
     await fw.launch(offer, [task], refuse_seconds=0)  # the rest is re-offered at once

@@ -96,13 +96,47 @@ async def test_malformed_json_is_400(offline) -> None:
 
 
 async def test_unknown_and_unhonoured_fields_are_accepted_and_named(offline) -> None:
-    app = {**APP, "fetch": [{"uri": "http://example.com/x.tgz"}], "user": "nobody",
+    app = {**APP, "storeUrls": ["http://example.com/x"], "user": "nobody",
            "someFutureField": {"x": 1}}
     status, body, headers = await offline.call("POST", "/v2/apps", app)
     assert status == 201
-    assert body["fetch"] == [{"uri": "http://example.com/x.tgz"}] and body["user"] == "nobody"
+    assert body["storeUrls"] == ["http://example.com/x"] and body["user"] == "nobody"
     assert "someFutureField" not in body
-    assert "fetch" in headers["Warning"] and "user" in headers["Warning"]
+    assert "storeUrls" in headers["Warning"] and "user" in headers["Warning"]
+
+
+async def test_fetch_is_honoured_and_rendered_as_marathon_does(offline) -> None:
+    app = {**APP, "fetch": [{"uri": "http://example.com/x.tgz"},
+                            {"uri": "/opt/run.sh", "executable": True, "cache": True,
+                             "destPath": "bin/run"}]}
+    status, body, headers = await offline.call("POST", "/v2/apps", app)
+    assert status == 201 and "Warning" not in headers
+    assert body["fetch"] == [
+        {"uri": "http://example.com/x.tgz", "extract": True, "executable": False,
+         "cache": False},
+        {"uri": "/opt/run.sh", "extract": True, "executable": True, "cache": True,
+         "destPath": "bin/run"}]
+
+
+async def test_legacy_uris_become_fetch(offline) -> None:
+    status, body, _ = await offline.call(
+        "POST", "/v2/apps", {**APP, "uris": ["http://example.com/app.zip"]})
+    assert status == 201
+    assert body["fetch"] == [{"uri": "http://example.com/app.zip", "extract": True,
+                              "executable": False, "cache": False}]
+    assert "uris" not in body
+
+
+@pytest.mark.parametrize(("extra", "path"), [
+    ({"fetch": [{"uri": "http://e/a"}, {"uri": "ftp://e/b.tgz"}]}, "/fetch(1)/uri"),
+    ({"fetch": [{"uri": "http://e/a", "destPath": "../a"}]}, "/fetch(0)/destPath"),
+    ({"uris": ["hdfs://nn/app.jar"]}, "/uris(0)"),
+    ({"uris": ["http://e/a"], "fetch": [{"uri": "http://e/b"}]}, "/uris"),
+])
+async def test_what_the_fetcher_cannot_take_is_422_with_the_field(offline, extra, path) -> None:
+    status, body, _ = await offline.call("POST", "/v2/apps", {**APP, **extra})
+    assert status == 422, body
+    assert [d["path"] for d in body["details"]] == [path]
 
 
 async def test_legacy_docker_networking_is_read(offline) -> None:

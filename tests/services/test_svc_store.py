@@ -23,7 +23,8 @@ def store_url(request, tmp_path) -> str:
 def populated() -> ServicesState:
     state = ServicesState()
     app, _ = parse_app({"id": "/prod/web", "cmd": "sleep 1", "instances": 2,
-                        "fetch": [{"uri": "x"}], "labels": {"a": "b"}})
+                        "fetch": [{"uri": "/opt/x", "cache": True}], "user": "nobody",
+                        "labels": {"a": "b"}})
     operations.create_app(state, app, 1000.0)
     operations.scale_app(state, "/prod/web", 3, 1001.0, force=True)
     state.put_task(TaskRecord(id="prod_web.1", app_id="/prod/web", version="v", config_version="c",
@@ -48,7 +49,8 @@ def test_round_trip(store_url) -> None:
         assert loaded.versions == state.versions
         assert loaded.deployments == state.deployments
         assert loaded.tasks == state.tasks and snap.meta["framework_id"] == "fw-1"
-        assert loaded.apps["/prod/web"].passthrough == {"fetch": [{"uri": "x"}]}
+        assert loaded.apps["/prod/web"].passthrough == {"user": "nobody"}
+        assert loaded.apps["/prod/web"].fetch[0].cache
         # deletions
         operations.delete_app(loaded, "/prod/web", 1002.0, force=True)
         loaded.drop_task("prod_web.1")

@@ -353,6 +353,14 @@ def test_kill_while_the_container_starts_stops_it_once_it_is_recorded():
                              "Framework shut down")]
 
 
+def test_a_launch_abandoned_for_a_kill_reports_the_kill():
+    core = core_in(Phase.LAUNCHING)
+    assert core.handle(KEY, KillRequested()) == []
+    out = core.handle(KEY, LaunchFailed("Fetching the task's URIs was cancelled"))
+    assert updates(out) == [(S.TASK_KILLED, Reason.REASON_TASK_KILLED_DURING_LAUNCH,
+                             "Killed during launch")]
+
+
 def test_a_duplicate_launch_is_ignored_and_changes_nothing():
     core = core_in(Phase.RUNNING)
     [ignored] = core.handle(KEY, launch(task_info(docker=True)))

@@ -172,6 +172,8 @@ class DockerContainer(Container):
                 return
             if resume_logs:
                 self._copier.restore()
+            else:
+                self._copier.begin()
             term = self._follow_until_stopped(self._copier)
         except _Closed:
             return

@@ -8,7 +8,8 @@ timestamp, and the size of both files after it.  The position is written next to
 container's other records (atomically, at most every ``PERSIST_INTERVAL`` s and at the
 end of every stream), so an agent restarted after ``kill -9`` truncates the files back
 to the last recorded position and asks the engine for the entries ``since`` that
-timestamp: nothing is lost and nothing is copied twice.
+timestamp: nothing is lost and nothing is copied twice.  What the files held before
+the container started (the fetcher's log) is part of the first position, so it stays.
 
 Blocking (the docker SDK is): runs in the container's watcher thread.  Uses the SDK's
 low-level request helpers (``_get``, ``_url``, ...) because its public ``logs()``
@@ -84,6 +85,13 @@ class LogCopier:
         self._sock: Any = None
         self._lock = threading.Lock()
         self._interrupted = False
+
+    def begin(self) -> None:
+        """A new container: what the files hold already (the fetch log, notes written
+        before the launch) counts as copied, so a later ``restore`` keeps it."""
+        sizes = {s: p.stat().st_size if p.exists() else 0 for s, p in self._paths.items()}
+        self.pos = LogPosition(stdout=sizes[1], stderr=sizes[STREAM_STDERR])
+        self.persist()
 
     def restore(self) -> None:
         """Resume from the recorded position: files cut back to what it covers."""
