@@ -26,7 +26,7 @@ from mesoslite.master.reservations import (
     task_volume_ids,
     unreserve,
 )
-from mesoslite.master.validation import task_resources, validate_task
+from mesoslite.master.validation import task_resources, validate_group, validate_task
 from mesoslite.messages.agent import (
     Ack,
     AckUpdates,
@@ -98,8 +98,9 @@ class TaskOps(FrameworkOps):
             if op.type in _LAUNCH_TYPES:
                 accepted = self._launch_operation(framework_id, op, agent, ledger, seen, now)
                 if accepted:
-                    group = op.type == OperationType.LAUNCH_GROUP
-                    run.append(LaunchTasks(framework=fw_info, tasks=accepted, group=group))
+                    group = op.launch_group if op.type == OperationType.LAUNCH_GROUP else None
+                    run.append(LaunchTasks(framework=fw_info, tasks=accepted, group=bool(group),
+                                           executor=group.executor if group else None))
             else:
                 destroyed += self._reservation_operation(framework_id, op, agent, ledger)
         if ledger.unreserved:
@@ -205,16 +206,18 @@ class TaskOps(FrameworkOps):
         accepted: list[tuple[TaskInfo, Resources]] = []
         errors: dict[str, str] = {}
         before = ledger.copy()
-        for info in infos:
+        group_error = validate_group(framework_id, op.launch_group) if (
+            is_group and op.launch_group) else None
+        for info in infos if group_error is None else []:
             info, resources, error = self._take_task(framework_id, info, agent, ledger, seen)
             seen.add(info.task_id.value)
             if error is not None:
                 errors[info.task_id.value] = error
             else:
                 accepted.append((info, resources))
-        if is_group and errors:
+        if is_group and (errors or group_error):
             reason = Reason.REASON_TASK_GROUP_INVALID
-            first = next(iter(errors.values()))
+            first = group_error or next(iter(errors.values()))
             errors = {i.task_id.value: errors.get(i.task_id.value, first) for i in infos}
             accepted = []
             ledger.unreserved, ledger.reserved = before.unreserved, before.reserved

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mesoslite.messages.mesos import CapabilityType, ExecutorInfo, Reason, TaskState
+from mesoslite.messages.mesos import ID, CapabilityType, ExecutorInfo, Reason, TaskState
 from mesoslite.scheduler import offer_resources, task_info
 from mesoslite.testing.http import get_bytes, get_json
 from mesoslite.testing.poll import wait_for
@@ -134,7 +134,8 @@ async def test_several_tasks_in_one_offer_and_a_launch_group(cluster, framework)
     offer = await framework.offer()
     group = [task_info(f"g{i}", f"g{i}", offer.agent_id, cmd="true") for i in range(2)]
     framework.sched.open_offers.pop(offer.id.value, None)
-    await framework.driver.launch_group([offer], ExecutorInfo(type="DEFAULT"), group)
+    await framework.driver.launch_group(
+        [offer], ExecutorInfo(type="DEFAULT", executor_id=ID("g")), group)
     for i in range(2):
         await framework.wait_state(f"g{i}", TaskState.TASK_FINISHED)
 
