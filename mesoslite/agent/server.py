@@ -300,6 +300,9 @@ class Agent:
             values = {(v.framework_id, v.task_id): v for v in message.secrets}
             for launch in message.launches:
                 fid = launch.framework.id.value if launch.framework.id else ""
+                if launch.group:  # one task group (agent/task_groups.py)
+                    self.tasks.start_group(launch, values)
+                    continue
                 for info in launch.tasks:
                     self.tasks.start_launch(launch.framework, info,
                                             values.get((fid, info.task_id.value)))
@@ -379,6 +382,7 @@ class Agent:
             "containerizers": sorted(self.containerizers),
             "tasks": [
                 {"framework_id": t.framework_id, "id": t.task_id, "state": t.state.value,
+                 "executor_id": t.executor_id,
                  "container_id": t.cp.container_id, "containerizer": t.cp.containerizer,
                  "sandbox": str(self.cp.sandbox(t.framework_id, t.task_id))}
                 for t in self.tasks.tasks.values()
