@@ -13,6 +13,9 @@ Layout under the work dir::
     sandboxes/<framework_id>/<task_id>/        stdout, stderr, the task's files
     sandboxes/<framework_id>/executors/<executor_id>/
                                                a custom executor's (and its tasks') sandbox
+    sandboxes/<framework_id>/<executor_id>/    a task group's sandbox, shared by its tasks
+    sandboxes/<framework_id>/<executor_id>/tasks/<task_id>/   a group task's own sandbox;
+        sandboxes/<framework_id>/<task_id> is then a symlink to it (HTTP, logs find it)
 
 Every write is atomic (temporary file, fsync, rename, fsync of the directory), so a
 crash leaves either the old or the new file, never a torn one.  A file that fails to
@@ -53,6 +56,22 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
+class GroupMembership(msgspec.Struct, omit_defaults=True):
+    """The task group (LAUNCH_GROUP) a task belongs to, checkpointed with each of its
+    tasks (see ``agent/task_groups.py``).  ``members``: every task id of the group in
+    the order of the LAUNCH_GROUP (the first names the group); ``network_owner``: the
+    task whose Docker network namespace the group's other Docker tasks join, and
+    ``network_container`` the container id it runs as; ``failure``: set once the group
+    is being killed, saying why (a restarted agent finishes the job)."""
+
+    executor_id: str
+    members: list[str]
+    network_owner: str | None = None
+    network_container: str | None = None
+    failure: str | None = None
+    executor: ExecutorInfo | None = None
+
+
 class TaskCheckpoint(msgspec.Struct, omit_defaults=True):
     framework_id: str
     task: TaskInfo
@@ -61,6 +80,7 @@ class TaskCheckpoint(msgspec.Struct, omit_defaults=True):
     record: dict[str, Any] | None = None  # set once the container runs
     launched_at: float = 0.0
     kill_requested: bool = False
+    group: GroupMembership | None = None
 
 
 class UpdatesCheckpoint(msgspec.Struct, omit_defaults=True):
@@ -135,6 +155,8 @@ class Checkpoints:
         return self.meta / framework_id / task_id
 
     def sandbox(self, framework_id: str, task_id: str) -> Path:
+        """Where a task's (or an executor's) sandbox is found: for a group's task a
+        symlink to its own sandbox inside the group's."""
         return self.sandboxes / framework_id / task_id
 
     def executor_dir(self, framework_id: str, executor_id: str) -> Path:
@@ -142,6 +164,23 @@ class Checkpoints:
 
     def executor_sandbox(self, framework_id: str, executor_id: str) -> Path:
         return self.sandboxes / framework_id / "executors" / executor_id
+    def group_task_sandbox(self, framework_id: str, executor_id: str, task_id: str) -> Path:
+        """A group task's own sandbox, inside its group's (its executor's)."""
+        return self.sandbox(framework_id, executor_id) / "tasks" / task_id
+
+    def prepare_group_sandbox(self, framework_id: str, executor_id: str, task_id: str,
+                              fresh_group: bool) -> None:
+        """Make a group task's sandbox and the symlink ``sandbox(framework_id,
+        task_id)`` to it; ``fresh_group``: first empty the group's sandbox (left by an
+        earlier group of the same executor id)."""
+        if fresh_group:
+            _remove(self.sandbox(framework_id, executor_id))
+        own = self.group_task_sandbox(framework_id, executor_id, task_id)
+        _remove(own)
+        own.mkdir(parents=True)
+        link = self.sandbox(framework_id, task_id)
+        _remove(link)
+        link.symlink_to(own.relative_to(link.parent))
 
     # -- writes ---------------------------------------------------------------
 
@@ -214,6 +253,14 @@ class Checkpoints:
             cp = _read(path, ExecutorCheckpoint)
             if cp is not None:
                 yield RecoveredExecutor(cp, tasks.get((cp.framework_id, cp.executor_id), []))
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, a symlink (not its target) or a directory tree, if any."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def _read(path: Path, cls: type) -> Any:

@@ -11,6 +11,7 @@ A task's phases (``Phase``) and the Mesos state it reports on the way::
     ANNOUNCING  TASK_STARTING being queued
     LAUNCHING   the containerizer starts the container
     RECORDING   the container's record being checkpointed
+    READY       a group's task: watched, waiting for the rest of its group
     RUNNING     watched; health checks run             TASK_RUNNING
     KILLING     TERM sent, KILL once the grace is over (TASK_KILLING if the framework asked)
     RECOVERING  after an agent restart: re-attaching
@@ -32,6 +33,11 @@ kill reports; the exit cancels the timer (``CancelGraceTimer``; one that fired j
 before is ignored).  Timers die with the agent: a task re-attached while it was being
 killed runs until it is killed again.
 
+A task of a group (LAUNCH_GROUP) is ``held``: once its container runs it waits in
+READY (``AwaitGroup``) until its group releases it (``Released``: every task of the
+group runs; see ``task_groups.py``), so no task of a group reports RUNNING unless
+all of them started.  A held task killed before that never reports RUNNING.
+
 Every (phase, stimulus) pair is explicit: ``_TRANSITIONS`` acts, ``_IGNORED`` names
 why nothing happens, and any other pair cannot happen and raises
 ``InvalidTransition`` (a bug in the executor, not a runtime condition).
@@ -44,7 +50,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from mesoslite.agent.checkpoint import TaskCheckpoint
+from mesoslite.agent.checkpoint import GroupMembership, TaskCheckpoint
 from mesoslite.agent.containerizers.base import Container, StopKind, Termination
 from mesoslite.messages.mesos import (
     CapabilityType,
@@ -68,6 +74,7 @@ class Phase(enum.Enum):
     ANNOUNCING = "announcing"
     LAUNCHING = "launching"
     RECORDING = "recording"
+    READY = "ready"
     RUNNING = "running"
     KILLING = "killing"
     RECOVERING = "recovering"
@@ -88,7 +95,8 @@ class KillOrder:
 class AgentTaskState:
     """One task on this agent.  ``state`` is the latest state reported for it;
     ``container`` is set once it runs (opaque here: only the executor calls it);
-    ``forced``: its container was sent KILL."""
+    ``forced``: its container was sent KILL; ``held``: a group's task whose RUNNING
+    waits for its group."""
 
     framework_id: str
     cp: TaskCheckpoint
@@ -97,10 +105,16 @@ class AgentTaskState:
     container: Container | None = None
     kill: KillOrder | None = None
     forced: bool = False
+    held: bool = False
 
     @property
     def task_id(self) -> str:
         return self.cp.task.task_id.value
+
+    @property
+    def executor_id(self) -> str:
+        """Its group's executor, else its own built-in one (named after the task)."""
+        return self.cp.group.executor_id if self.cp.group is not None else self.task_id
 
     @property
     def key(self) -> TaskKey:
@@ -116,12 +130,16 @@ class AgentTaskState:
 
 @dataclass(frozen=True)
 class Launch:
-    """The master asked to run ``info``; ``now`` (wall clock) is when."""
+    """The master asked to run ``info``; ``now`` (wall clock) is when.  ``group``: the
+    task group it belongs to (the task is then held); ``kill``: a kill that came
+    before the launch (its group failed first)."""
 
     framework: FrameworkInfo
     info: TaskInfo
     container_id: str
     now: float
+    group: GroupMembership | None = None
+    kill: KillRequested | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +149,7 @@ class Recovered:
 
     checkpoint: TaskCheckpoint
     latest: TaskState | None
+    held: bool = False  # a group's task whose group has not reported RUNNING
 
 
 @dataclass(frozen=True)
@@ -200,9 +219,14 @@ class TerminalAcknowledged:
     """The framework acknowledged the terminal update; nothing else is pending."""
 
 
+@dataclass(frozen=True)
+class Released:
+    """Every task of the held task's group runs: it may report RUNNING."""
+
+
 Stimulus = (Launch | Recovered | Checkpointed | CheckpointFailed | Announced | Started
             | LaunchFailed | Reattached | ReattachFailed | Exited | KillRequested | GraceOver
-            | HealthVerdict | TerminalAcknowledged)
+            | HealthVerdict | TerminalAcknowledged | Released)
 STIMULI: tuple[type, ...] = Stimulus.__args__  # every stimulus type
 
 
@@ -284,6 +308,12 @@ class ReleaseSecrets:
 
 
 @dataclass(frozen=True)
+class AwaitGroup:
+    """Tell the task's group that its container runs.  Outcome: Released, for this
+    task and the group's others, once all of them run."""
+
+
+@dataclass(frozen=True)
 class Forget:
     """Drop the task's update stream and checkpoint (its sandbox stays)."""
 
@@ -298,7 +328,7 @@ class Ignore:
 
 Instruction = (CheckpointTask | SendUpdate | StartContainer | RecoverContainer | WatchContainer
                | SignalContainer | StartGraceTimer | CancelGraceTimer | StartHealthChecks
-               | StopHealthChecks | ReleaseSecrets | Forget | Ignore)
+               | StopHealthChecks | ReleaseSecrets | AwaitGroup | Forget | Ignore)
 
 
 class InvalidTransition(Exception):
@@ -437,14 +467,18 @@ def _running(task: AgentTaskState) -> list[Instruction]:
 def _launch(c: TaskLifecycle, key: TaskKey, s: Launch) -> list[Instruction]:
     c.frameworks[key[0]] = s.framework
     cp = TaskCheckpoint(framework_id=key[0], task=s.info, container_id=s.container_id,
-                        containerizer=containerizer_for(s.info), launched_at=s.now)
-    c.tasks[key] = AgentTaskState(key[0], cp)
+                        containerizer=containerizer_for(s.info), launched_at=s.now,
+                        group=s.group)
+    task = c.tasks[key] = AgentTaskState(key[0], cp, held=s.group is not None)
+    if s.kill is not None:
+        task.kill = KillOrder(s.kill.state, s.kill.reason, s.kill.message, s.kill.grace)
     return [CheckpointTask(fresh=True)]
 
 
 def _recovered(c: TaskLifecycle, key: TaskKey, s: Recovered) -> list[Instruction]:
     cp = s.checkpoint
-    task = c.tasks[key] = AgentTaskState(cp.framework_id, cp, phase=Phase.RECOVERING)
+    task = c.tasks[key] = AgentTaskState(cp.framework_id, cp, phase=Phase.RECOVERING,
+                                         held=s.held)
     if s.latest is not None:
         task.state = s.latest
     if task.state.terminal:
@@ -473,9 +507,9 @@ def _announced(c: TaskLifecycle, task: AgentTaskState, s: Announced) -> list[Ins
     if kind not in c.containerizers:
         return _end(task, TaskState.TASK_FAILED, Reason.REASON_CONTAINER_LAUNCH_FAILED,
                     f"This agent has no {kind} containerizer")
-    if task.kill is not None:
+    if task.kill is not None:  # a group's task says why its group went
         return _end(task, TaskState.TASK_KILLED, Reason.REASON_TASK_KILLED_DURING_LAUNCH,
-                    "Killed during launch")
+                    task.kill.message if task.held else "Killed during launch")
     task.phase = Phase.LAUNCHING
     return [StartContainer()]
 
@@ -495,7 +529,23 @@ def _launch_failed(c: TaskLifecycle, task: AgentTaskState, s: LaunchFailed) -> l
 
 
 def _recorded(c: TaskLifecycle, task: AgentTaskState, s: Checkpointed) -> list[Instruction]:
+    if task.held:
+        return [WatchContainer(), *_await_group(task)]
     return [WatchContainer(), _update(task, TaskState.TASK_RUNNING), *_running(task)]
+
+
+def _await_group(task: AgentTaskState) -> list[Instruction]:
+    """A held task's container is watched: wait for the group, or stop it at once
+    (never reported RUNNING) if a kill came meanwhile."""
+    if task.kill is not None:
+        return _terminate(task)
+    task.phase = Phase.READY
+    return [AwaitGroup()]
+
+
+def _released(c: TaskLifecycle, task: AgentTaskState, s: Released) -> list[Instruction]:
+    task.held = False
+    return [_update(task, TaskState.TASK_RUNNING), *_running(task)]
 
 
 def _record_failed(c: TaskLifecycle, task: AgentTaskState,
@@ -555,6 +605,8 @@ def _verdict(c: TaskLifecycle, task: AgentTaskState, s: HealthVerdict) -> list[I
 def _reattached(c: TaskLifecycle, task: AgentTaskState, s: Reattached) -> list[Instruction]:
     task.container = s.container
     out: list[Instruction] = [WatchContainer()]
+    if task.held and task.state != TaskState.TASK_RUNNING:
+        return out + _await_group(task)
     if task.state != TaskState.TASK_RUNNING:
         out.append(_update(task, TaskState.TASK_RUNNING))
     return out + _running(task)
@@ -575,8 +627,8 @@ def _acknowledged(c: TaskLifecycle, task: AgentTaskState,
 # ---------------------------------------------------------------- the table
 
 _P = Phase
-_LIVE = (_P.PREPARING, _P.ANNOUNCING, _P.LAUNCHING, _P.RECORDING, _P.RUNNING, _P.KILLING,
-         _P.RECOVERING, _P.ENDED)
+_LIVE = (_P.PREPARING, _P.ANNOUNCING, _P.LAUNCHING, _P.RECORDING, _P.READY, _P.RUNNING,
+         _P.KILLING, _P.RECOVERING, _P.ENDED)
 _BEFORE_CONTAINER = (_P.PREPARING, _P.ANNOUNCING, _P.LAUNCHING, _P.RECORDING, _P.RECOVERING)
 
 _CREATE: dict[type, Callable[[TaskLifecycle, TaskKey, Any], list[Instruction]]] = {
@@ -594,6 +646,9 @@ _TRANSITIONS: dict[tuple[Phase, type], Callable[[TaskLifecycle, AgentTaskState, 
     (_P.RECORDING, Checkpointed): _recorded,
     (_P.RECORDING, CheckpointFailed): _record_failed,
     (_P.RUNNING, Exited): _exited,
+    (_P.READY, Exited): _exited,
+    (_P.READY, KillRequested): _kill_now,
+    (_P.READY, Released): _released,
     (_P.KILLING, Exited): _exited,
     (_P.RECOVERING, Exited): _exited,
     (_P.RUNNING, KillRequested): _kill_now,
@@ -614,6 +669,9 @@ _IGNORED: dict[tuple[Phase, type], Ignore] = {
     # A grace timer that fired just before the container's exit cancelled it.
     (_P.ENDED, GraceOver): Ignore("the container has ended"),
     (_P.ABSENT, GraceOver): Ignore("no such task"),
+    (_P.ABSENT, Released): Ignore("no such task"),
+    **{(phase, Released): Ignore("not waiting for its group")
+       for phase in _LIVE if phase is not _P.READY},
     **{(phase, Launch): Ignore("duplicate launch: the task is already known", notable=True)
        for phase in _LIVE},
     **{(phase, HealthVerdict): Ignore("the task is not running")

@@ -297,6 +297,7 @@ class Agent:
     def _register_message(self) -> Register:
         cfg = self.config
         executor_tasks, executors = self.executors.for_register()
+        executors += self.tasks.group_executors()
         frameworks = dict(self.tasks.frameworks)
         for run in self.executors.runs.values():
             frameworks.setdefault(run.key[0], run.cp.framework)
@@ -338,8 +339,11 @@ class Agent:
             values = {(v.framework_id, v.task_id): v for v in message.secrets}
             for launch in message.launches:
                 fid = launch.framework.id.value if launch.framework.id else ""
+                if launch.group:  # one task group (agent/task_groups.py)
+                    self.tasks.start_group(launch, values)
+                    continue
                 for info in launch.tasks:
-                    if info.executor is not None and not launch.group:
+                    if info.executor is not None:
                         self._background(self.executors.launch(launch.framework, info))
                         continue
                     self.tasks.start_launch(launch.framework, info,
@@ -458,6 +462,7 @@ class Agent:
             "containerizers": sorted(self.containerizers),
             "tasks": [
                 {"framework_id": t.framework_id, "id": t.task_id, "state": t.state.value,
+                 "executor_id": t.executor_id,
                  "container_id": t.cp.container_id, "containerizer": t.cp.containerizer,
                  "sandbox": str(self.cp.sandbox(t.framework_id, t.task_id))}
                 for t in self.tasks.tasks.values()

@@ -7,8 +7,8 @@ grace timers (on the event loop's clock: the lifecycle reads none).
 A task's life on the agent: checkpoint (task.json) -> TASK_STARTING -> container
 launched, record checkpointed -> TASK_RUNNING -> ended -> terminal update
 (FINISHED / FAILED / KILLED with Mesos' reasons) -> acknowledged -> forgotten (the
-sandbox stays for its logs).  The decisions are all in ``lifecycle.py``; this module
-only waits.
+sandbox stays for its logs).  The decisions are all in ``lifecycle.py``, and for the
+tasks of a LAUNCH_GROUP in ``task_groups.py``; this module only waits.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import logging
 import shutil
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from mesoslite.agent.containerizers.base import (
 )
 from mesoslite.agent.lifecycle import (
     AgentTaskState,
+    AwaitGroup,
     CancelGraceTimer,
     Checkpointed,
     CheckpointFailed,
@@ -46,10 +47,12 @@ from mesoslite.agent.lifecycle import (
     KillRequested,
     Launch,
     LaunchFailed,
+    Phase,
     Reattached,
     ReattachFailed,
     RecoverContainer,
     Recovered,
+    Released,
     ReleaseSecrets,
     SendUpdate,
     SignalContainer,
@@ -67,9 +70,17 @@ from mesoslite.agent.lifecycle import (
 from mesoslite.agent.observer import AgentObserver, NoObserver
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.task_env import task_environment
+from mesoslite.agent.task_groups import (
+    GroupBook,
+    KillMembers,
+    TaskGroup,
+    container_id_for,
+    joined_container,
+    membership_for,
+)
 from mesoslite.clock import Clock
 from mesoslite.faults import crash_point
-from mesoslite.messages.agent import AgentTask
+from mesoslite.messages.agent import AgentExecutor, AgentTask, LaunchTasks
 from mesoslite.messages.mesos import (
     ID,
     ContainerStatus,
@@ -83,6 +94,7 @@ from mesoslite.messages.mesos import (
 )
 
 if TYPE_CHECKING:
+    from mesoslite.agent.checkpoint import GroupMembership
     from mesoslite.agent.secrets import AgentSecrets
     from mesoslite.messages.agent import TaskSecrets
 
@@ -118,6 +130,7 @@ class TaskManager:
         self.clock = clock
         self.observer: AgentObserver = observer or NoObserver()
         self.lifecycle = TaskLifecycle(containerizers)
+        self.groups = GroupBook()
         self.closing = False
         self._launching: set[asyncio.Task[None]] = set()
         self._watchers: dict[TaskKey, asyncio.Task[None]] = {}
@@ -150,32 +163,69 @@ class TaskManager:
     # ---------------------------------------------------------------- stimuli in
 
     async def launch(self, framework: FrameworkInfo, info: TaskInfo,
-                     secrets: TaskSecrets | None = None) -> None:
+                     secrets: TaskSecrets | None = None,
+                     group: GroupMembership | None = None) -> None:
         """Run ``info``; returns once it runs or failed.  ``secrets``: the values of
-        the task's secret references (from the master)."""
+        the task's secret references (from the master); ``group``: the task group it
+        belongs to (see ``start_group``)."""
         assert framework.id is not None
-        launch = Launch(framework, info, str(uuid.uuid4()), self.clock.now())
-        await self._feed((framework.id.value, info.task_id.value), launch, secrets)
+        key = (framework.id.value, info.task_id.value)
+        kill = None
+        if group is not None and (failure := self.groups.launching(key)) is not None:
+            kill = KillRequested(message=failure)  # its group failed first: never to run
+        container_id = container_id_for(group, key[1]) or str(uuid.uuid4())
+        launch = Launch(framework, info, container_id, self.clock.now(), group, kill)
+        await self._feed(key, launch, secrets)
 
     def start_launch(self, framework: FrameworkInfo, info: TaskInfo,
                      secrets: TaskSecrets | None = None) -> None:
         """Launch in the background; ``kill_all`` waits for launches in flight."""
         if self.closing:
             return  # the master learns it never started when the agent re-registers
-        task = asyncio.create_task(self.launch(framework, info, secrets))
+        self._in_flight(self.launch(framework, info, secrets))
+
+    def start_group(self, launch: LaunchTasks,
+                    secrets: Mapping[TaskKey, TaskSecrets] | None = None) -> None:
+        """Launch a LAUNCH_GROUP's tasks as one group (``task_groups.py``) in the
+        background: the one owning the group's network namespace first, then the
+        others together.  ``secrets``: by (framework id, task id)."""
+        if self.closing or not launch.tasks:
+            return
+        assert launch.framework.id is not None
+        fid = launch.framework.id.value
+        group = self.groups.add(fid, membership_for(launch.executor, launch.tasks,
+                                                    str(uuid.uuid4())))
+        self._in_flight(self._launch_group(group, launch, secrets or {}))
+
+    async def _launch_group(self, group: TaskGroup, launch: LaunchTasks,
+                            secrets: Mapping[TaskKey, TaskSecrets]) -> None:
+        infos = {t.task_id.value: t for t in launch.tasks}
+        owner = (group.framework_id, group.membership.network_owner or "")
+        for n, wave in enumerate(group.launch_waves()):
+            if n > 0 and self.lifecycle.phase(owner) not in (Phase.READY, Phase.RUNNING):
+                await self._kill_members(self.groups.network_gone(owner))
+            await asyncio.gather(*(self.launch(launch.framework, infos[tid],
+                                               secrets.get((group.framework_id, tid)),
+                                               group.membership) for tid in wave))
+
+    def _in_flight(self, launch: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(launch)
         self._launching.add(task)
         task.add_done_callback(self._launching.discard)
 
     async def kill(self, framework_id: str, task_id: str, grace: float | None = None,
                    state: TaskState = TaskState.TASK_KILLED, reason: Reason | None = None,
                    message: str = "Task killed") -> None:
-        """Ask the task to stop; its terminal update follows once it is gone.  A fetch
-        under way for it is abandoned (as Mesos' agent does): no waiting for a download
-        only to stop what it was for."""
-        await self._feed((framework_id, task_id), KillRequested(grace, state, reason, message))
-        fetch = self._fetches.get((framework_id, task_id))
+        """Ask the task to stop; its terminal update follows once it is gone.  A task
+        group goes as a whole: its other tasks are killed too (each with its own
+        grace period).  A fetch under way for it is abandoned (as Mesos' agent does):
+        no waiting for a download only to stop what it was for."""
+        key = (framework_id, task_id)
+        await self._feed(key, KillRequested(grace, state, reason, message))
+        fetch = self._fetches.get(key)
         if fetch is not None:
             fetch.cancel()
+        await self._kill_members(self.groups.killed(key))
 
     async def health_verdict(self, key: TaskKey, healthy: bool | None,
                              kill_message: str | None = None) -> None:
@@ -187,9 +237,8 @@ class TaskManager:
             await self._feed((framework_id, task_id), TerminalAcknowledged())
 
     async def shutdown_framework(self, framework_id: str) -> None:
-        kills = [self.kill(fid, tid, message="Framework shut down",
-                           reason=Reason.REASON_FRAMEWORK_REMOVED)
-                 for (fid, tid) in list(self.tasks) if fid == framework_id]
+        order = KillRequested(message="Framework shut down", reason=Reason.REASON_FRAMEWORK_REMOVED)
+        kills = [self._feed(key, order) for key in list(self.tasks) if key[0] == framework_id]
         await asyncio.gather(*kills)
 
     async def kill_all(self, message: str = "Agent shut down") -> None:
@@ -198,8 +247,8 @@ class TaskManager:
         self.closing = True
         if self._launching:
             await asyncio.wait(set(self._launching), timeout=30)
-        await asyncio.gather(*(self.kill(fid, tid, message=message)
-                               for (fid, tid) in list(self.tasks)))
+        await asyncio.gather(*(self._feed(key, KillRequested(message=message))
+                               for key in list(self.tasks)))
         watchers = [w for w in self._watchers.values() if not w.done()]
         if watchers:
             await asyncio.wait(watchers, timeout=30)
@@ -209,13 +258,16 @@ class TaskManager:
         """Re-attach to tasks that kept running while the agent was down; containers
         neither theirs nor in ``also_known`` (the executors') are orphans."""
         self.frameworks.update(self.cp.frameworks())
-        for item in recovered:
-            cp = item.checkpoint
+        latest = [(item.checkpoint, item.updates.latest.state if item.updates else None)
+                  for item in recovered]
+        self.groups.restore(latest)
+        for item, (cp, state) in zip(recovered, latest, strict=True):
             key = (cp.framework_id, cp.task.task_id.value)
             if item.updates is not None:
                 self.updates.recover(*key, item.updates)
-            latest = item.updates.latest.state if item.updates is not None else None
-            await self._feed(key, Recovered(cp, latest))
+            await self._feed(key, Recovered(cp, state, self.groups.held(key)))
+        for kill in self.groups.failing():  # members re-attached after their group failed
+            await self._kill_members(kill)
         # Only containers we re-attached to are known: one started just before a crash
         # (no record checkpointed) is an orphan and must go.
         known = {t.cp.container_id for t in self.tasks.values() if t.container is not None}
@@ -250,6 +302,9 @@ class TaskManager:
                 await self._checkpoint(task, fresh, secrets)
             case SendUpdate():
                 await self._send(task, instruction)
+                if instruction.state.terminal:  # a group's other tasks may go with it
+                    await self._kill_members(self.groups.ended(
+                        task.key, instruction.state, instruction.message))
                 if instruction.then is not None:
                     await self._feed(task.key, instruction.then, secrets)
             case StartContainer():
@@ -277,16 +332,36 @@ class TaskManager:
             case ReleaseSecrets():
                 if self.secrets is not None:
                     await self.secrets.release(task)
+            case AwaitGroup():
+                for key in self.groups.started(task.key):
+                    await self._feed(key, Released())
             case Forget():
+                self.groups.forget(task.key)
                 self._watchers.pop(task.key, None)
                 self.updates.forget(*task.key)
                 await self._in_io(self.cp.remove_task, *task.key)
+
+    async def _kill_members(self, kill: KillMembers | None) -> None:
+        """Kill a group's tasks, its failure saved first with each live one (so a
+        restarted agent kills them too)."""
+        if kill is None:
+            return
+        for key in kill.keys:
+            member = self.tasks.get(key)
+            if member is not None and member.phase is not Phase.ENDED:
+                await self._in_io(self.cp.save_task, member.cp)
+        for key in kill.keys:
+            await self._feed(key, KillRequested(message=kill.message))
 
     async def _checkpoint(self, task: AgentTaskState, fresh: bool,
                           secrets: TaskSecrets | None) -> None:
         try:
             if fresh:
-                await self._in_io(self._prepare, task)
+                clash = self.groups.sandbox_clash(task.key, self.tasks.keys() - {task.key})
+                if clash is not None:
+                    await self._feed(task.key, CheckpointFailed(clash), secrets)
+                    return
+                await self._in_io(self._prepare, task, self.groups.claim_sandbox(task.key))
             else:
                 await self._in_io(self.cp.save_task, task.cp)
         except OSError as exc:
@@ -296,10 +371,16 @@ class TaskManager:
         crash_point("agent.launch.after_checkpoint" if fresh else "agent.launch.after_record")
         await self._feed(task.key, Checkpointed(), secrets)
 
-    def _prepare(self, task: AgentTaskState) -> None:
-        """Runs in the I/O thread: sandbox and checkpoints before anything starts."""
+    def _prepare(self, task: AgentTaskState, fresh_group: bool) -> None:
+        """Runs in the I/O thread: sandbox and checkpoints before anything starts.
+        ``fresh_group``: the task's group's shared sandbox is made afresh."""
         sandbox = self.cp.sandbox(task.framework_id, task.task_id)
-        if sandbox.exists():
+        if task.cp.group is not None:
+            self.cp.prepare_group_sandbox(task.framework_id, task.executor_id, task.task_id,
+                                          fresh_group)
+        elif sandbox.is_symlink():  # an earlier run of the same task id in a group
+            sandbox.unlink()
+        elif sandbox.exists():
             shutil.rmtree(sandbox, ignore_errors=True)  # an earlier run of the same task id
         sandbox.mkdir(parents=True, exist_ok=True)
         self.cp.save_framework(self.frameworks[task.framework_id])
@@ -402,7 +483,7 @@ class TaskManager:
             task_id=ID(task.task_id), state=state, message=update.message,
             source=Source.SOURCE_EXECUTOR if state not in _AGENT_STATES else Source.SOURCE_AGENT,
             reason=update.reason, agent_id=ID(self.identity.agent_id()),
-            executor_id=ID(task.task_id), healthy=update.healthy,
+            executor_id=ID(task.executor_id), healthy=update.healthy,
             container_status=ContainerStatus(container_id=ID(task.cp.container_id)),
         )
         await self.updates.add(task.framework_id, status)
@@ -414,10 +495,17 @@ class TaskManager:
     def _spec(self, task: AgentTaskState) -> LaunchSpec:
         resources = to_resources(task.info.resources)
         sandbox = self.cp.sandbox(task.framework_id, task.task_id)
+        group = task.cp.group
+        group_sandbox = None
+        if group is not None:  # see agent/task_groups.py
+            group_sandbox = self.cp.sandbox(task.framework_id, group.executor_id)
+            sandbox = self.cp.group_task_sandbox(task.framework_id, group.executor_id,
+                                                 task.task_id)
         ports = tuple(resources.port_list())
         env = task_environment(
             task.info, task.framework_id, self.identity.agent_id(), self.identity.hostname,
             self.identity.address, self.identity.port, str(sandbox), ports,
+            executor_id=task.executor_id, group_sandbox=group_sandbox,
         )
         return LaunchSpec(
             container_id=task.cp.container_id, agent_id=self.identity.agent_id(),
@@ -425,9 +513,22 @@ class TaskManager:
             cpus=resources.scalar("cpus"), mem_mb=resources.scalar("mem"),
             disk_mb=resources.scalar("disk"), ports=ports,
             principal=getattr(self.frameworks.get(task.framework_id), "principal", None),
+            group_sandbox=group_sandbox, network_owner=joined_container(group, task.info),
         )
 
     # ---------------------------------------------------------------- views
+
+    def group_executors(self) -> list[AgentExecutor]:
+        """The default executors of the task groups with a task still running here
+        (for registration: the master accounts their resources)."""
+        seen: dict[tuple[str, str], AgentExecutor] = {}
+        for (fid, _), task in sorted(self.tasks.items()):
+            group = task.cp.group
+            if group is None or group.executor is None or task.state.terminal:
+                continue
+            seen.setdefault((fid, group.executor_id),
+                            AgentExecutor(framework_id=fid, executor=group.executor))
+        return list(seen.values())
 
     def for_register(self) -> list[AgentTask]:
         out = []

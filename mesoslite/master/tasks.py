@@ -33,7 +33,7 @@ from mesoslite.master.reservations import (
     task_volume_ids,
     unreserve,
 )
-from mesoslite.master.validation import task_resources, validate_task
+from mesoslite.master.validation import task_resources, validate_group, validate_task
 from mesoslite.messages.agent import (
     Ack,
     AckUpdates,
@@ -106,11 +106,9 @@ class TaskOps(ExecutorOps):
             if op.type in _LAUNCH_TYPES:
                 accepted = self._launch_operation(framework_id, op, agent, ledger, seen, now)
                 if accepted:
-                    group = op.type == OperationType.LAUNCH_GROUP
-                    run.append(LaunchTasks(
-                        framework=fw_info, tasks=accepted, group=group,
-                        executor=op.launch_group.executor if group and op.launch_group
-                        else None))
+                    group = op.launch_group if op.type == OperationType.LAUNCH_GROUP else None
+                    run.append(LaunchTasks(framework=fw_info, tasks=accepted, group=bool(group),
+                                           executor=group.executor if group else None))
             else:
                 destroyed += self._reservation_operation(framework_id, op, agent, ledger)
         if ledger.unreserved:
@@ -216,7 +214,9 @@ class TaskOps(ExecutorOps):
         accepted: list[tuple[TaskInfo, Resources]] = []
         errors: dict[str, str] = {}
         before = ledger.copy()
-        for info in infos:
+        group_error = validate_group(framework_id, op.launch_group) if (
+            is_group and op.launch_group) else None
+        for info in infos if group_error is None else []:
             info, resources, error = self._take_task(framework_id, info, agent, ledger, seen)
             seen.add(info.task_id.value)
             if error is not None:
@@ -224,13 +224,12 @@ class TaskOps(ExecutorOps):
             else:
                 accepted.append((info, resources))
         group_executor = None
-        if is_group and not errors and op.launch_group is not None:
-            group_executor, error = self._take_group_executor(framework_id, op, agent, ledger)
-            if error is not None:
-                errors = {i.task_id.value: error for i in infos}
-        if is_group and errors:
+        if is_group and not errors and group_error is None and op.launch_group is not None:
+            group_executor, group_error = self._take_group_executor(
+                framework_id, op, agent, ledger)
+        if is_group and (errors or group_error):
             reason = Reason.REASON_TASK_GROUP_INVALID
-            first = next(iter(errors.values()))
+            first = group_error or next(iter(errors.values()))
             errors = {i.task_id.value: errors.get(i.task_id.value, first) for i in infos}
             accepted = []
             ledger.unreserved, ledger.reserved = before.unreserved, before.reserved
@@ -387,10 +386,19 @@ class TaskOps(ExecutorOps):
             task.kill_pending = True  # sent when the agent re-registers
 
     def shutdown(self, framework_id: str, shutdown: Shutdown, now: float) -> None:
-        """Stop a custom executor; for a command task, whose built-in executor's id is
-        the task id, kill the task."""
-        if self.shutdown_executor(framework_id, shutdown.agent_id.value,
-                                  shutdown.executor_id.value):
+        """Stop a custom executor; a task group's default executor goes with its tasks
+        (all killed); for a command task, whose built-in executor's id is the task id,
+        kill the task."""
+        agent_id, executor_id = shutdown.agent_id.value, shutdown.executor_id.value
+        if self.shutdown_executor(framework_id, agent_id, executor_id):
+            return
+        record = self.executors.get((agent_id, framework_id, executor_id))
+        if record is not None and record.default:
+            for task in self.agent_tasks(agent_id):
+                if (task.framework_id == framework_id and task.group_id == executor_id
+                        and not task.latest_state.terminal):
+                    self.kill(framework_id, Kill(task_id=ID(task.id),
+                                                 agent_id=shutdown.agent_id), now)
             return
         self.kill(framework_id, Kill(task_id=shutdown.executor_id, agent_id=shutdown.agent_id), now)
 

@@ -12,9 +12,11 @@ import re
 from mesoslite.messages.mesos import (
     ContainerInfo,
     ContainerType,
+    DockerNetwork,
     ExecutorInfo,
     ExecutorType,
     HealthCheckType,
+    LaunchGroup,
     TaskInfo,
     to_resources,
 )
@@ -162,6 +164,64 @@ def _validate_health(task: TaskInfo) -> str | None:
     for name in ("delay_seconds", "interval_seconds", "timeout_seconds", "grace_period_seconds"):
         if getattr(check, name) < 0:
             return f"Task 'health_check.{name}' must not be negative"
+    return None
+
+
+def validate_group(framework_id: str, group: LaunchGroup) -> str | None:
+    """Checks on a LAUNCH_GROUP as a whole (each task is checked on its own after):
+    it runs under the agent's built-in DEFAULT executor, and its Docker tasks can
+    share one network namespace (docs/containers.md, "Task groups")."""
+    return (_validate_default_executor(framework_id, group)
+            or _validate_group_network(group.task_group.tasks))
+
+
+def _validate_default_executor(framework_id: str, group: LaunchGroup) -> str | None:
+    executor = group.executor
+    if executor.type != ExecutorType.DEFAULT:
+        got = executor.type.value if executor.type else "unset, which means CUSTOM"
+        return ("LAUNCH_GROUP 'executor.type' must be DEFAULT (mesoslite runs task groups "
+                f"with its built-in default executor), not {got}")
+    eid = executor.executor_id.value if executor.executor_id else ""
+    error = validate_id(eid, "LAUNCH_GROUP 'executor.executor_id'")
+    if error:
+        return error
+    if executor.framework_id is not None and executor.framework_id.value != framework_id:
+        return (f"LAUNCH_GROUP 'executor.framework_id' {executor.framework_id.value} is not "
+                f"the framework's id {framework_id}")
+    if executor.command is not None:
+        return "LAUNCH_GROUP 'executor.command' must not be set for the DEFAULT executor"
+    container = executor.container
+    if container is not None and (container.type != ContainerType.MESOS or container.docker):
+        return ("LAUNCH_GROUP 'executor.container' must be of type MESOS, without 'docker', "
+                "for the DEFAULT executor")
+    if eid in {t.task_id.value for t in group.task_group.tasks}:
+        return (f"LAUNCH_GROUP 'executor.executor_id' '{eid}' is also one of its task ids "
+                "(on the agent, executor and task ids name sandboxes alike)")
+    return None
+
+
+def _validate_group_network(tasks: list[TaskInfo]) -> str | None:
+    """The group's BRIDGE / NONE Docker tasks share the first one's network namespace
+    (as the agent does it, ``agent/task_groups.py``): one network for all, and only
+    that first one may map ports or set a hostname."""
+    docker = [t for t in tasks if t.container is not None and t.container.docker is not None
+              and t.container.type == ContainerType.DOCKER]
+    networks = sorted({t.container.docker.network.value for t in docker})  # type: ignore[union-attr]
+    if len(networks) > 1:
+        return ("Task group: 'container.docker.network' must be the same for all its Docker "
+                f"tasks, which share one network namespace (found {', '.join(networks)})")
+    sharing = [t for t in docker if t.container.docker.network  # type: ignore[union-attr]
+               in (DockerNetwork.BRIDGE, DockerNetwork.NONE)]
+    for task in sharing[1:]:
+        owner, tid = sharing[0].task_id.value, task.task_id.value
+        if task.container.docker.port_mappings:  # type: ignore[union-attr]
+            return (f"Task '{tid}' 'container.docker.port_mappings': in a task group only "
+                    f"the first Docker task ('{owner}'), which holds the group's network "
+                    "namespace, may map ports")
+        if task.container.hostname:  # type: ignore[union-attr]
+            return (f"Task '{tid}' 'container.hostname': in a task group only the first "
+                    f"Docker task ('{owner}'), which holds the group's network namespace, "
+                    "may set the hostname")
     return None
 
 

@@ -3,6 +3,7 @@ called, the module sits here with the rest of the docker containerizer's tests).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from mesoslite.agent.container_policy import ContainerPolicy
 from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec
 from mesoslite.agent.containerizers.docker_logs import LogPosition, parse_timestamp
 from mesoslite.agent.containerizers.docker_spec import (
+    GROUP_SANDBOX_MOUNT,
     PARAMETER_ALLOW_LIST,
     SANDBOX_MOUNT,
     build_create_args,
@@ -151,3 +153,28 @@ def test_log_timestamps_to_nanoseconds():
     assert LogPosition().since_param() is None
     with pytest.raises(ValueError):
         parse_timestamp(b"yesterday")
+
+
+def test_a_task_group_member_joins_the_owners_network_and_sees_the_group_sandbox(tmp_path):
+    group = tmp_path / "pod"
+    joined = dataclasses.replace(spec(tmp_path), group_sandbox=group, network_owner="c0")
+    args = build_create_args(joined, "rid")
+    assert args.host_config["network_mode"] == "container:mesoslite-c0"
+    assert args.ports == [] and args.host_config["port_bindings"] is None
+    assert args.host_config["binds"][:2] == [f"{tmp_path}:{SANDBOX_MOUNT}:rw",
+                                             f"{group}:{GROUP_SANDBOX_MOUNT}:rw"]
+    assert args.environment["MESOSLITE_GROUP_SANDBOX"] == GROUP_SANDBOX_MOUNT
+    owner = dataclasses.replace(
+        spec(tmp_path, port_mappings=[PortMapping(host_port=31000, container_port=80)]),
+        group_sandbox=group)
+    assert build_create_args(owner, "rid").host_config["network_mode"] == "bridge"
+
+
+@pytest.mark.parametrize("docker, named", [
+    ({"port_mappings": [PortMapping(host_port=31000, container_port=80)]}, "Port mappings"),
+    ({"parameters": [("hostname", "h")]}, "Hostname"),
+])
+def test_a_group_member_in_the_owners_network_has_no_network_settings(tmp_path, docker, named):
+    joined = dataclasses.replace(spec(tmp_path, **docker), network_owner="c0")
+    with pytest.raises(LaunchError, match=named):
+        build_create_args(joined, "rid")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mesoslite.agent.checkpoint import TaskCheckpoint
+from mesoslite.agent.checkpoint import GroupMembership, TaskCheckpoint
 from mesoslite.agent.containerizers.base import Container, StopKind, Termination
 from mesoslite.agent.lifecycle import (
     DEFAULT_GRACE,
@@ -33,6 +33,7 @@ from mesoslite.agent.lifecycle import (
     ReattachFailed,
     RecoverContainer,
     Recovered,
+    Released,
     ReleaseSecrets,
     SendUpdate,
     SignalContainer,
@@ -97,8 +98,12 @@ def task_info(task_id: str = "t1", grace: float | None = None, docker: bool = Fa
     return info
 
 
-def launch(info: TaskInfo | None = None, killing_state: bool = False) -> Launch:
-    return Launch(framework(killing_state), info or task_info(), "cid-1", 1000.0)
+def launch(info: TaskInfo | None = None, killing_state: bool = False,
+           group: GroupMembership | None = None) -> Launch:
+    return Launch(framework(killing_state), info or task_info(), "cid-1", 1000.0, group)
+
+
+GROUP = GroupMembership(executor_id="e1", members=["t1", "t2"])
 
 
 def checkpoint(record: bool = True) -> TaskCheckpoint:
@@ -109,12 +114,14 @@ def checkpoint(record: bool = True) -> TaskCheckpoint:
 
 # Stimuli that bring a fresh core's task "t1" to each phase.
 TO_RUNNING = [launch(), Checkpointed(), Announced(), Started(FakeContainer()), Checkpointed()]
+TO_READY = [launch(group=GROUP), *TO_RUNNING[1:]]
 PATHS: dict[Phase, list[Any]] = {
     Phase.ABSENT: [],
     Phase.PREPARING: [launch()],
     Phase.ANNOUNCING: TO_RUNNING[:2],
     Phase.LAUNCHING: TO_RUNNING[:3],
     Phase.RECORDING: TO_RUNNING[:4],
+    Phase.READY: TO_READY,
     Phase.RUNNING: TO_RUNNING,
     Phase.KILLING: [*TO_RUNNING, KillRequested()],
     Phase.RECOVERING: [Recovered(checkpoint(), S.TASK_RUNNING)],
@@ -145,28 +152,31 @@ SAMPLES: dict[str, Any] = {
     "GraceOver": GraceOver(),
     "HealthVerdict": HealthVerdict(False),
     "TerminalAcknowledged": TerminalAcknowledged(),
+    "Released": Released(),
 }
 
 # The phase after each stimulus; "-": ignored (nothing changes), "x": cannot happen.
 PHASES = {"absent": Phase.ABSENT, "prep": Phase.PREPARING, "annc": Phase.ANNOUNCING,
-          "lnch": Phase.LAUNCHING, "rcrd": Phase.RECORDING, "run": Phase.RUNNING,
+          "lnch": Phase.LAUNCHING, "rcrd": Phase.RECORDING, "redy": Phase.READY,
+          "run": Phase.RUNNING,
           "kill": Phase.KILLING, "rcvr": Phase.RECOVERING, "end": Phase.ENDED}
 TABLE = """
-stimulus             absent prep annc lnch rcrd run  kill rcvr end
-Launch               prep   -    -    -    -    -    -    -    -
-Recovered            rcvr   x    x    x    x    x    x    x    x
-Checkpointed         x      annc x    x    run  x    x    x    x
-CheckpointFailed     x      end  x    x    kill x    x    x    x
-Announced            x      x    lnch x    x    x    x    x    x
-Started              x      x    x    rcrd x    x    x    x    x
-LaunchFailed         x      x    x    end  x    x    x    x    x
-Reattached           x      x    x    x    x    x    x    run  x
-ReattachFailed       x      x    x    x    x    x    x    end  x
-Exited               x      x    x    x    x    end  end  end  x
-KillRequested        -      prep annc lnch rcrd kill kill rcvr -
-GraceOver            -      x    x    x    x    x    kill x    -
-HealthVerdict        -      -    -    -    -    run  -    -    -
-TerminalAcknowledged -      -    -    -    -    -    -    -    absent
+stimulus             absent prep annc lnch rcrd redy run  kill rcvr end
+Launch               prep   -    -    -    -    -    -    -    -    -
+Recovered            rcvr   x    x    x    x    x    x    x    x    x
+Checkpointed         x      annc x    x    run  x    x    x    x    x
+CheckpointFailed     x      end  x    x    kill x    x    x    x    x
+Announced            x      x    lnch x    x    x    x    x    x    x
+Started              x      x    x    rcrd x    x    x    x    x    x
+LaunchFailed         x      x    x    end  x    x    x    x    x    x
+Reattached           x      x    x    x    x    x    x    x    run  x
+ReattachFailed       x      x    x    x    x    x    x    x    end  x
+Exited               x      x    x    x    x    end  end  end  end  x
+KillRequested        -      prep annc lnch rcrd kill kill kill rcvr -
+GraceOver            -      x    x    x    x    x    x    kill x    -
+HealthVerdict        -      -    -    -    -    -    run  -    -    -
+TerminalAcknowledged -      -    -    -    -    -    -    -    -    absent
+Released             -      -    -    -    -    run  -    -    -    -
 """
 
 

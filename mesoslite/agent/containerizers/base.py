@@ -50,6 +50,10 @@ class LaunchSpec:
     disk_mb: float = 0.0
     ports: tuple[int, ...] = ()
     principal: str | None = None  # the framework's; the container policy decides by it
+    # A task group's (agent/task_groups.py): the group's shared sandbox (exists), and
+    # the container id of the group's task whose network namespace this one joins.
+    group_sandbox: Path | None = None
+    network_owner: str | None = None
 
     @property
     def task_id(self) -> str:

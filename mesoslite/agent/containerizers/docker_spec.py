@@ -17,7 +17,11 @@ read (and tested) in one place:
   (``/mnt/mesos/sandbox``, also the working directory, as in Mesos) and
   ``MESOS_CONTAINER_NAME``.
 * **network** BRIDGE (with ``port_mappings``: host ports must come from the task's
-  ``ports`` resource), HOST or NONE; USER networks are not supported.
+  ``ports`` resource), HOST or NONE; USER networks are not supported.  A task group's
+  Docker task other than the one owning the group's network namespace joins it
+  (``container:<owner>``; no port mappings or hostname of its own).
+* **task groups**: the group's shared sandbox is mounted at ``/mnt/mesos/group``
+  (``MESOSLITE_GROUP_SANDBOX``).
 * **limits**: CFS quota ``cpus`` x 100 ms per 100 ms period plus cpu shares
   (1024 per cpu); memory ``mem`` MB with memory+swap equal (no swap).
 * **volumes**: host paths (relative ones are inside the sandbox, as in Mesos) and named
@@ -38,6 +42,7 @@ from typing import Any
 
 from mesoslite.agent.container_policy import ContainerPolicy, Request, capability, harden
 from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec
+from mesoslite.agent.task_env import GROUP_SANDBOX_ENV
 from mesoslite.messages.mesos import (
     ContainerInfo,
     DockerInfo,
@@ -54,6 +59,7 @@ LABEL_TASK_ID = "mesoslite.task_id"
 LABEL_CONTAINER_ID = "mesoslite.container_id"
 NAME_PREFIX = "mesoslite-"
 SANDBOX_MOUNT = "/mnt/mesos/sandbox"  # where Mesos mounts the sandbox, too
+GROUP_SANDBOX_MOUNT = "/mnt/mesos/group"  # a task group's shared sandbox
 CPU_PERIOD_US = 100_000
 MIN_CPU_QUOTA_US = 1_000  # the kernel's lower bound for cfs_quota_us
 # Agent-side variables that would shadow the image's own unless the task sets them.
@@ -152,8 +158,13 @@ def build_create_args(spec: LaunchSpec, runtime_id: str,
         host_config={},
     )
     args.command, args.entrypoint = command_and_entrypoint(spec)
-    network_mode, args.ports, bindings = network(docker, spec.ports)
+    if spec.network_owner is not None:
+        network_mode, args.ports, bindings = joined_network(spec, args.hostname), [], {}
+    else:
+        network_mode, args.ports, bindings = network(docker, spec.ports)
     binds, args.named_volumes = volume_binds(container.volumes, spec)
+    if spec.group_sandbox is not None:
+        binds.insert(0, f"{spec.group_sandbox}:{GROUP_SANDBOX_MOUNT}:rw")
     args.host_config = {
         "network_mode": network_mode,
         "port_bindings": bindings or None,
@@ -196,6 +207,8 @@ def container_env(spec: LaunchSpec) -> dict[str, str]:
     env = {k: v for k, v in spec.env.items() if k not in HOST_ONLY_ENV or k in task_set}
     env["MESOS_SANDBOX"] = SANDBOX_MOUNT
     env["MESOS_CONTAINER_NAME"] = container_name(spec.container_id)
+    if spec.group_sandbox is not None:
+        env[GROUP_SANDBOX_ENV] = GROUP_SANDBOX_MOUNT
     return env
 
 
@@ -243,6 +256,19 @@ def network(docker: DockerInfo, task_ports: tuple[int, ...]
                 exposed.append((pm.container_port, proto))
             bindings.setdefault(f"{pm.container_port}/{proto}", []).append(pm.host_port)
     return mode, exposed, bindings
+
+
+def joined_network(spec: LaunchSpec, hostname: str | None) -> str:
+    """The network mode of a task joining its group's network namespace: it has the
+    owner's network, so none of its own settings (Docker would refuse them too)."""
+    docker = docker_info(spec)[1]
+    if docker.port_mappings:
+        raise LaunchError("Port mappings: only the task group's first Docker task, which "
+                          "holds the group's network, may map ports")
+    if hostname:
+        raise LaunchError("Hostname: a task in its group's network namespace has the "
+                          "hostname of the group's first Docker task")
+    return f"container:{container_name(spec.network_owner or '')}"
 
 
 def _port_text(ports: tuple[int, ...]) -> str:

@@ -171,7 +171,8 @@ def test_an_agent_that_no_longer_lists_an_executor_releases_it():
 
 def test_a_task_groups_default_executor_goes_with_its_last_task():
     w = World()
-    group_executor = executor("g", type_=ExecutorType.DEFAULT)
+    group_executor = ExecutorInfo(executor_id=ID("g"), type=ExecutorType.DEFAULT,
+                                  resources=from_resources(EXECUTOR))
     group = TaskGroupInfo(tasks=[task("g1", w.agent_id, None), task("g2", w.agent_id, None)])
     commands = w.accept(Operation(type=OperationType.LAUNCH_GROUP, launch_group=LaunchGroup(
         executor=group_executor, task_group=group)))
