@@ -158,7 +158,8 @@ class ExecutorDriver:
         """Subscribe and dispatch events until SHUTDOWN or ``stop()``.
 
         Raises ``AgentLostError`` when it gave up on the agent (see the module
-        docstring), after the executor's ``shutdown`` ran.
+        docstring), after the executor's ``shutdown`` ran.  A driver runs once: an
+        executor that stopped is done (the agent reports what it left unfinished).
         """
         if self._main is not None:
             raise RuntimeError("ExecutorDriver.run() is already running")
