@@ -11,6 +11,9 @@ import click
 from mesoslite.cli.runtime import log_options, run_until_signalled, setup_logging
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+# The example frameworks ``up`` runs, each as its own process with ``--master URL``:
+# shell tasks to completion, and a parameter sweep with its own executor per agent.
+EXAMPLE_RUNS = (("hello.py", ("--tasks", "5")), ("sweep", ("--points", "100")))
 
 
 @click.command("up")
@@ -91,9 +94,11 @@ def up(port: int, agents: int, work_dir: Path, examples: bool, services: bool,
 
             url = await host.start(hosted(cluster.master_url, spec.work_dir, batch_port))
             click.echo(f"batch framework: {url or 'failed to start (see the log)'}", err=True)
-        hello = EXAMPLES / "frameworks" / "hello.py"
-        if examples and hello.exists():
-            background.append(asyncio.create_task(_run_example(hello, cluster.master_url)))
+        for name, args in EXAMPLE_RUNS:
+            path = EXAMPLES / "frameworks" / name
+            if examples and path.exists():
+                background.append(asyncio.create_task(
+                    _run_example(path, cluster.master_url, args)))
 
     async def stop() -> None:
         click.echo("stopping: killing tasks, then agents and master", err=True)
@@ -107,10 +112,10 @@ def up(port: int, agents: int, work_dir: Path, examples: bool, services: bool,
     run_until_signalled(start, stop)
 
 
-async def _run_example(path: Path, master: str) -> None:
+async def _run_example(path: Path, master: str, args: tuple[str, ...]) -> None:
     """Run an example framework as its own process (as a user would)."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(path), "--master", master, "--tasks", "5")
+        sys.executable, str(path), "--master", master, *args)
     try:
         code = await proc.wait()
     except asyncio.CancelledError:

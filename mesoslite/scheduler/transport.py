@@ -151,7 +151,7 @@ async def event_records(
         except (aiohttp.ClientError, OSError) as exc:
             raise StreamLost(f"stream broke: {exc or type(exc).__name__}") from None
         if not chunk:
-            raise StreamLost("the master closed the event stream")
+            raise StreamLost("the server closed the event stream")
         try:
             records = parser.feed(chunk)
         except RecordIOError as exc:
