@@ -19,7 +19,7 @@ import logging
 
 from aiohttp import web
 
-from mesoslite.agent.executors import ExecutorCallError, ExecutorManager
+from mesoslite.agent.executors import ExecutorCallError, ExecutorManager, ExecutorNotReady
 from mesoslite.httpapi import HTTPError
 from mesoslite.messages import executor as ex
 from mesoslite.messages.scheduler import CallError
@@ -66,23 +66,30 @@ class ExecutorAPI:
             raise HTTPError(400, str(exc), [(exc.path or "$", [str(exc)])]) from None
         try:
             if self.require_token:
-                auth = request.headers.get("Authorization", "")
-                token = auth[7:] if auth.startswith("Bearer ") else None
-                try:
-                    self.manager.check_token(call, token)
-                except ExecutorCallError as exc:
-                    raise HTTPError(401, str(exc)) from None
+                self._authenticate(request, call)
             if call.type == ex.CallType.SUBSCRIBE:
                 return await self._subscribe(request, call)
             if call.type == ex.CallType.UPDATE:
                 await self.manager.update(call)
             elif call.type == ex.CallType.MESSAGE:
                 self.manager.message(call)
+        except ExecutorNotReady as exc:
+            # Transient: the executor retries (and Mesos clients that give up on any
+            # other refusal, such as pymesos', survive it).
+            raise HTTPError(503, str(exc)) from None
         except ExecutorCallError as exc:
             field = {ex.CallType.UPDATE: "$.update.status", ex.CallType.MESSAGE:
                      "$.message.data"}.get(call.type, "$.executor_id")
             raise HTTPError(400, str(exc), [(field, [str(exc)])]) from None
         return web.Response(status=202)
+
+    def _authenticate(self, request: web.Request, call: ex.Call) -> None:
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else None
+        try:
+            self.manager.check_token(call, token)
+        except ExecutorCallError as exc:
+            raise HTTPError(401, str(exc)) from None
 
     async def _subscribe(self, request: web.Request, call: ex.Call) -> web.StreamResponse:
         run, outbox = self.manager.subscribe(call)
@@ -102,8 +109,10 @@ class ExecutorAPI:
                 await response.write(ex.encode_record(event))
                 if event.type == ex.EventType.SHUTDOWN:
                     continue  # the executor closes the stream when it leaves
-        except (ConnectionResetError, asyncio.CancelledError):
+        except asyncio.CancelledError:
             self.manager.unsubscribed(run, outbox)
             raise
+        except (ConnectionResetError, ConnectionError):
+            pass  # the executor closed its stream (after SHUTDOWN, or leaving)
         self.manager.unsubscribed(run, outbox)
         return response

@@ -91,10 +91,17 @@ class ExecutorCallError(Exception):
     """A call the executor API refuses (400); the text says why."""
 
 
+class ExecutorNotReady(ExecutorCallError):
+    """A SUBSCRIBE that comes too early (the executor is still being launched): the
+    executor should retry (503)."""
+
+
 @dataclass
 class ExecutorSettings:
     registration_timeout: float = 60.0  # Mesos' --executor_registration_timeout (1 min)
-    reregistration_timeout: float = 10.0  # after an agent restart
+    # After an agent restart.  Mesos' default is 2 s; client libraries back off up to
+    # 15 s between attempts (pymesos), so a shorter wait kills healthy executors.
+    reregistration_timeout: float = 30.0
     heartbeat_interval: float = 30.0
     subscription_backoff_max: float = 2.0  # told to the executor
     recovery_timeout: float = 900.0  # told to the executor: how long it waits for us
@@ -279,7 +286,7 @@ class ExecutorManager:
         if not run.live:
             raise ExecutorCallError(f"Executor '{run.key[1]}' is shutting down")
         if run.phase == ExecutorPhase.LAUNCHING:
-            raise ExecutorCallError(f"Executor '{run.key[1]}' is still being launched")
+            raise ExecutorNotReady(f"Executor '{run.key[1]}' is still being launched")
         old = self._outboxes.pop(run.key, None)
         if old is not None:
             old.put_nowait(None)
@@ -332,7 +339,9 @@ class ExecutorManager:
     def check_token(self, call: ex.Call, token: str | None) -> None:
         """Executors authenticate with the token in their environment (when the
         agent's API requires authentication)."""
-        run = self._run_of(call)
+        run = self.runs.get((call.framework_id.value, call.executor_id.value))
+        if run is None:
+            return  # refused as unknown (400) where it is used
         expected = run.cp.token
         if not expected or token is None or not hmac.compare_digest(token, expected):
             raise ExecutorCallError("Executor authentication failed")

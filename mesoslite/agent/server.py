@@ -87,7 +87,7 @@ class AgentConfig:
     # custom executors (docs/executors.md): seconds to SUBSCRIBE after starting, and
     # to re-subscribe after an agent restart
     executor_registration_timeout: float = 60.0
-    executor_reregistration_timeout: float = 10.0
+    executor_reregistration_timeout: float = 30.0
     # The fetcher (docs/fetcher.md): cache size (0: no cache), per-download limits.
     fetcher_cache_size_mb: float = 2048.0
     fetcher_timeout: float = 300.0
@@ -166,7 +166,10 @@ class Agent:
         await self.secrets.sweep([self.cp.sandbox(t.framework_id, t.task_id)
                                   for t in self.tasks.tasks.values()
                                   if t.container is not None])
-        self._runner = web.AppRunner(self._make_app(), access_log=None)
+        # Executors keep one connection for their calls and may be quiet for long
+        # (pymesos' driver loses an update sent on a connection the agent closed).
+        self._runner = web.AppRunner(self._make_app(), access_log=None,
+                                     keepalive_timeout=24 * 3600)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port,
                            ssl_context=self.ssl_context)

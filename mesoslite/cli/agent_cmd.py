@@ -81,7 +81,7 @@ def split_masters(text: str) -> list[str]:
 @click.option("--executor-registration-timeout", default=60.0, show_default=True, type=float,
               help="Seconds a custom executor has to subscribe before it is killed and "
                    "its tasks fail.")
-@click.option("--executor-reregistration-timeout", default=10.0, show_default=True,
+@click.option("--executor-reregistration-timeout", default=30.0, show_default=True,
               type=float, help="Seconds a running executor has to re-subscribe after an "
                                "agent restart before it is killed.")
 @log_options
