@@ -50,7 +50,13 @@ async def test_the_fetch_log_survives_an_agent_restart(docker_cluster, framework
     await docker_cluster.wait_registered()
     (sandbox / "go").touch()
     await framework.wait_state("restarted", TaskState.TASK_FINISHED, timeout=60)
-    assert (sandbox / "stdout").read_text() == "started\npayload\n"
-    stderr = (sandbox / "stderr").read_text().splitlines()
+    # the log copier may still be writing the container's last lines
+    def logs() -> tuple[str, list[str]] | None:
+        out = (sandbox / "stdout").read_text()
+        err = (sandbox / "stderr").read_text().splitlines()
+        return (out, err) if out.endswith("payload\n") and len(err) >= 3 else None
+
+    stdout, stderr = await wait_for(logs, message="the task's last lines copied")
+    assert stdout == "started\npayload\n"
     assert len(stderr) == 3 and url in stderr[0]
     assert stderr[1:] == ["warming-up", "done"]
