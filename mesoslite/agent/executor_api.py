@@ -19,7 +19,7 @@ import logging
 
 from aiohttp import web
 
-from mesoslite.agent.executors import ExecutorCallError, ExecutorManager, ExecutorNotReady
+from mesoslite.agent.executors import ExecutorCallError, ExecutorManager
 from mesoslite.httpapi import HTTPError
 from mesoslite.messages import executor as ex
 from mesoslite.messages.scheduler import CallError
@@ -73,10 +73,6 @@ class ExecutorAPI:
                 await self.manager.update(call)
             elif call.type == ex.CallType.MESSAGE:
                 self.manager.message(call)
-        except ExecutorNotReady as exc:
-            # Transient: the executor retries (and Mesos clients that give up on any
-            # other refusal, such as pymesos', survive it).
-            raise HTTPError(503, str(exc)) from None
         except ExecutorCallError as exc:
             field = {ex.CallType.UPDATE: "$.update.status", ex.CallType.MESSAGE:
                      "$.message.data"}.get(call.type, "$.executor_id")

@@ -91,9 +91,6 @@ class ExecutorCallError(Exception):
     """A call the executor API refuses (400); the text says why."""
 
 
-class ExecutorNotReady(ExecutorCallError):
-    """A SUBSCRIBE that comes too early (the executor is still being launched): the
-    executor should retry (503)."""
 
 
 @dataclass
@@ -285,8 +282,8 @@ class ExecutorManager:
         run = self._run_of(call)
         if not run.live:
             raise ExecutorCallError(f"Executor '{run.key[1]}' is shutting down")
-        if run.phase == ExecutorPhase.LAUNCHING:
-            raise ExecutorNotReady(f"Executor '{run.key[1]}' is still being launched")
+        # A SUBSCRIBE while LAUNCHING is fine: the container runs before its start
+        # is recorded, and a quick executor subscribes in between.
         old = self._outboxes.pop(run.key, None)
         if old is not None:
             old.put_nowait(None)
@@ -425,7 +422,7 @@ class ExecutorManager:
         await self._in_io(self.cp.save_executor, run.cp)
         if not run.live:  # shut down while starting: stop what just started
             self._background(self._signal(run, StopKind.KILL))
-        else:
+        elif run.phase == ExecutorPhase.LAUNCHING:  # not subscribed already
             run.phase = ExecutorPhase.REGISTERING
             self._set_timer(run, self.settings.registration_timeout, self._registration_over)
         self._watch(run)
