@@ -1,8 +1,10 @@
 """``POST /api/v1/executor``: the Mesos v1 executor HTTP API (docs/executors.md).
 
-SUBSCRIBE answers 200 with a RecordIO stream of events (SUBSCRIBED first, HEARTBEAT
-whenever it is idle for the heartbeat interval); UPDATE, MESSAGE and HEARTBEAT answer
-202 once the agent holds what they carry (an UPDATE is checkpointed first).  A call
+SUBSCRIBE answers 200 with a chunked RecordIO stream of events (SUBSCRIBED first,
+HEARTBEAT whenever it is idle for the heartbeat interval) and a ``Mesos-Stream-Id``;
+UPDATE, MESSAGE and HEARTBEAT answer 202 once the agent holds what they carry (an
+UPDATE is checkpointed first).  A call that names a ``Mesos-Stream-Id`` must name the
+current subscription's; one without is accepted (Mesos' own agent asks none).  A call
 the agent refuses answers 400 with ``{"message", "details"}`` naming the field; a
 body that is not JSON, 415.
 
@@ -27,6 +29,7 @@ from mesoslite.messages.scheduler import CallError
 log = logging.getLogger(__name__)
 
 PATH = "/api/v1/executor"
+STREAM_HEADER = "Mesos-Stream-Id"
 # An UPDATE may carry data and a MESSAGE up to the limit: base64 grows it by 4/3.
 MAX_CALL_BYTES = ex.MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024
 
@@ -69,6 +72,7 @@ class ExecutorAPI:
                 self._authenticate(request, call)
             if call.type == ex.CallType.SUBSCRIBE:
                 return await self._subscribe(request, call)
+            self.manager.check_stream(call, request.headers.get(STREAM_HEADER))
             if call.type == ex.CallType.UPDATE:
                 await self.manager.update(call)
             elif call.type == ex.CallType.MESSAGE:
@@ -90,7 +94,9 @@ class ExecutorAPI:
     async def _subscribe(self, request: web.Request, call: ex.Call) -> web.StreamResponse:
         run, outbox = self.manager.subscribe(call)
         response = web.StreamResponse(status=200, headers={
-            "Content-Type": "application/json", "Cache-Control": "no-cache"})
+            "Content-Type": "application/json", "Cache-Control": "no-cache",
+            STREAM_HEADER: run.stream_id})
+        response.enable_chunked_encoding()  # Mesos clients insist on it
         interval = self.manager.settings.heartbeat_interval
         try:
             await response.prepare(request)

@@ -70,7 +70,7 @@ class ExecutorRun:
     stop_reason: Reason | None = None
     stop_state: TaskState = TaskState.TASK_FAILED
     stop_message: str = ""
-    stream_generation: int = 0  # which subscription's stream is current
+    stream_id: str = ""  # the current subscription's Mesos-Stream-Id
 
     @property
     def key(self) -> ExecutorKey:

@@ -291,7 +291,7 @@ class ExecutorManager:
         self._outboxes[run.key] = outbox
         self._cancel_timer(run.key)
         run.phase = ExecutorPhase.SUBSCRIBED
-        run.stream_generation += 1
+        run.stream_id = str(uuid.uuid4())
         outbox.put_nowait(ex.Event(type=ex.EventType.SUBSCRIBED, subscribed=ex.Subscribed(
             executor_info=run.info, framework_info=run.cp.framework,
             agent_info=AgentInfo(hostname=self.address.hostname,
@@ -332,6 +332,15 @@ class ExecutorManager:
                                                   executor_id=run.key[1],
                                                   data=call.message.data)):
             log.info("dropping a message of executor %s: no master link", run.key[1])
+
+    def check_stream(self, call: ex.Call, stream_id: str | None) -> None:
+        """A call naming a ``Mesos-Stream-Id`` must name the executor's current
+        subscription (one from an earlier subscription is stale).  A call without one
+        is accepted, as Mesos' agent does."""
+        run = self.runs.get((call.framework_id.value, call.executor_id.value))
+        if stream_id and run is not None and stream_id != run.stream_id:
+            raise ExecutorCallError(f"'Mesos-Stream-Id' {stream_id} is not the executor's "
+                                    "current subscription")
 
     def check_token(self, call: ex.Call, token: str | None) -> None:
         """Executors authenticate with the token in their environment (when the

@@ -202,6 +202,10 @@ async def test_bad_calls_are_answered_400_naming_the_problem(cluster, framework)
         status, _, body = await request("POST", url, json=call)
         assert status == 400, (call["type"], body)
         assert expected in json.loads(body)["message"], body
+    stale = {**ids, "type": "MESSAGE", "message": {"data": "aGk="}}
+    status, _, body = await request("POST", url, json=stale,
+                                    headers={"Mesos-Stream-Id": "an-old-subscription"})
+    assert status == 400 and "not the executor's current subscription" in body.decode()
     # nothing was lost: the task still runs and its executor still answers
     await framework.driver.message(offer.agent_id.value, "lim", b"ping")
     await wait_for(lambda: framework.sched.messages or None, message="the executor's echo")
