@@ -34,6 +34,11 @@ STREAM_HEADER = "Mesos-Stream-Id"
 MAX_CALL_BYTES = ex.MAX_MESSAGE_BYTES * 4 // 3 + 64 * 1024
 
 
+def _bearer(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    return auth[7:] if auth.startswith("Bearer ") else None
+
+
 async def _read_capped(request: web.Request) -> bytes:
     """The body, refused (400) once it grows past MAX_CALL_BYTES."""
     chunks, size = [], 0
@@ -55,6 +60,10 @@ class ExecutorAPI:
         app.router.add_post(PATH, self.handle)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.require_token and not self.manager.known_token(_bearer(request)):
+            # before anything is read: nothing but an executor's token gets further
+            raise HTTPError(401, "Executor authentication failed: send the token of "
+                            "MESOS_EXECUTOR_AUTHENTICATION_TOKEN as a Bearer token")
         if request.content_type not in ("application/json", ""):
             raise HTTPError(415, f"Expecting 'Content-Type' to be application/json, "
                             f"not {request.content_type}")
@@ -84,10 +93,8 @@ class ExecutorAPI:
         return web.Response(status=202)
 
     def _authenticate(self, request: web.Request, call: ex.Call) -> None:
-        auth = request.headers.get("Authorization", "")
-        token = auth[7:] if auth.startswith("Bearer ") else None
         try:
-            self.manager.check_token(call, token)
+            self.manager.check_token(call, _bearer(request))
         except ExecutorCallError as exc:
             raise HTTPError(401, str(exc)) from None
 

@@ -342,6 +342,15 @@ class ExecutorManager:
             raise ExecutorCallError(f"'Mesos-Stream-Id' {stream_id} is not the executor's "
                                     "current subscription")
 
+    def known_token(self, token: str | None) -> bool:
+        """Whether ``token`` is one of the running executors' (compared in constant
+        time)."""
+        found = False
+        for run in self.runs.values():
+            if token and run.cp.token and hmac.compare_digest(token, run.cp.token):
+                found = True
+        return found
+
     def check_token(self, call: ex.Call, token: str | None) -> None:
         """Executors authenticate with the token in their environment (when the
         agent's API requires authentication)."""
