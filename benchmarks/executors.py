@@ -264,15 +264,15 @@ def merged(runs: list[Run], name: str) -> Run | None:
 
 
 def cpu_seconds(master: Process, agents: list[Process]) -> dict[str, float]:
-    """CPU seconds so far: the master, the agents, what the agents started (tasks and
-    executors, alive or reaped), and this process (the framework)."""
+    """CPU seconds so far: the master, the agents, the executors, and this process
+    (the framework)."""
     out = {"master": _cpu(master.proc.pid if master.proc else None),
-           "agents": 0.0, "tasks": 0.0, "framework": _cpu(os.getpid())}
+           "agents": 0.0, "framework": _cpu(os.getpid())}
     for agent in agents:
         if agent.proc is None:
             continue
         out["agents"] += _cpu(agent.proc.pid)
-        out["tasks"] += _children_cpu(agent.proc.pid)
+    out["executors"] = _executors_cpu()
     return out
 
 
@@ -286,19 +286,12 @@ def _cpu(pid: int | None) -> float:
     return times.user + times.system
 
 
-def _children_cpu(pid: int) -> float:
-    """Tasks and executors run detached from the agent (they survive it), so they are
-    found by their session's parent chain: every process started from the agent's
-    work dir is counted through /proc by its command line."""
+def _executors_cpu() -> float:
+    """CPU seconds of the executors (long-lived: found by their command line).  A
+    command task's processes are reaped before they can be measured: not counted."""
     total = 0.0
-    try:
-        agent = psutil.Process(pid)
-        cwd = agent.cwd()
-    except psutil.Error:
-        return 0.0
     for proc in psutil.process_iter(["cmdline", "cpu_times"]):
-        cmdline = " ".join(proc.info["cmdline"] or [])
-        if "sleep_executor" in cmdline or ("supervisor" in cmdline and cwd in cmdline):
+        if "sleep_executor" in " ".join(proc.info["cmdline"] or []):
             times = proc.info["cpu_times"]
             total += times.user + times.system + times.children_user + times.children_system
     return total
