@@ -57,6 +57,7 @@ from mesoslite.agent.executor_runs import (
 from mesoslite.agent.lifecycle import containerizer_for
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.task_env import BASE_PATH
+from mesoslite.agent.tasks import AgentIdentity
 from mesoslite.clock import Clock
 from mesoslite.messages import executor as ex
 from mesoslite.messages.agent import (
@@ -104,16 +105,8 @@ class ExecutorSettings:
     recovery_timeout: float = 900.0  # told to the executor: how long it waits for us
 
 
-@dataclass
-class AgentAddress:
-    agent_id: Callable[[], str]
-    hostname: str
-    address: str
-    port: Callable[[], int]
-
-
 class ExecutorManager:
-    def __init__(self, address: AgentAddress, containerizers: dict[str, Containerizer],
+    def __init__(self, address: AgentIdentity, containerizers: dict[str, Containerizer],
                  checkpoints: Checkpoints, updates: StatusUpdateManager, io: ThreadPool,
                  clock: Clock, to_master: Callable[[AgentMessage], bool],
                  settings: ExecutorSettings | None = None) -> None:
@@ -295,7 +288,7 @@ class ExecutorManager:
         outbox.put_nowait(ex.Event(type=ex.EventType.SUBSCRIBED, subscribed=ex.Subscribed(
             executor_info=run.info, framework_info=run.cp.framework,
             agent_info=AgentInfo(hostname=self.address.hostname,
-                                 id=ID(self.address.agent_id()), port=self.address.port()),
+                                 id=ID(self.address.agent_id()), port=self.address.port),
             container_id=ContainerID(value=run.cp.container_id))))
         self._background(self._resubscribed(run, call.subscribe or ex.Subscribe()))
         log.info("executor %s of framework %s subscribed", run.key[1], run.key[0])
@@ -470,7 +463,7 @@ class ExecutorManager:
             "PATH": BASE_PATH, "LANG": "C.UTF-8", "HOME": run.sandbox_path,
             "MESOS_FRAMEWORK_ID": run.key[0], "MESOS_EXECUTOR_ID": run.key[1],
             "MESOS_AGENT_ID": self.address.agent_id(), "MESOS_SLAVE_ID": self.address.agent_id(),
-            "MESOS_AGENT_ENDPOINT": f"{self.address.address}:{self.address.port()}",
+            "MESOS_AGENT_ENDPOINT": f"{self.address.address}:{self.address.port}",
             "MESOS_DIRECTORY": run.sandbox_path, "MESOS_SANDBOX": run.sandbox_path,
             "MESOS_CHECKPOINT": "1", "MESOS_HTTP_COMMAND_EXECUTOR": "0",
             "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD": duration_text(run.grace_seconds()),

@@ -23,7 +23,7 @@ from mesoslite.agent.checkpoint import Checkpoints
 from mesoslite.agent.containerizers.base import Containerizer, LaunchSpec
 from mesoslite.agent.executor_api import PATH as EXECUTOR_API_PATH
 from mesoslite.agent.executor_api import ExecutorAPI
-from mesoslite.agent.executors import AgentAddress, ExecutorManager, ExecutorSettings
+from mesoslite.agent.executors import ExecutorManager, ExecutorSettings
 from mesoslite.agent.fetcher import DEFAULT_MAX_DOWNLOAD_MB, Fetcher
 from mesoslite.agent.health import HealthMonitor
 from mesoslite.agent.host import ephemeral_overlap, local_port_range
@@ -123,8 +123,7 @@ class Agent:
             AgentIdentity(lambda: self.agent_id or "", self.hostname, self.address, config.port),
             containerizers, self.cp, self.updates, self.io, self.clock, observer=self.metrics)
         self.executors = ExecutorManager(
-            AgentAddress(lambda: self.agent_id or "", self.hostname, self.address,
-                         lambda: self.config.port),
+            self.tasks.identity,
             containerizers, self.cp, self.updates, self.io, self.clock, self._send_message,
             ExecutorSettings(registration_timeout=config.executor_registration_timeout,
                              reregistration_timeout=config.executor_reregistration_timeout))

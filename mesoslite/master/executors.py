@@ -51,6 +51,12 @@ class ExecutorOps(FrameworkOps):
         error = validate_executor(executor, framework_id, containerizers)
         if error is not None:
             return None, error
+        return self.claim_executor(framework_id, executor, agent_id, ledger)
+
+    def claim_executor(self, framework_id: str, executor: ExecutorInfo, agent_id: str,
+                       ledger: Ledger) -> tuple[ExecutorRecord | None, str | None]:
+        """A valid executor: the running one (same ExecutorInfo: nothing to take), or
+        a new one whose resources come out of ``ledger`` (its record is returned)."""
         assert executor.executor_id is not None
         running = self.executors.get((agent_id, framework_id, executor.executor_id.value))
         if running is not None:

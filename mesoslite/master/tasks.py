@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import msgspec
 
-from mesoslite.master.executors import ExecutorOps, executor_resources
+from mesoslite.master.executors import ExecutorOps
 from mesoslite.master.frameworks import DEFAULT_REFUSE_SECONDS
 from mesoslite.master.model import (
     AgentRecord,
     AgentState,
-    ExecutorRecord,
     OfferRecord,
     TaskRecord,
 )
@@ -46,7 +45,6 @@ from mesoslite.messages.agent import (
 )
 from mesoslite.messages.mesos import (
     ID,
-    ExecutorType,
     Operation,
     OperationState,
     OperationStatus,
@@ -225,8 +223,9 @@ class TaskOps(ExecutorOps):
                 accepted.append((info, resources))
         group_executor = None
         if is_group and not errors and group_error is None and op.launch_group is not None:
-            group_executor, group_error = self._take_group_executor(
-                framework_id, op, agent, ledger)
+            # (validate_group checked the executor: DEFAULT, with an id)
+            group_executor, group_error = self.claim_executor(
+                framework_id, op.launch_group.executor, agent.id, ledger)
         if is_group and (errors or group_error):
             reason = Reason.REASON_TASK_GROUP_INVALID
             first = group_error or next(iter(errors.values()))
@@ -249,27 +248,6 @@ class TaskOps(ExecutorOps):
             self._add_launched_task(framework_id, agent.id, ledger.role, info, resources,
                                     group_id, now)
         return [info for info, _ in accepted]
-
-    def _take_group_executor(self, framework_id: str, op: Operation, agent: AgentRecord,
-                             ledger: Ledger) -> tuple[ExecutorRecord | None, str | None]:
-        """A LAUNCH_GROUP's default executor: its resources, if it is not running."""
-        assert op.launch_group is not None
-        executor = op.launch_group.executor
-        if executor.executor_id is None:
-            return None, "Task group's 'executor.executor_id' must be set"
-        if executor.type not in (None, ExecutorType.DEFAULT):
-            return None, ("Task group's 'executor.type' must be DEFAULT: task groups run "
-                          "under the built-in default executor")
-        if (agent.id, framework_id, executor.executor_id.value) in self.executors:
-            return None, None
-        resources, error = executor_resources(executor)
-        if error is not None:
-            return None, error
-        if not ledger.unreserved.contains(resources):
-            return None, (f"Executor uses more resources {resources} than available "
-                          f"{ledger.unreserved}")
-        ledger.unreserved = ledger.unreserved - resources
-        return ExecutorRecord(agent.id, framework_id, executor, ledger.role, resources), None
 
     def _take_task(
         self, framework_id: str, info: TaskInfo, agent: AgentRecord, ledger: Ledger,

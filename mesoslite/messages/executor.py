@@ -30,7 +30,7 @@ from mesoslite.messages.mesos import (
     TaskInfo,
     TaskStatus,
 )
-from mesoslite.messages.scheduler import MAX_MESSAGE_BYTES, CallError
+from mesoslite.messages.scheduler import MAX_MESSAGE_BYTES, CallError, decode_json, record
 
 # ---------------------------------------------------------------- calls
 
@@ -79,14 +79,7 @@ _call_decoder = msgspec.json.Decoder(Call)
 
 def decode_call(body: bytes) -> Call:
     """Decode and structurally validate a JSON executor call."""
-    try:
-        call = _call_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        text = str(exc)
-        path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else ""
-        raise CallError(f"Failed to validate executor::Call: {text}", path) from None
-    except msgspec.DecodeError as exc:
-        raise CallError(f"Failed to parse body into JSON: {exc}") from None
+    call: Call = decode_json(_call_decoder, body, "executor::Call")
     if call.type == CallType.UNKNOWN:
         raise CallError("Expecting 'type' to be present", "$.type")
     field = _REQUIRED_FIELD.get(call.type)
@@ -164,9 +157,8 @@ _event_decoder = msgspec.json.Decoder(Event)
 
 
 def encode_record(event: Event) -> bytes:
-    """RecordIO framing: the JSON's byte length, a newline, then the JSON."""
-    body = _encoder.encode(event)
-    return str(len(body)).encode() + b"\n" + body
+    """The event as one RecordIO record."""
+    return record(_encoder.encode(event))
 
 
 def decode_event(body: bytes) -> Event:

@@ -8,6 +8,7 @@ path otherwise.  ``encode_record`` frames an ``Event`` as RecordIO (``<len>\\n<j
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 import msgspec
 
@@ -154,16 +155,27 @@ class CallError(ValueError):
 _call_decoder = msgspec.json.Decoder(Call)
 
 
-def decode_call(body: bytes) -> Call:
-    """Decode and structurally validate a JSON call body."""
+def decode_json(decoder: msgspec.json.Decoder[Any], body: bytes, what: str) -> Any:
+    """``body`` decoded by ``decoder``, or ``CallError`` naming the field's path
+    (``what``: the message's name, e.g. "scheduler::Call")."""
     try:
-        call = _call_decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
         text = str(exc)
         path = text.rsplit(" - at `", 1)[1].rstrip("`") if " - at `" in text else ""
-        raise CallError(f"Failed to validate scheduler::Call: {text}", path) from None
+        raise CallError(f"Failed to validate {what}: {text}", path) from None
     except msgspec.DecodeError as exc:
         raise CallError(f"Failed to parse body into JSON: {exc}") from None
+
+
+def record(body: bytes) -> bytes:
+    """RecordIO framing: the body's byte length, a newline, then the body."""
+    return str(len(body)).encode() + b"\n" + body
+
+
+def decode_call(body: bytes) -> Call:
+    """Decode and structurally validate a JSON call body."""
+    call: Call = decode_json(_call_decoder, body, "scheduler::Call")
     if call.type == CallType.UNKNOWN:
         raise CallError("Expecting 'type' to be present", "$.type")
     field = _REQUIRED_FIELD.get(call.type)
@@ -264,9 +276,8 @@ def encode_event(event: Event) -> bytes:
 
 
 def encode_record(event: Event) -> bytes:
-    """RecordIO framing: the JSON's byte length, a newline, then the JSON."""
-    body = _encoder.encode(event)
-    return str(len(body)).encode() + b"\n" + body
+    """The event as one RecordIO record."""
+    return record(_encoder.encode(event))
 
 
 def decode_event(body: bytes) -> Event:
