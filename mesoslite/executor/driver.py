@@ -58,7 +58,8 @@ from mesoslite.messages.executor import (
 from mesoslite.messages.mesos import ID, Reason, Source, TaskState, TaskStatus
 from mesoslite.scheduler.calls import IdLike, as_id
 from mesoslite.scheduler.errors import CallError, NotSubscribedError
-from mesoslite.scheduler.transport import StreamLost, error_message, event_records
+from mesoslite.scheduler.stream_driver import StreamDriver
+from mesoslite.scheduler.transport import StreamLost, error_message
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ CANCEL_GRACE = 5.0
 MIN_RETRY_DELAY = 0.01
 
 
-class ExecutorDriver:
+class ExecutorDriver(StreamDriver):
     """Connects an ``Executor`` to its agent.
 
     ``env`` says where the agent is and who the executor is; by default it is read
@@ -116,11 +117,7 @@ class ExecutorDriver:
         self._subscribed = False
         self._response: aiohttp.ClientResponse | None = None
         self._update_lock = asyncio.Lock()
-        self._main: asyncio.Task[None] | None = None
-        # True only while the main task waits on I/O or a backoff sleep, i.e. where
-        # stop() may cancel it; never while an executor callback runs.
-        self._interruptible = False
-        self._stop_requested = False
+        StreamDriver.__init__(self)
         self._shutdown_reason: str | None = None
         self._shutdown_started = False
         self._shutdown_job: asyncio.Task[None] | None = None
@@ -168,28 +165,18 @@ class ExecutorDriver:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self._ssl_context)
                 if self._ssl_context else None)
-        self._main = main = asyncio.create_task(self._main_loop(), name="mesoslite-executor")
-        try:
-            # Not ``await main``: cancelling run() would wait for main to end, for ever
-            # if a callback ignores its cancellation.
-            await asyncio.wait({main})
-            main.result()
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            ours = self._stop_requested and main.cancelled()
-            if not ours or (current is not None and current.cancelling()):
-                raise
-        finally:
-            await self._finish(main, owns_session)
+        await self._run_main("mesoslite-executor",
+                             lambda main: self._finish(main, owns_session))
         if self._lost is not None:
             raise AgentLostError(self._lost)
 
     def stop(self) -> None:
         """Ask ``run`` to return (without calling ``shutdown``).  Safe from callbacks
         and other tasks; a callback in progress finishes first."""
-        self._stop_requested = True
-        if self._main is not None and self._interruptible and not self._main.done():
-            self._main.cancel()
+        super().stop()
+
+    def _leaving(self) -> bool:
+        return self._stop_requested or self._shutdown_reason is not None
 
     def request_shutdown(self) -> None:
         """Leave as if the agent had sent SHUTDOWN: the executor's ``shutdown`` runs
@@ -259,11 +246,7 @@ class ExecutorDriver:
         self._lost = self._shutdown_reason = reason
 
     async def _pause(self, seconds: float) -> None:
-        self._interruptible = True
-        try:
-            await asyncio.sleep(seconds)
-        finally:
-            self._interruptible = False
+        await self._interruptibly(asyncio.sleep(seconds))
 
     async def _shut_down(self, reason: str) -> None:
         """Run the executor's ``shutdown`` once, for at most the grace period."""
@@ -283,12 +266,9 @@ class ExecutorDriver:
 
     async def _subscribe_and_read(self) -> None:
         body = self._call(CallType.SUBSCRIBE, subscribe=self._outstanding.subscribe())
-        self._interruptible = True
-        try:
-            self._response = await self._open_stream(body)
-        finally:
-            self._interruptible = False
-        await self._read_events(self._response)
+        self._response = await self._interruptibly(self._open_stream(body))
+        await self._read_events(
+            self._response, lambda: self.heartbeat_interval * self.heartbeat_grace)
 
     async def _open_stream(self, body: bytes) -> aiohttp.ClientResponse:
         assert self._session is not None
@@ -313,23 +293,6 @@ class ExecutorDriver:
         # starting the executor's container, refuses a SUBSCRIBE it takes moments later.
         raise StreamLost(f"the agent refused SUBSCRIBE (HTTP {response.status}): "
                          f"{error_message(text)}")
-
-    async def _read_events(self, response: aiohttp.ClientResponse) -> None:
-        """Dispatch events until the stream ends, goes silent, or SHUTDOWN/stop."""
-        batches = event_records(response, lambda: self.heartbeat_interval * self.heartbeat_grace)
-        try:
-            while True:
-                self._interruptible = True
-                try:
-                    records = await anext(batches)
-                finally:
-                    self._interruptible = False
-                for record in records:
-                    await self._handle_record(record)
-                    if self._stop_requested or self._shutdown_reason is not None:
-                        return
-        finally:
-            await batches.aclose()
 
     def _close_stream(self) -> None:
         if self._response is not None:

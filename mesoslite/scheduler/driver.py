@@ -44,10 +44,10 @@ from mesoslite.scheduler.errors import (
     NotSubscribedError,
 )
 from mesoslite.scheduler.events import callback_for
+from mesoslite.scheduler.stream_driver import StreamDriver
 from mesoslite.scheduler.transport import (
     StreamLost,
     endpoint,
-    event_records,
     open_subscription,
     post_call,
 )
@@ -63,7 +63,7 @@ ACK_DRAIN_TIMEOUT = 5.0  # how long stopping waits for acknowledgements in fligh
 CANCEL_GRACE = 5.0
 
 
-class Driver(CallMethods):
+class Driver(CallMethods, StreamDriver):
     """Connects a ``Scheduler`` to a mesoslite (or Mesos) master.
 
     ``master`` is one URL or a list (``http://host:5050`` or ``host:5050``).
@@ -104,6 +104,7 @@ class Driver(CallMethods):
             raise ValueError("at least one master URL is needed")
         if heartbeat_grace <= 0:
             raise ValueError("heartbeat_grace must be > 0")
+        StreamDriver.__init__(self)
         self.scheduler = scheduler
         self.masters = [endpoint(m) for m in masters]
         self.implicit_acknowledgements = implicit_acknowledgements
@@ -126,11 +127,6 @@ class Driver(CallMethods):
         self._suppressed: set[str] = set()
         self._acks: set[asyncio.Task[None]] = set()
         self._acks_in_flight: set[tuple[str, bytes]] = set()
-        self._main: asyncio.Task[None] | None = None
-        # True only while the main task waits on I/O or a backoff sleep, i.e. where
-        # stop() may cancel it; never while a scheduler callback runs.
-        self._interruptible = False
-        self._stop_requested = False
         self._abort: str | None = None
         self._failed_attempts = 0
 
@@ -185,23 +181,15 @@ class Driver(CallMethods):
                 headers={"Authorization": self._authorization} if self._authorization else None,
                 connector=aiohttp.TCPConnector(ssl=self._ssl_context)
                 if self._ssl_context else None)
-        self._main = main = asyncio.create_task(self._main_loop(), name="mesoslite-driver")
-        try:
-            # Not ``await main``: cancelling run() would be passed on to main and wait
-            # for it to end, for ever if a callback ignores its cancellation.
-            await asyncio.wait({main})
-            main.result()
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            ours = self._stop_requested and main.cancelled()
-            if not ours or (current is not None and current.cancelling()):
-                raise
-        finally:
+
+        async def finish(main: asyncio.Task[None]) -> None:
             if not main.done():
                 main.cancel()
                 await _settle({main}, "the driver's main loop (in a scheduler callback?)")
             self._main = None
             await self._shutdown(owns_session)
+
+        await self._run_main("mesoslite-driver", finish)
         if self._abort is not None:
             raise DriverAborted(self._abort)
 
@@ -209,9 +197,10 @@ class Driver(CallMethods):
         """Ask ``run`` to return.  Safe from callbacks and other tasks; a callback in
         progress finishes first.  The framework stays registered with the master
         until its failover timeout (use ``teardown`` to remove it)."""
-        self._stop_requested = True
-        if self._main is not None and self._interruptible and not self._main.done():
-            self._main.cancel()
+        StreamDriver.stop(self)
+
+    def _leaving(self) -> bool:
+        return self._stop_requested or self._abort is not None
 
     async def _drain_acks(self) -> None:
         """Let in-flight acknowledgements land so agents stop re-sending updates.
@@ -259,11 +248,7 @@ class Driver(CallMethods):
                 await self._callback("disconnected")
                 if self._stop_requested:
                     return
-            self._interruptible = True
-            try:
-                await asyncio.sleep(self._backoff.next())
-            finally:
-                self._interruptible = False
+            await self._interruptibly(asyncio.sleep(self._backoff.next()))
 
     def _candidates(self) -> list[str]:
         """The known leader first, then the configured masters in order."""
@@ -273,41 +258,18 @@ class Driver(CallMethods):
     async def _subscribe_and_read(self) -> None:
         assert self._session is not None
         body = encode_call(calls.subscribe(self._framework_info, self._suppressed))
-        self._interruptible = True
-        try:
-            sub = await open_subscription(
-                self._session, self._candidates(), body, self.connect_timeout
-            )
-        finally:
-            self._interruptible = False
+        sub = await self._interruptibly(open_subscription(
+            self._session, self._candidates(), body, self.connect_timeout))
         self._response, self._leader, self._stream_id = sub.response, sub.url, sub.stream_id
         log.info("subscribed to %s (stream %s)", sub.url, sub.stream_id)
-        await self._read_events(sub.response)
+        await self._read_events(
+            sub.response, lambda: self.heartbeat_grace * self._heartbeat_interval)
 
     def _close_stream(self) -> None:
         if self._response is not None:
             self._response.close()
             self._response = None
         self._stream_id = None
-
-    async def _read_events(self, response: aiohttp.ClientResponse) -> None:
-        """Dispatch events until the stream ends, goes silent, or stop/abort."""
-        batches = event_records(response, lambda: self.heartbeat_grace * self._heartbeat_interval)
-        try:
-            while True:
-                self._interruptible = True
-                try:
-                    records = await anext(batches)
-                finally:
-                    self._interruptible = False
-                for record in records:
-                    await self._handle_record(record)
-                    if self._stop_requested or self._abort is not None:
-                        return
-        finally:
-            await batches.aclose()
-
-    # ------------------------------------------------------------ events
 
     async def _handle_record(self, record: bytes) -> None:
         try:
