@@ -17,6 +17,7 @@ update is acknowledged by the scheduler).
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -71,6 +72,8 @@ class ExecutorRun:
     stop_state: TaskState = TaskState.TASK_FAILED
     stop_message: str = ""
     stream_id: str = ""  # the current subscription's Mesos-Stream-Id
+    limits: tuple[float, float] = (0.0, 0.0)  # cpus, mem (MB) its container has now
+    resizing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def key(self) -> ExecutorKey:

@@ -183,7 +183,9 @@ class ExecutorManager:
             framework_id=fid, executor_id=key[1], task=info, sent=task.sent))
         if starting:
             await self._start(run)
-        elif task.sent:
+            return
+        await self._resize(run)
+        if task.sent:
             if run.phase == ExecutorPhase.SUBSCRIBED:
                 self._push(run, ex.Event(type=ex.EventType.LAUNCH,
                                          launch=ex.Launch(task=task.info)))
@@ -429,6 +431,7 @@ class ExecutorManager:
                            f"Executor failed to launch: {exc}")
             await self._ended(run, None)
             return
+        run.limits = self._limits(run)
         run.cp.record = run.container.record
         await self._in_io(self.cp.save_executor, run.cp)
         if not run.live:  # shut down while starting: stop what just started
@@ -448,14 +451,32 @@ class ExecutorManager:
     def _spec(self, run: ExecutorRun) -> LaunchSpec:
         info = _executor_task(run.info, None, self.address.agent_id())
         resources = to_resources(run.info.resources, "executor.resources")
+        cpus, mem_mb = self._limits(run)
         return LaunchSpec(
             container_id=run.cp.container_id, agent_id=self.address.agent_id(),
             framework_id=run.key[0], task=info, sandbox=Path(run.sandbox_path),
-            env=self._environment(run),
-            # Limits are left to the executor: its tasks run inside its container and
-            # their resources are not added to its limits (docs/executors.md).
-            cpus=0.0, mem_mb=0.0, disk_mb=resources.scalar("disk"),
-            principal=run.cp.framework.principal)
+            env=self._environment(run), cpus=cpus, mem_mb=mem_mb,
+            disk_mb=resources.scalar("disk"), principal=run.cp.framework.principal)
+
+    def _limits(self, run: ExecutorRun) -> tuple[float, float]:
+        """The executor's container limits: its own resources and its unfinished
+        tasks' (its tasks run inside it), as Mesos sizes an executor's container."""
+        total = to_resources(run.info.resources, "executor.resources")
+        for task in run.unfinished():
+            total = total + to_resources(task.info.resources, "task.resources")
+        return total.scalar("cpus"), total.scalar("mem")
+
+    async def _resize(self, run: ExecutorRun) -> None:
+        """Follow the executor's tasks with its container's limits.  One change at a
+        time per executor, each computed when its turn comes, so the last one
+        applied is always the latest."""
+        async with run.resizing:
+            if run.container is None or not run.live:
+                return
+            cpus, mem_mb = self._limits(run)
+            if (cpus, mem_mb) != run.limits:
+                run.limits = (cpus, mem_mb)
+                await run.container.update_limits(cpus, mem_mb)
 
     def _environment(self, run: ExecutorRun) -> dict[str, str]:
         s = self.settings
@@ -513,6 +534,8 @@ class ExecutorManager:
         task.state = status.state
         task.sent = True
         await self.updates.add(fid, status, keep_uuid=True)
+        if status.state.terminal:  # shrinking can wait: the UPDATE is answered first
+            self._background(self._resize(run))
 
     async def _send_launch(self, run: ExecutorRun, task: ExecutorTask) -> None:
         if not task.sent:

@@ -1,7 +1,8 @@
 """A custom executor in a Docker container (``ExecutorInfo.container``) on the real
 engine: its program is fetched into its sandbox (``executor.command.uris``), it
 reaches the agent's executor API from the container (host networking) and runs the
-tasks it is handed; a SHUTDOWN makes it leave and its container goes."""
+tasks it is handed; its container's limits follow its tasks; a SHUTDOWN makes it
+leave and its container goes."""
 
 from __future__ import annotations
 
@@ -59,9 +60,26 @@ async def test_an_executor_in_a_docker_container_runs_its_tasks(docker_cluster, 
     out = (Path(run.sandbox_path) / "stdout")
     assert "event SUBSCRIBED" in out.read_text()
     docker_id = run.container.record["docker_id"]  # type: ignore[union-attr]
+
+    def memory_mb() -> float:
+        host = docker_engine.api.inspect_container(docker_id)["HostConfig"]
+        return host["Memory"] / 2**20
+
+    # the tasks ended: the container is back to the executor's own 32 MB
+    assert await asyncio.to_thread(memory_mb) == 32
+    # two tasks that stay RUNNING grow it by theirs (16 MB each), as in Mesos
+    await framework.launch(await framework.offer(agent_id=offer.agent_id.value), [
+        TaskInfo(name=f"r{i}", task_id=ID(f"r{i}"), agent_id=offer.agent_id,
+                 resources=resource_list(Resources.of(cpus=0.1, mem=16.0)),
+                 executor=executor, data=b"run") for i in range(2)])
+    for i in range(2):
+        await framework.wait_state(f"r{i}", TaskState.TASK_RUNNING, timeout=60)
+    assert await asyncio.to_thread(memory_mb) == 32 + 2 * 16
     await framework.driver.shutdown("in-docker", offer.agent_id.value)
     await wait_for(lambda: framework.sched.failures or None, timeout=60,
                    message="the executor's container to end after SHUTDOWN")
+    for i in range(2):
+        await framework.wait_state(f"r{i}", TaskState.TASK_KILLED, timeout=60)
 
     def gone() -> bool:
         return not docker_engine.containers.list(filters={"id": docker_id})

@@ -2,7 +2,8 @@
 # A custom executor in POSIX shell and busybox (nc, wget, sed, base64), for the
 # Docker test image, which has no Python: it subscribes over a raw HTTP connection,
 # and answers every LAUNCH with TASK_RUNNING, then TASK_FINISHED with the task's
-# data echoed.  It leaves on SHUTDOWN.  What it does goes to stdout.
+# data echoed (a task whose data is "run" stays RUNNING).  It leaves on SHUTDOWN.
+# What it does goes to stdout.
 set -u
 host=${MESOS_AGENT_ENDPOINT%:*}
 port=${MESOS_AGENT_ENDPOINT##*:}
@@ -31,7 +32,7 @@ echo "subscribing to $MESOS_AGENT_ENDPOINT"
         data=$(echo "$line" | sed -n 's/.*"data":"\([^"]*\)".*/\1/p')
         echo "event LAUNCH $task"
         update "$task" TASK_RUNNING
-        update "$task" TASK_FINISHED "$data" ;;
+        [ "$data" = "cnVu" ] || update "$task" TASK_FINISHED "$data" ;;
     *'"type":"SHUTDOWN"'*) echo "event SHUTDOWN"; kill 0 ;;
     esac
 done

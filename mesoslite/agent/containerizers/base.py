@@ -16,6 +16,8 @@ runs things.  Contract:
   everything in the container) and returns once it is sent, not waiting for the end
   (``wait()`` tells that).  The grace period between the two is not the container's
   business: the agent's task lifecycle (``agent/lifecycle.py``) times it;
+* ``Container.update_limits(cpus, mem_mb)`` changes a running container's limits
+  (False where it cannot);
 * ``cleanup_orphans(known)`` removes what this containerizer runs for this agent that
   is not in ``known`` (container ids) and returns what it removed.
 """
@@ -102,6 +104,11 @@ class Container(abc.ABC):
 
     async def usage(self) -> ResourceUsage | None:
         return None
+
+    async def update_limits(self, cpus: float, mem_mb: float) -> bool:
+        """Change the running container's cpu and memory limits (a custom executor's
+        grow and shrink with its tasks); False when this container cannot."""
+        return False
 
     async def exec(self, argv: list[str], timeout: float) -> tuple[int, str]:
         """Run ``argv`` in the task's environment (for COMMAND health checks)."""

@@ -34,6 +34,7 @@ from mesoslite.agent.containerizers.base import (
     Termination,
 )
 from mesoslite.agent.containerizers.docker_logs import LogCopier
+from mesoslite.agent.containerizers.docker_spec import limits
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,18 @@ class DockerContainer(Container):
     async def wait(self) -> Termination:
         """How the container ended (after its output was copied and it was removed)."""
         return await asyncio.shield(self._done)
+
+    async def update_limits(self, cpus: float, mem_mb: float) -> bool:
+        """``docker update`` of the container's cpu and memory limits."""
+        if self._done.done():
+            return False
+        try:
+            await self._engine.api_call("update_container", self.docker_id,
+                                        **limits(cpus, mem_mb))
+        except (APIError, OSError) as exc:
+            log.warning("limits of %s not changed: %s", self.docker_id, exc)
+            return False
+        return True
 
     async def signal(self, kind: StopKind) -> None:
         """TERM: the container's stop signal as ``docker stop`` sends it (the task's

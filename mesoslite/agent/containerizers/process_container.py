@@ -228,6 +228,18 @@ class ProcessContainer(Container):
 
     # ------------------------------------------------------------ usage & exec
 
+    async def update_limits(self, cpus: float, mem_mb: float) -> bool:
+        """New cgroup limits (False without a cgroup, or when the hierarchy refuses)."""
+        cgroup = self._cgroup
+        if cgroup is None or self._done.done():
+            return False
+        try:
+            skipped = await asyncio.to_thread(cgroup.set_limits, cpus, int(mem_mb * 2**20))
+        except OSError as exc:
+            log.warning("limits of %s not changed: %s", self.container_id, exc)
+            return False
+        return not skipped
+
     async def usage(self) -> ResourceUsage | None:
         """Cumulative CPU seconds and memory (RSS) of the container; None once ended."""
         if self._done.done():
