@@ -71,6 +71,14 @@ async def test_an_executor_runs_many_tasks_and_holds_its_own_resources(cluster, 
     agent = next(a for a in cluster.agents if a.agent_id == offer.agent_id.value)
     # one executor process for the five tasks
     assert len(agent.executors.runs) == 1
+    # its container holds its own resources and its two running tasks'
+    [run] = agent.executors.runs.values()
+    expected = (0.25 + 2 * 0.1, 64 + 2 * 16)
+    await wait_for(lambda: run.limits == expected or None,
+                   message="the executor's limits to shrink to its running tasks")
+    cgroup = getattr(run.container, "_cgroup", None)
+    if cgroup is not None:  # the process containerizer found a cgroup hierarchy
+        assert cgroup.read_limits()["mem_limit_bytes"] == expected[1] * 2**20
     fw = await wait_for(lambda: _with_running(cluster, framework.id, 2),
                         message="the master to show 2 running tasks")
     [view] = fw["executors"]
