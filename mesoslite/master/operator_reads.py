@@ -53,7 +53,7 @@ def flags_json(config: MasterConfig) -> dict[str, Any]:
 # ---------------------------------------------------------------- metrics
 
 # task states counted as gauges (tasks in that state now) and as counters (tasks that
-# reached the terminal state since this master leads), as Mesos' master does
+# reached the terminal state since this master started), as Mesos' master does
 _TASK_GAUGES = (TaskState.TASK_STAGING, TaskState.TASK_STARTING, TaskState.TASK_RUNNING,
                 TaskState.TASK_KILLING, TaskState.TASK_UNREACHABLE)
 _TASK_COUNTERS = (TaskState.TASK_FINISHED, TaskState.TASK_FAILED, TaskState.TASK_KILLED,
