@@ -111,6 +111,7 @@ async def test_flags_show_the_configuration_and_never_the_agent_secret(tmp_path)
         assert flags["weights"] == "a=2.0"
         v0 = (await get_json(url + "/master/flags"))["flags"]
         assert v0 == flags
+        assert (await get_json(url + "/master/state"))["flags"] == flags
         for path in ("/master/flags", "/metrics/snapshot", "/master/state"):
             _, _, body = await request("GET", url + path)
             assert AGENT_SECRET.encode() not in body, path
