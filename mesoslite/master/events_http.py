@@ -16,7 +16,8 @@
   with ``HEARTBEAT`` between them.  A subscriber that falls more than the replay
   buffer behind is disconnected; it resubscribes and gets a new snapshot.  The
   synchronous calls ``GET_STATE``, ``GET_AGENTS``, ``GET_FRAMEWORKS``, ``GET_TASKS``,
-  ``GET_HEALTH``, ``GET_VERSION`` and ``GET_MASTER`` answer ``Response`` JSON;
+  ``GET_HEALTH``, ``GET_VERSION``, ``GET_MASTER``, ``GET_EXECUTORS``, and (behind
+  ``view_state``) ``GET_FLAGS``, ``GET_METRICS`` and ``GET_ROLES`` answer ``Response`` JSON;
   ``RESERVE_RESOURCES`` and ``UNRESERVE_RESOURCES`` change an agent's reservations
   (``reservations_http``).
 
@@ -34,8 +35,8 @@ from aiohttp import web
 
 from mesoslite import __version__
 from mesoslite.httpapi import HTTPError, json_response, read_json
+from mesoslite.master import operator_reads_http, reservations_http
 from mesoslite.master import operator_views as views
-from mesoslite.master import reservations_http
 from mesoslite.master.events import EventLog, MasterEvent
 
 if TYPE_CHECKING:
@@ -139,6 +140,9 @@ class EventsHTTP:
             return await self._subscribe(request)
         if kind in reservations_http.CALLS:
             return await reservations_http.reservation_call(self.server, request, kind, call)
+        read = operator_reads_http.READ_CALLS.get(kind)
+        if read is not None:
+            return json_response({"type": kind, kind.lower(): read(self.server, request)})
         answer = self._sync_calls().get(kind)
         if answer is None:
             raise HTTPError(400, f"Call type {kind} is not supported by mesoslite",

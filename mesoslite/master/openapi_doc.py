@@ -30,7 +30,8 @@ _RESOURCE_CALL = {"type": "object", "properties": {
 _BODIES["OperatorCall"] = {"type": "object", "required": ["type"], "properties": {
     "type": {"type": "string", "enum": [
         "SUBSCRIBE", "GET_STATE", "GET_AGENTS", "GET_FRAMEWORKS", "GET_TASKS", "GET_HEALTH",
-        "GET_VERSION", "GET_MASTER", "RESERVE_RESOURCES", "UNRESERVE_RESOURCES"]},
+        "GET_VERSION", "GET_MASTER", "GET_EXECUTORS", "GET_FLAGS", "GET_METRICS", "GET_ROLES",
+        "RESERVE_RESOURCES", "UNRESERVE_RESOURCES"]},
     "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL}}
 
 
@@ -57,16 +58,42 @@ def _store_paths(plural: str, body: str) -> dict[str, Any]:
     }
 
 
+def _v0_read_paths() -> dict[str, Any]:
+    """Mesos' v0 read endpoints (``operator_reads_http``)."""
+    leader = {**ok_json(), "307": {"description": "not the leader: see Location"},
+              **error_responses(401, 403, 503)}
+    return {
+        "/metrics/snapshot": {"get": {
+            "summary": "Mesos' metrics, flat JSON: {\"master/elected\": 1.0, ...}",
+            "responses": {**ok_json(), **error_responses(401, 403)}}},
+        "/master/flags": {"get": {
+            "summary": "the master's configuration, {\"flags\": {name: value}} (no secrets)",
+            "responses": {**ok_json(), **error_responses(401, 403)}}},
+        "/master/health": {"get": {
+            "summary": "200 with an empty body while this master serves",
+            "responses": {"200": {"description": "healthy"},
+                          **error_responses(401, 403, 503)}}},
+        "/master/slaves": {"get": {"summary": "agents, {\"slaves\": [...]}",
+                                   "responses": leader}},
+        "/master/frameworks": {"get": {
+            "summary": "frameworks, completed frameworks", "responses": leader}},
+        "/master/roles": {"get": {
+            "summary": "roles with weight, frameworks and allocation", "responses": leader}},
+    }
+
+
 def master_openapi() -> dict[str, Any]:
+    scheduler = {"post": {
+        "summary": "Mesos v1 scheduler API call (SUBSCRIBE streams RecordIO events)",
+        "requestBody": json_body("Call"),
+        "responses": {"200": {"description": "SUBSCRIBE: RecordIO event stream"},
+                      "202": {"description": "call accepted"},
+                      "307": {"description": "not the leader: see Location"},
+                      **error_responses(400, 401, 403, 406, 413, 415, 503)},
+    }}
     paths = {
-        "/api/v1/scheduler": {"post": {
-            "summary": "Mesos v1 scheduler API call (SUBSCRIBE streams RecordIO events)",
-            "requestBody": json_body("Call"),
-            "responses": {"200": {"description": "SUBSCRIBE: RecordIO event stream"},
-                          "202": {"description": "call accepted"},
-                          "307": {"description": "not the leader: see Location"},
-                          **error_responses(400, 401, 403, 406, 413, 415, 503)},
-        }},
+        "/api/v1/scheduler": scheduler,
+        "/master/api/v1/scheduler": scheduler,
         "/api/v1": {"post": {
             "summary": "Mesos v1 operator API call (SUBSCRIBE streams RecordIO events; "
                        "RESERVE_RESOURCES/UNRESERVE_RESOURCES change reservations)",
@@ -79,6 +106,7 @@ def master_openapi() -> dict[str, Any]:
                                   "responses": {**ok_json(), **error_responses(401, 403)}}},
         "/master/tasks": {"get": {"summary": "known tasks, paged", "parameters": _PAGING,
                                   "responses": {**ok_json(), **error_responses(400, 401, 403)}}},
+        **_v0_read_paths(),
         "/master/redirect": {"get": {"summary": "307 to the leading master",
                                      "responses": {"307": {"description": "the leader"},
                                                    **error_responses(401, 503)}}},

@@ -39,6 +39,7 @@ from mesoslite.master.model import (
     SendToFramework,
 )
 from mesoslite.master.openapi_doc import master_openapi
+from mesoslite.master.operator_reads_http import OperatorReadsHTTP
 from mesoslite.master.scheduler_api import FrameworkStream, SchedulerAPI
 from mesoslite.master.secrets import MasterSecrets
 from mesoslite.master.secrets_http import SecretsHTTP
@@ -189,7 +190,9 @@ class MasterServer:
         app = make_app(middlewares=[self.auth.middleware(public)])
         api = SchedulerAPI(self)
         links = AgentLinkHandler(self)
-        app.router.add_post("/api/v1/scheduler", api.handle)
+        # Mesos serves the scheduler API under /master too; clients use either path
+        for path in ("/api/v1/scheduler", "/master/api/v1/scheduler"):
+            app.router.add_post(path, api.handle)
         app.router.add_get("/agent/v1/link", links.handle)
         for path in ("/master/state", "/master/state.json", "/state", "/state.json"):
             app.router.add_get(path, self._state)
@@ -200,6 +203,7 @@ class MasterServer:
         app.router.add_get("/version", self._version)
         app.router.add_get("/openapi.json", self._openapi)
         EventsHTTP(self).add_routes(app)
+        OperatorReadsHTTP(self).add_routes(app)
         SecretsHTTP(self).add_routes(app)
         DashboardHTTP(self).add_routes(app)
         return app

@@ -15,6 +15,7 @@ from mesoslite.master.model import (
     FrameworkRecord,
     TaskRecord,
 )
+from mesoslite.master.operator_reads import master_flags
 from mesoslite.master.reservations import state_json as reservations_state_json
 from mesoslite.master.state import MasterState
 from mesoslite.master.usage import attach_statistics, usage_view
@@ -172,12 +173,7 @@ def state_view(state: MasterState, start_time: float, usage: dict[str, Usage]) -
                                  for f in state.completed_frameworks],
         "orphan_tasks": [],
         "unregistered_frameworks": [],
-        "flags": {
-            "agent_ping_timeout": f"{cfg.agent_ping_timeout}secs",
-            "max_agent_ping_timeouts": str(cfg.max_agent_ping_timeouts),
-            "offer_timeout": f"{cfg.offer_timeout}secs" if cfg.offer_timeout else "",
-            "allocation_interval": f"{cfg.allocation_interval}secs",
-        },
+        "flags": master_flags(cfg),
         "allocator": state.allocator.shares(),
         "usage": usage_view(state, usage),
     }
