@@ -22,8 +22,6 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from mesoslite.agent.checkpoint import ExecutorCheckpoint
 from mesoslite.messages.mesos import (
     ExecutorInfo,
@@ -97,13 +95,6 @@ class ExecutorRun:
     def grace_seconds(self) -> float:
         grace = self.info.shutdown_grace_period
         return grace.nanoseconds / 1e9 if grace is not None else DEFAULT_SHUTDOWN_GRACE
-
-
-def same_executor(running: ExecutorInfo, asked: ExecutorInfo) -> bool:
-    """Whether a task's ExecutorInfo names the executor already running (Mesos
-    compares them whole; the framework id may be filled in on one side only)."""
-    return msgspec.structs.replace(running, framework_id=None) == msgspec.structs.replace(
-        asked, framework_id=None)
 
 
 def executor_stop_outcome(run: ExecutorRun, exit_code: int | None, signal: int | None

@@ -52,7 +52,6 @@ from mesoslite.agent.executor_runs import (
     ExecutorTask,
     duration_text,
     executor_stop_outcome,
-    same_executor,
 )
 from mesoslite.agent.lifecycle import containerizer_for
 from mesoslite.agent.status_updates import StatusUpdateManager
@@ -73,12 +72,14 @@ from mesoslite.messages.mesos import (
     CommandURI,
     ContainerID,
     ContainerStatus,
+    ExecutorInfo,
     FrameworkInfo,
     Reason,
     Source,
     TaskInfo,
     TaskState,
     TaskStatus,
+    same_executor,
     to_resources,
 )
 
@@ -405,7 +406,7 @@ class ExecutorManager:
         executor = info.executor
         cp = ExecutorCheckpoint(framework=framework, info=executor,
                                 container_id=f"mesoslite-executor-{uuid.uuid4()}",
-                                containerizer=containerizer_for(_executor_task(executor, info)),
+                                containerizer=containerizer_for(_executor_task(executor)),
                                 launched_at=self.clock.now(), token=secrets.token_urlsafe(24))
         run = ExecutorRun(cp, str(self.cp.executor_sandbox(cp.framework_id, cp.executor_id)))
         self.runs[run.key] = run
@@ -449,7 +450,7 @@ class ExecutorManager:
         self.cp.save_executor(run.cp)
 
     def _spec(self, run: ExecutorRun) -> LaunchSpec:
-        info = _executor_task(run.info, None, self.address.agent_id())
+        info = _executor_task(run.info, self.address.agent_id())
         resources = to_resources(run.info.resources, "executor.resources")
         cpus, mem_mb = self._limits(run)
         return LaunchSpec(
@@ -661,11 +662,12 @@ class ExecutorManager:
         await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
 
-def _executor_task(executor: Any, task: TaskInfo | None, agent_id: str = "") -> TaskInfo:
-    """The executor as the TaskInfo a containerizer runs."""
+def _executor_task(executor: ExecutorInfo, agent_id: str = "") -> TaskInfo:
+    """The executor as the TaskInfo a containerizer runs (validated: it has an id)."""
+    assert executor.executor_id is not None
     return TaskInfo(name=executor.name or executor.executor_id.value,
                     task_id=ID(executor.executor_id.value),
-                    agent_id=ID(agent_id or (task.agent_id.value if task else "")),
+                    agent_id=ID(agent_id),
                     resources=executor.resources, command=executor.command,
                     container=executor.container)
 

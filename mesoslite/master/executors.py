@@ -11,8 +11,6 @@ from here.  Executors are not stored: agents report them when they (re-)register
 
 from __future__ import annotations
 
-import msgspec
-
 from mesoslite.master.frameworks import FrameworkOps
 from mesoslite.master.model import AgentState, ExecutorRecord, TaskRecord
 from mesoslite.master.reservations import Ledger, is_plain
@@ -23,7 +21,7 @@ from mesoslite.messages.agent import (
     Register,
     ShutdownExecutor,
 )
-from mesoslite.messages.mesos import ID, ExecutorInfo, TaskInfo, to_resources
+from mesoslite.messages.mesos import ID, ExecutorInfo, TaskInfo, same_executor, to_resources
 from mesoslite.messages.scheduler import Event, EventMessage, EventType, Failure
 from mesoslite.resources import ResourceError, Resources
 
@@ -60,7 +58,7 @@ class ExecutorOps(FrameworkOps):
         assert executor.executor_id is not None
         running = self.executors.get((agent_id, framework_id, executor.executor_id.value))
         if running is not None:
-            if not _same(running.info, executor):
+            if not same_executor(running.info, executor):
                 return None, (f"ExecutorInfo of executor '{running.id}' differs from the "
                               f"one it runs with on agent {agent_id}")
             return None, None
@@ -184,9 +182,3 @@ class ExecutorOps(FrameworkOps):
 
     def framework_executors(self, framework_id: str) -> list[ExecutorRecord]:
         return [r for r in self.executors.values() if r.framework_id == framework_id]
-
-
-
-def _same(running: ExecutorInfo, asked: ExecutorInfo) -> bool:
-    return msgspec.structs.replace(running, framework_id=None) == msgspec.structs.replace(
-        asked, framework_id=None)

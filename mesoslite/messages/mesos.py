@@ -388,6 +388,13 @@ class ExecutorInfo(Base):
     labels: Labels | None = None
 
 
+def same_executor(running: ExecutorInfo, asked: ExecutorInfo) -> bool:
+    """Whether a task's ExecutorInfo names the executor already running (Mesos
+    compares them whole; the framework id may be filled in on one side only)."""
+    return msgspec.structs.replace(running, framework_id=None) == msgspec.structs.replace(
+        asked, framework_id=None)
+
+
 class ContainerID(Base):
     value: str
     parent: ContainerID | None = None
