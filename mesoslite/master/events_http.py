@@ -10,16 +10,11 @@
   starts with ``event: event_stream_reset`` (``{"type": "event_stream_reset",
   "reason": ...}``, carrying the id to resume from): re-read ``/master/state``.
   A comment line every heartbeat interval keeps proxies from closing it.
-* ``POST /api/v1`` with ``{"type": "SUBSCRIBE"}``: Mesos' operator API.  The answer
+* ``POST /api/v1`` with ``{"type": "SUBSCRIBE"}`` (dispatched by ``operator_api``).  The answer
   is a RecordIO stream (``<length>\\n<json>``) of ``Event``: ``SUBSCRIBED`` carrying
   ``get_state`` (a snapshot) and ``heartbeat_interval_seconds``, then the events,
   with ``HEARTBEAT`` between them.  A subscriber that falls more than the replay
-  buffer behind is disconnected; it resubscribes and gets a new snapshot.  The
-  synchronous calls ``GET_STATE``, ``GET_AGENTS``, ``GET_FRAMEWORKS``, ``GET_TASKS``,
-  ``GET_HEALTH``, ``GET_VERSION``, ``GET_MASTER``, ``GET_EXECUTORS``, and (behind
-  ``view_state``) ``GET_FLAGS``, ``GET_METRICS`` and ``GET_ROLES`` answer ``Response`` JSON;
-  ``RESERVE_RESOURCES`` and ``UNRESERVE_RESOURCES`` change an agent's reservations
-  (``reservations_http``).
+  buffer behind is disconnected; it resubscribes and gets a new snapshot.
 
 Both follow the leader (followers redirect) and end when the master stops.
 """
@@ -27,17 +22,15 @@ Both follow the leader (followers redirect) and end when the master stops.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import msgspec
 from aiohttp import web
 
-from mesoslite import __version__
-from mesoslite.httpapi import HTTPError, json_response, read_json
-from mesoslite.master import operator_reads_http, reservations_http
+from mesoslite.httpapi import HTTPError
 from mesoslite.master import operator_views as views
 from mesoslite.master.events import EventLog, MasterEvent
+from mesoslite.master.operator_api import OperatorAPI
 
 if TYPE_CHECKING:
     from mesoslite.master.server import MasterServer
@@ -70,7 +63,7 @@ class EventsHTTP:
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/master/events", self.sse)
-        app.router.add_post("/api/v1", self.operator)
+        OperatorAPI(self.server, self.subscribe).add_routes(app)
         app.on_shutdown.append(self._on_shutdown)
 
     async def _on_shutdown(self, app: web.Application) -> None:
@@ -123,46 +116,7 @@ class EventsHTTP:
 
     # ---------------------------------------------------------------- operator API
 
-    async def operator(self, request: web.Request) -> web.StreamResponse:
-        await self.server.check_leader(request)
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-        if content_type != _JSON:
-            raise HTTPError(415, "Expecting 'Content-Type' of application/json")
-        accept = request.headers.get("Accept", "*/*")
-        if not any(a.split(";")[0].strip() in (_JSON, "*/*", "application/*")
-                   for a in accept.split(",")):
-            raise HTTPError(406, "Expecting 'Accept' to allow application/json")
-        call = await read_json(request)
-        kind = call.get("type") if isinstance(call, dict) else None
-        if not isinstance(kind, str):
-            raise HTTPError(400, "Expecting 'type' to be present", [("type", ["is required"])])
-        if kind == "SUBSCRIBE":
-            return await self._subscribe(request)
-        if kind in reservations_http.CALLS:
-            return await reservations_http.reservation_call(self.server, request, kind, call)
-        read = operator_reads_http.READ_CALLS.get(kind)
-        if read is not None:
-            return json_response({"type": kind, kind.lower(): read(self.server, request)})
-        answer = self._sync_calls().get(kind)
-        if answer is None:
-            raise HTTPError(400, f"Call type {kind} is not supported by mesoslite",
-                            [("type", ["unsupported"])])
-        return json_response({"type": kind, kind.lower(): answer()})
-
-    def _sync_calls(self) -> dict[str, Callable[[], Any]]:
-        state = self.server.state
-        return {
-            "GET_STATE": lambda: views.get_state(state, self.server.start_time),
-            "GET_AGENTS": lambda: views.get_agents(state),
-            "GET_FRAMEWORKS": lambda: views.get_frameworks(state),
-            "GET_TASKS": lambda: views.get_tasks(state),
-            "GET_EXECUTORS": lambda: views.get_executors(state),
-            "GET_HEALTH": lambda: {"healthy": True},
-            "GET_VERSION": lambda: {"version_info": {"version": __version__}},
-            "GET_MASTER": lambda: {"master_info": msgspec.to_builtins(state.master_info())},
-        }
-
-    async def _subscribe(self, request: web.Request) -> web.StreamResponse:
+    async def subscribe(self, request: web.Request) -> web.StreamResponse:
         heartbeat = self._heartbeat()
         # The snapshot and the cursor are taken together, with no await between them.
         snapshot = {"type": "SUBSCRIBED", "subscribed": {

@@ -3,7 +3,7 @@ report them (``GET_FLAGS``, ``GET_METRICS``, ``GET_ROLES``; ``/master/flags``,
 ``/metrics/snapshot``, ``/master/roles``).
 
 Pure functions of the configuration and the state; the HTTP edges are in
-``events_http`` (v1) and ``operator_reads_http`` (v0).  Names are Mesos' where Mesos
+``operator_api`` (v1) and ``operator_reads_http`` (v0).  Names are Mesos' where Mesos
 has the figure; mesoslite-only settings keep their own names.
 """
 

@@ -1,7 +1,7 @@
 """Read-only operator calls and Mesos' v0 endpoints over the same data.
 
 * ``POST /api/v1`` calls ``GET_FLAGS``, ``GET_METRICS`` and ``GET_ROLES``
-  (``READ_CALLS``, dispatched by ``events_http``).
+  (``CALLS``, dispatched by ``operator_api``).
 * ``GET /metrics/snapshot`` (flat ``{"master/elected": 1.0, ...}``), ``/master/flags``
   (``{"flags": {name: value}}``), ``/master/health`` (200, empty body), and, following
   the leader, ``/master/slaves``, ``/master/frameworks`` and ``/master/roles``.
@@ -24,6 +24,7 @@ from mesoslite.master import operator_reads as reads
 from mesoslite.master.views import agent_view, framework_view, resources_summary
 
 if TYPE_CHECKING:
+    from mesoslite.master.operator_api import OperatorCall
     from mesoslite.master.server import MasterServer
 
 
@@ -49,12 +50,17 @@ def _get_roles(server: MasterServer, request: web.Request) -> dict[str, Any]:
     return reads.roles_json(reads.roles(server.state))
 
 
-# call type -> answer (the ``Response`` body under the call's lower-cased name)
-READ_CALLS: dict[str, Callable[[MasterServer, web.Request], dict[str, Any]]] = {
-    "GET_FLAGS": _get_flags,
-    "GET_METRICS": _get_metrics,
-    "GET_ROLES": _get_roles,
-}
+def _answer(kind: str, read: Callable[[MasterServer, web.Request], dict[str, Any]]
+            ) -> OperatorCall:
+    async def call(server: MasterServer, request: web.Request,
+                   body: dict[str, Any]) -> dict[str, Any]:
+        return {"type": kind, kind.lower(): read(server, request)}
+    return call
+
+
+CALLS: dict[str, OperatorCall] = {
+    kind: _answer(kind, read) for kind, read in
+    (("GET_FLAGS", _get_flags), ("GET_METRICS", _get_metrics), ("GET_ROLES", _get_roles))}
 
 
 def role_v0(role: reads.RoleView) -> dict[str, Any]:

@@ -26,13 +26,12 @@ from mesoslite.master.stimuli import OperatorReserves, OperatorUnreserves, Refus
 from mesoslite.messages.mesos import Resource
 
 if TYPE_CHECKING:
+    from mesoslite.master.operator_api import OperatorCall
     from mesoslite.master.server import MasterServer
-
-CALLS = ("RESERVE_RESOURCES", "UNRESERVE_RESOURCES")
 
 
 async def reservation_call(server: MasterServer, request: web.Request, kind: str,
-                           call: dict[str, Any]) -> web.Response:
+                           call: dict[str, Any]) -> None:
     field = kind.lower()
     agent_id, items = _read(call.get(field), field)
     parts = ops.read(items, kind)
@@ -46,8 +45,7 @@ async def reservation_call(server: MasterServer, request: web.Request, kind: str
         refusal = server.handle(OperatorUnreserves(agent_id, items))
     if isinstance(refusal, Refusal):
         raise _error(refusal, field)
-    await server.flush()  # stored before the answer
-    return web.Response(status=202)
+    await server.flush()  # stored before the answer (202)
 
 
 def _read(body: object, field: str) -> tuple[str, list[Resource]]:
@@ -69,3 +67,14 @@ def _read(body: object, field: str) -> tuple[str, list[Resource]]:
 def _error(refusal: Refusal, field: str) -> HTTPError:
     where = f"{field}.{refusal.path}" if refusal.path else field
     return HTTPError(refusal.status, refusal.message, [(where, [refusal.message])])
+
+
+def _call(kind: str) -> OperatorCall:
+    async def call(server: MasterServer, request: web.Request,
+                   body: dict[str, Any]) -> None:
+        await reservation_call(server, request, kind, body)
+    return call
+
+
+CALLS: dict[str, OperatorCall] = {
+    kind: _call(kind) for kind in ("RESERVE_RESOURCES", "UNRESERVE_RESOURCES")}

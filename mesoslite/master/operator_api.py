@@ -1,0 +1,81 @@
+"""``POST /api/v1`` on the master: Mesos' operator API, one call per request.
+
+Each family of calls lives in its own module and exports ``CALLS``, a mapping from
+the call's ``type`` to an ``OperatorCall``; this module only reads the request,
+dispatches and writes the answer.  A handler returns the ``Response`` body (a dict
+such as ``{"type": "GET_ROLES", "get_roles": {...}}``), answered 200, or ``None``
+for calls Mesos answers ``202 Accepted`` with no body.  It raises ``HTTPError`` for
+anything it refuses, before it changes anything.  ``SUBSCRIBE`` streams
+(``events_http``).
+
+Every call follows the leader (followers redirect).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from mesoslite.httpapi import HTTPError, json_response, read_json
+
+if TYPE_CHECKING:
+    from mesoslite.master.server import MasterServer
+
+_JSON = "application/json"
+
+OperatorCall = Callable[["MasterServer", web.Request, dict[str, Any]],
+                        Awaitable[dict[str, Any] | None]]
+
+
+def _families() -> list[Mapping[str, OperatorCall]]:
+    # Imported here: each family imports the server's modules, which import this one.
+    from mesoslite.master import operator_reads_http, operator_state_calls, reservations_http
+    return [operator_state_calls.CALLS, operator_reads_http.CALLS, reservations_http.CALLS]
+
+
+def calls() -> dict[str, OperatorCall]:
+    """Every call type this master answers synchronously, with its handler."""
+    out: dict[str, OperatorCall] = {}
+    for family in _families():
+        for kind, handler in family.items():
+            if kind in out:
+                raise RuntimeError(f"operator call {kind} is defined twice")
+            out[kind] = handler
+    return out
+
+
+class OperatorAPI:
+    def __init__(self, server: MasterServer,
+                 subscribe: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
+        self.server = server
+        self.subscribe = subscribe
+        self.calls = calls()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1", self.handle)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        await self.server.check_leader(request)
+        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if content_type != _JSON:
+            raise HTTPError(415, "Expecting 'Content-Type' of application/json")
+        accept = request.headers.get("Accept", "*/*")
+        if not any(a.split(";")[0].strip() in (_JSON, "*/*", "application/*")
+                   for a in accept.split(",")):
+            raise HTTPError(406, "Expecting 'Accept' to allow application/json")
+        call = await read_json(request)
+        kind = call.get("type") if isinstance(call, dict) else None
+        if not isinstance(kind, str):
+            raise HTTPError(400, "Expecting 'type' to be present", [("type", ["is required"])])
+        if kind == "SUBSCRIBE":
+            return await self.subscribe(request)
+        handler = self.calls.get(kind)
+        if handler is None:
+            raise HTTPError(400, f"Call type {kind} is not supported by mesoslite",
+                            [("type", ["unsupported"])])
+        answer = await handler(self.server, request, call)
+        if answer is None:
+            return web.Response(status=202)
+        return json_response(answer)
