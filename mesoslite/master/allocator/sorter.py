@@ -170,8 +170,21 @@ class DRFSorter:
     def total(self) -> dict[str, float]:
         return from_milli(self._total)
 
-    def allocated(self, slot: int, scalars: Mapping[str, float]) -> None:
-        """``slot`` received ``scalars``; the order (and ``ranks()``) stays exact."""
+    def total_milli(self) -> dict[str, int]:
+        """The cluster total in thousandths (a copy)."""
+        return dict(self._total)
+
+    def allocation_milli(self) -> dict[str, int]:
+        """What all clients hold together, in thousandths."""
+        self._prepare()
+        out: dict[str, int] = {}
+        for kid in self._root.kids:
+            add_milli(out, kid.alloc)
+        return out
+
+    def allocated(self, slot: int, scalars: Mapping[str, float]) -> dict[str, int]:
+        """``slot`` received ``scalars``; the order (and ``ranks()``) stays exact.
+        Returns ``scalars`` in thousandths, as counted."""
         milli = to_milli(scalars)
         if self._structure_dirty:
             self._rebuild()  # so that the counts go to the client's real ancestors
@@ -193,6 +206,7 @@ class DRFSorter:
                 node.share = dominant / node.weight
                 self._reposition(node)
             node = node.parent
+        return milli
 
     def unallocated(self, slot: int, scalars: Mapping[str, float]) -> None:
         """``slot`` gave ``scalars`` back (saturating); the order is re-sorted lazily."""
@@ -223,6 +237,14 @@ class DRFSorter:
         if role not in self._live:
             raise KeyError(role)
         return from_milli(self._roles[role].alloc)
+
+    def live_allocation(self, role: str) -> dict[str, int]:
+        """What ``role`` and its sub-roles hold, in thousandths; for a role in the tree
+        the very dict ``allocated()`` updates (read it only until the next membership
+        change); empty for a role no client is in."""
+        self._prepare()
+        node = self._roles.get(role) if role in self._live else None
+        return node.alloc if node is not None else {}
 
     def role_share(self, role: str) -> float:
         self._prepare()
