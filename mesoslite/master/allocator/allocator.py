@@ -247,6 +247,9 @@ class Allocator(ReservedPools, StagedRounds):
         """``role``'s weight in DRF from the next round on (1.0 is the default)."""
         self._sorter.set_role_weight(check_role(role), check_weight(weight, role))
 
+    def role_weight(self, role: str) -> float:
+        return self._sorter.role_weight(role)
+
     def set_quota(self, role: str, guarantees: Mapping[str, float],
                   limits: Mapping[str, float]) -> None:
         """``role``'s quota from the next round on (see ``quota.py``); none of either
