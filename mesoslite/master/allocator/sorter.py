@@ -413,9 +413,12 @@ class DRFSorter:
         if i == j:
             return
         label = self._label_between(members, j, parent.gap)
-        if label is None or not self._labelled:
+        if not self._labelled:
             self._relabel(parent)
             self._full_ranks()
+            return
+        if label is None:
+            self._relabel_in_place(parent)
             return
         delta = (label - node.label) << self._shifts[node.level]
         node.label = label
@@ -423,6 +426,20 @@ class DRFSorter:
             self._rank[node.slot] += delta
         else:
             self._rank[node.subtree] += delta
+
+    def _relabel_in_place(self, parent: _Node) -> None:
+        """Relabel ``parent``'s kids evenly and move each kid's clients' ranks by the
+        change: O(clients below ``parent``), not O(tree) as recomputing every rank."""
+        before = [kid.label for kid in parent.members]
+        self._relabel(parent)
+        rank = self._rank
+        for kid, old in zip(parent.members, before):
+            if kid.label != old:
+                delta = (kid.label - old) << self._shifts[kid.level]
+                if kid.slot >= 0:
+                    rank[kid.slot] += delta
+                else:
+                    rank[kid.subtree] += delta
 
     def _label_between(self, members: list[_Node], j: int, gap: int) -> int | None:
         """A free label for the node just filed at ``j`` among ``members``; None: relabel."""
