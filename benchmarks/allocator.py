@@ -10,6 +10,17 @@ Printed per size: seconds for the first round and the mean of the later rounds (
 ``allocate`` call only, as Mesos measures), plus the time to take the declines back
 (``recover`` with a filter), next to Apache Mesos' ~1.06 s per round at 10,000 x 1,000.
 
+Each size runs in three shapes, one after the other in the same process:
+
+* ``plain``: every framework in role ``*`` (Mesos' benchmark);
+* ``weights``: the frameworks spread over 10 roles with weights 1-4, no quota;
+* ``quota``: the same roles and weights; roles 0-4 have guarantees their running tasks
+  already meet and cpu limits that bind after ~200 more agents each, role 5 has a
+  guarantee 1,000 cpus above its use (so stage 1 runs and headroom is held back
+  every round);
+
+and the ``quota`` round time is printed as a ratio of the ``plain`` one.
+
     .venv/bin/python benchmarks/allocator.py            # 1,000 x 100 and 10,000 x 1,000
     .venv/bin/python benchmarks/allocator.py --quick    # small sizes, a few rounds
 """
@@ -35,16 +46,41 @@ USED = Resources.parse("cpus:16;mem:2014;disk:1024") + Resources(
 )
 
 
-def build(agents: int, frameworks: int) -> tuple[Allocator, float]:
-    """The cluster of the benchmark; returns it and the seconds the set-up took."""
+ROLES = 10
+SHAPES = ("plain", "weights", "quota")
+
+
+def build(agents: int, frameworks: int, shape: str = "plain") -> tuple[Allocator, float]:
+    """The cluster of the benchmark in one of ``SHAPES``; returns it and the seconds
+    the set-up took."""
     start = time.perf_counter()
     allocator = Allocator()
     ids = [f"framework-{i}" for i in range(frameworks)]
-    for framework_id in ids:
-        allocator.add_framework(framework_id, ["*"])
+    roles = ["*"] * frameworks if shape == "plain" else [
+        f"role-{i % ROLES}" for i in range(frameworks)]
+    for framework_id, role in zip(ids, roles):
+        allocator.add_framework(framework_id, [role])
     for i in range(agents):
-        allocator.add_agent(f"agent-{i}", AGENT, {(ids[i % frameworks], "*"): USED})
+        f = i % frameworks
+        allocator.add_agent(f"agent-{i}", AGENT, {(ids[f], roles[f]): USED})
+    if shape != "plain":
+        for r in range(ROLES):
+            allocator.set_role_weight(f"role-{r}", 1.0 + r % 4)
+    if shape == "quota":
+        add_quota(allocator, agents)
     return allocator, time.perf_counter() - start
+
+
+def add_quota(allocator: Allocator, agents: int) -> None:
+    """Quota relative to what each role's running tasks hold (see the docstring)."""
+    per_role = agents // ROLES  # agents whose tasks belong to each role
+    used_cpus, used_mem = per_role * USED.scalar("cpus"), per_role * USED.scalar("mem")
+    spare_cpus = AGENT.scalar("cpus") - USED.scalar("cpus")
+    for r in range(5):
+        allocator.set_quota(f"role-{r}", {"cpus": used_cpus / 2, "mem": used_mem / 2},
+                            {"cpus": used_cpus + spare_cpus * per_role / 5,
+                             "mem": 2 * used_mem})
+    allocator.set_quota("role-5", {"cpus": used_cpus + spare_cpus * per_role / 8}, {})
 
 
 def decline(allocator: Allocator, offers: list[Allocation], now: float) -> float:
@@ -55,8 +91,8 @@ def decline(allocator: Allocator, offers: list[Allocation], now: float) -> float
     return time.perf_counter() - start
 
 
-def run(agents: int, frameworks: int, rounds: int) -> dict[str, float]:
-    allocator, setup = build(agents, frameworks)
+def run(agents: int, frameworks: int, rounds: int, shape: str = "plain") -> dict[str, float]:
+    allocator, setup = build(agents, frameworks, shape)
     now = 0.0
     allocate_times: list[float] = []
     recover_times: list[float] = []
@@ -95,15 +131,20 @@ def main(argv: list[str] | None = None) -> None:
         sizes = [(1_000, 100), (10_000, 1_000)]
     rounds = args.rounds or (3 if args.quick else 6)
     print(f"DeclineOffers shape, {rounds} rounds per size; seconds per allocate() round")
-    header = (f"{'agents':>7} {'frameworks':>10} {'setup':>7} {'offers':>7} "
-              f"{'first':>7} {'later':>7} {'recover':>8}  Mesos (10k x 1k)")
+    header = (f"{'agents':>7} {'frameworks':>10} {'shape':>8} {'setup':>7} {'offers':>7} "
+              f"{'first':>7} {'later':>7} {'recover':>8} {'x plain':>8}  Mesos (10k x 1k)")
     print(header)
     for agents, frameworks in sizes:
-        r = run(agents, frameworks, rounds)
-        mesos = f"{MESOS_SECONDS_PER_ROUND:.2f}" if (agents, frameworks) == (10_000, 1_000) else ""
-        print(f"{agents:>7} {frameworks:>10} {r['setup']:>7.3f} {r['offers']:>7.0f} "
-              f"{r['first']:>7.3f} {r['later']:>7.3f} {r['recover']:>8.3f}  {mesos}",
-              flush=True)
+        plain = None
+        for shape in SHAPES:
+            r = run(agents, frameworks, rounds, shape)
+            plain = plain or r
+            mesos = (f"{MESOS_SECONDS_PER_ROUND:.2f}"
+                     if (agents, frameworks) == (10_000, 1_000) else "")
+            print(f"{agents:>7} {frameworks:>10} {shape:>8} {r['setup']:>7.3f} "
+                  f"{r['offers']:>7.0f} {r['first']:>7.3f} {r['later']:>7.3f} "
+                  f"{r['recover']:>8.3f} {r['later'] / plain['later']:>8.2f}  {mesos}",
+                  flush=True)
 
 
 if __name__ == "__main__":

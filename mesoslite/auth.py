@@ -19,7 +19,8 @@ decides; once ACLs are configured anything no rule allows is denied::
 Principals, actions and objects are shell-style patterns (``*``, ``web-*``).  Actions
 used by the servers: ``register_framework`` (object: role), ``teardown_framework`` and
 ``kill_task`` (object: the framework's principal), ``view_state`` (object: what is
-read, e.g. ``master``, ``sandbox``), and the frameworks' own (``manage_app``...).
+read, e.g. ``master``, ``sandbox``), ``update_weights`` and ``update_quota`` (object: the
+role whose weight or quota changes), and the frameworks' own (``manage_app``...).
 
 Without a credentials file every request is anonymous and allowed: that is only
 permitted on loopback listeners (see ``check_exposure``).

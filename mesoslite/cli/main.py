@@ -23,10 +23,12 @@ COMMANDS: dict[str, str] = {
     "logs": "mesoslite.cli.logs_cmd:logs",
     "master": "mesoslite.cli.master_cmd:master",
     "pack": "mesoslite.cli.pack:pack",
+    "quota": "mesoslite.cli.quota_cmd:quota",
     "secrets": "mesoslite.cli.secrets_cmd:secrets",
     "services": "mesoslite.cli.services_cmd:services",
     "state": "mesoslite.cli.state_cmd:state",
     "up": "mesoslite.cli.up:up",
+    "weights": "mesoslite.cli.quota_cmd:weights",
 }
 
 

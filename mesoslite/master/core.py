@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from mesoslite.master.allocator import Allocator
+from mesoslite.master.allocator import Allocator, Quota
 from mesoslite.master.model import (
     AgentRecord,
     AgentState,
@@ -107,6 +107,12 @@ class MasterCore:
         self.changed_agents: set[str] = set()
         # agents the allocator knows (unreachable and recovered agents are not in it)
         self.in_allocator: set[str] = set()
+        # role weights: the --weights flag's, overridden by those set at run time
+        # (``stored_weights``, durable), and quota per role (``operator_quota.py``)
+        self.role_weights: dict[str, float] = dict(config.role_weights)
+        self.stored_weights: dict[str, float] = {}
+        self.quotas: dict[str, Quota] = {}
+        self.meta_writes: dict[str, str] = {}  # meta table rows for the next flush
         self._ids: dict[str, itertools.count[int]] = {}
         self.counters: dict[str, int] = {
             "offers_sent": 0,
@@ -156,6 +162,7 @@ class MasterCore:
                 writes.tasks[key] = task.to_store()
             else:
                 writes.deleted_tasks.add(key)
+        writes.meta, self.meta_writes = self.meta_writes, {}
         self.dirty_agents.clear()
         self.dirty_frameworks.clear()
         self.dirty_tasks.clear()
@@ -166,7 +173,7 @@ class MasterCore:
         """Whether a flush has anything to do: commands, records to store, or agents
         whose free resources changed (a partial allocation round)."""
         return bool(self.outbox or self.dirty_agents or self.dirty_frameworks
-                    or self.dirty_tasks or self.changed_agents)
+                    or self.dirty_tasks or self.changed_agents or self.meta_writes)
 
     def to_framework(self, framework_id: str, event: Event) -> None:
         fw = self.frameworks.get(framework_id)

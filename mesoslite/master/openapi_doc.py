@@ -31,8 +31,25 @@ _BODIES["OperatorCall"] = {"type": "object", "required": ["type"], "properties":
     "type": {"type": "string", "enum": [
         "SUBSCRIBE", "GET_STATE", "GET_AGENTS", "GET_FRAMEWORKS", "GET_TASKS", "GET_HEALTH",
         "GET_VERSION", "GET_MASTER", "GET_EXECUTORS", "GET_FLAGS", "GET_METRICS", "GET_ROLES",
-        "RESERVE_RESOURCES", "UNRESERVE_RESOURCES"]},
-    "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL}}
+        "RESERVE_RESOURCES", "UNRESERVE_RESOURCES",
+        "GET_WEIGHTS", "UPDATE_WEIGHTS", "GET_QUOTA", "UPDATE_QUOTA"]},
+    "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL,
+    "update_weights": {"type": "object", "properties": {
+        "weight_infos": {"type": "array", "items": {"$ref": "#/components/schemas/WeightInfo"}}}},
+    "update_quota": {"type": "object", "properties": {
+        "force": {"type": "boolean"},
+        "quota_configs": {"type": "array",
+                          "items": {"$ref": "#/components/schemas/QuotaConfig"}}}}}}
+_SCALAR_MAP = {"type": "object", "additionalProperties": {
+    "type": "object", "properties": {"value": {"type": "number"}}}}
+_BODIES["WeightInfo"] = {"type": "object", "required": ["role", "weight"], "properties": {
+    "role": {"type": "string"}, "weight": {"type": "number"}}}
+_BODIES["WeightInfos"] = {"type": "array", "items": {"$ref": "#/components/schemas/WeightInfo"}}
+_BODIES["QuotaConfig"] = {"type": "object", "required": ["role"], "properties": {
+    "role": {"type": "string"}, "guarantees": _SCALAR_MAP, "limits": _SCALAR_MAP}}
+_BODIES["QuotaRequest"] = {"type": "object", "required": ["role"], "properties": {
+    "role": {"type": "string"}, "force": {"type": "boolean"},
+    "guarantee": {"type": "array", "items": {"$ref": "#/components/schemas/Resource"}}}}
 
 
 def _store_paths(plural: str, body: str) -> dict[str, Any]:
@@ -79,6 +96,30 @@ def _v0_read_paths() -> dict[str, Any]:
             "summary": "frameworks, completed frameworks", "responses": leader}},
         "/master/roles": {"get": {
             "summary": "roles with weight, frameworks and allocation", "responses": leader}},
+        **_quota_paths(leader),
+    }
+
+
+def _quota_paths(leader: dict[str, Any]) -> dict[str, Any]:
+    """Mesos' v0 ``/weights`` and ``/quota`` (``quota_http``)."""
+    changed = {"200": {"description": "stored"},
+               "307": {"description": "not the leader: see Location"},
+               **error_responses(400, 401, 403, 409, 413, 415, 503)}
+    return {
+        "/weights": {
+            "get": {"summary": "role weights, [{\"role\", \"weight\"}]", "responses": leader},
+            "put": {"summary": "set role weights (update_weights on each role)",
+                    "requestBody": json_body("WeightInfos"), "responses": changed}},
+        "/quota": {
+            "get": {"summary": "quota: {\"infos\": [...], \"configs\": [...]}",
+                    "responses": leader},
+            "post": {"summary": "set a role's guarantees (also its limits; legacy)",
+                     "requestBody": json_body("QuotaRequest"), "responses": changed}},
+        "/quota/{role}": {"delete": {
+            "summary": "remove a role's quota (update_quota on the role)",
+            "parameters": [{"name": "role", "in": "path", "required": True,
+                            "schema": {"type": "string"}}],
+            "responses": changed}},
     }
 
 
@@ -96,7 +137,8 @@ def master_openapi() -> dict[str, Any]:
         "/master/api/v1/scheduler": scheduler,
         "/api/v1": {"post": {
             "summary": "Mesos v1 operator API call (SUBSCRIBE streams RecordIO events; "
-                       "RESERVE_RESOURCES/UNRESERVE_RESOURCES change reservations)",
+                       "RESERVE_RESOURCES/UNRESERVE_RESOURCES change reservations; "
+                       "UPDATE_WEIGHTS/UPDATE_QUOTA change weights and quota)",
             "requestBody": json_body("OperatorCall"),
             "responses": {**ok_json(), "202": {"description": "reservation stored"},
                           "307": {"description": "not the leader: see Location"},

@@ -159,7 +159,7 @@ class RoleView:
 
 
 def _role_names(state: MasterState, weights: Mapping[str, float]) -> set[str]:
-    names = set(weights) | set(state.config.role_weights)
+    names = set(weights) | set(state.role_weights)
     for fw in state.frameworks.values():
         names.update(fw.roles)
     names.update(t.role for t in state.tasks.values() if not t.released)
@@ -170,7 +170,7 @@ def _role_names(state: MasterState, weights: Mapping[str, float]) -> set[str]:
 def roles(state: MasterState) -> list[RoleView]:
     """Every role that has a weight, a subscribed framework, tasks or offers, by name."""
     weights = {r: e["weight"] for r, e in state.allocator.shares()["roles"].items()}
-    views = {name: RoleView(name, weights.get(name, state.config.role_weights.get(name, 1.0)),
+    views = {name: RoleView(name, weights.get(name, state.role_weights.get(name, 1.0)),
                             [], Resources(), Resources())
              for name in _role_names(state, weights)}
     for fw in state.frameworks.values():

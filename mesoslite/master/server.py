@@ -40,6 +40,7 @@ from mesoslite.master.model import (
 )
 from mesoslite.master.openapi_doc import master_openapi
 from mesoslite.master.operator_reads_http import OperatorReadsHTTP
+from mesoslite.master.quota_http import QuotaHTTP
 from mesoslite.master.scheduler_api import FrameworkStream, SchedulerAPI
 from mesoslite.master.secrets import MasterSecrets
 from mesoslite.master.secrets_http import SecretsHTTP
@@ -204,6 +205,7 @@ class MasterServer:
         app.router.add_get("/openapi.json", self._openapi)
         EventsHTTP(self).add_routes(app)
         OperatorReadsHTTP(self).add_routes(app)
+        QuotaHTTP(self).add_routes(app)
         SecretsHTTP(self).add_routes(app)
         DashboardHTTP(self).add_routes(app)
         return app

@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from mesoslite.master import operator_reservations
+from mesoslite.master import operator_quota, operator_reservations
 from mesoslite.master.agents import AgentOps
 from mesoslite.master.allocator import Allocator
 from mesoslite.master.core import MasterConfig, SecretsCheck
@@ -168,6 +168,7 @@ class MasterState(AgentOps):
             )
             self.add_task(task)
         self.dirty_tasks.clear()
+        operator_quota.recover(self, snapshot.get("meta", []))
 
     # ---------------------------------------------------------------- views
 
@@ -224,6 +225,8 @@ _HANDLERS: dict[type, Callable[[MasterState, Any, float, float], Result]] = {
     MalformedCall: MasterState.malformed_call,
     OperatorReserves: operator_reservations.reserve,
     OperatorUnreserves: operator_reservations.unreserve,
+    operator_quota.OperatorUpdatesWeights: operator_quota.update_weights,
+    operator_quota.OperatorUpdatesQuota: operator_quota.update_quota,
     Tick: MasterState.tick,
     AllocationRound: MasterState.allocation_round,
     Recover: MasterState.recover,

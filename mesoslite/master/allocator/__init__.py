@@ -11,6 +11,7 @@ from mesoslite.master.allocator.filters import (
     MAX_REFUSE_SECONDS,
     refuse_duration,
 )
+from mesoslite.master.allocator.quota import Quota, check_quota
 from mesoslite.master.allocator.records import Allocation, check_role
 from mesoslite.master.allocator.reports import (
     AGENT_FULL,
@@ -38,6 +39,8 @@ __all__ = [
     "Allocation",
     "Allocator",
     "DRFSorter",
+    "Quota",
+    "check_quota",
     "check_role",
     "dominant_share",
     "refuse_duration",

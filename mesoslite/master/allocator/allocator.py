@@ -21,12 +21,14 @@ Contracts:
 * Other calls naming an unknown agent or framework raise ``KeyError``; ``remove_*``
   of an unknown id is a no-op.
 
-Reservations: an agent's resources reserved for a role form a *pool* of their own (an
-``AgentRecord`` with ``role`` set, its own filter row), offered after the unreserved
-agents of the round, whole, to the first client *of that role* in DRF order.  The
-unreserved path does not look at pools at all.  ``reserve`` / ``unreserve`` move
-resources a client holds (an accepted offer) between the agent's unreserved record and
-the pool; callers say which pool they return resources to (``reservation=``).
+Reservations: an agent's resources reserved for a role form a *pool* of their own,
+offered after the unreserved agents of the round to clients of that role only (see
+``pools.py``); callers say which pool they return resources to (``reservation=``).
+
+Quota: while any role has quota (``set_quota``), the round runs in Mesos' two stages
+(``staged.py``): roles below their guarantees first, then the fair share, with an
+agent's resources cut to a role's limits and to the headroom unmet guarantees need,
+so one agent may go to several clients in a round (see ``quota.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ import numpy as np
 
 from mesoslite.master.allocator import reports
 from mesoslite.master.allocator.filters import OfferFilters, refuse_duration
+from mesoslite.master.allocator.pools import ReservedPools
+from mesoslite.master.allocator.quota import Quota, check_quota
 from mesoslite.master.allocator.records import (
     EMPTY,
     AgentRecord,
@@ -50,14 +54,16 @@ from mesoslite.master.allocator.records import (
     check_roles,
     check_weight,
 )
+from mesoslite.master.allocator.scalars import sub_milli, to_milli
 from mesoslite.master.allocator.sorter import DRFSorter
+from mesoslite.master.allocator.staged import StagedRounds
 from mesoslite.resources import Resources
 
 _CHUNK = 256  # agents filtered per vectorised block: big enough to amortise, cache-sized
 _NEVER = np.iinfo(np.int64).max
 
 
-class Allocator:
+class Allocator(ReservedPools, StagedRounds):
     """Hierarchical weighted DRF allocator (see module docstring for the contract)."""
 
     def __init__(self, role_weights: Mapping[str, float] | None = None) -> None:
@@ -73,6 +79,9 @@ class Allocator:
         self._ok = np.zeros(0, bool)  # per client: may be offered (active, not suppressed)
         # reserved pools: agent id -> role -> pool record (see module docstring)
         self._pools: dict[str, dict[str, AgentRecord]] = {}
+        self._quotas: dict[str, Quota] = {}  # top-level role -> its non-empty quota
+        # per scalar kind, the most any agent ever had: what one offer can hold at most
+        self._biggest: dict[str, int] = {}
 
     # -- agents ----------------------------------------------------------------
 
@@ -99,6 +108,7 @@ class Allocator:
         self._filters.ensure(self._agent_slots.high, len(self._client_key))
         agent = AgentRecord(agent_id, slot, unreserved)
         self._agents[agent_id] = agent
+        self._note_size(total)
         self._sorter.add_total(unreserved.scalars)
         for (framework_id, role), resources in (allocated or {}).items():
             self._record(agent, framework_id, check_role(role), resources)
@@ -115,92 +125,13 @@ class Allocator:
 
     def update_agent_total(self, agent_id: str, total: Resources) -> None:
         agent = self._agents[agent_id]
+        self._note_size(total)
         for pool in self._pools.get(agent_id, {}).values():
             total = total - pool.total
         self._sorter.remove_total(agent.total.scalars)
         self._sorter.add_total(total.scalars)
         agent.total = total
         self._recompute_available(agent)
-
-    # -- reservations --------------------------------------------------------------
-
-    def reserve(self, framework_id: str, role: str, agent_id: str, resources: Resources
-                ) -> None:
-        """``resources`` that (framework, role) holds unreserved on the agent become
-        reserved for ``role`` (still held by it: e.g. an accepted offer)."""
-        agent = self._agents[agent_id]
-        pool = self._pool(agent_id, check_role(role))
-        self._move(agent, pool, (framework_id, role), resources)
-
-    def unreserve(self, framework_id: str, role: str, agent_id: str, resources: Resources
-                  ) -> None:
-        """The inverse of ``reserve``; an emptied pool goes."""
-        pool = self._pools.get(agent_id, {}).get(role)
-        if pool is None:
-            return
-        self._move(pool, self._agents[agent_id], (framework_id, role), resources)
-        if not pool.total and not pool.allocations:
-            self._drop_pool(pool)
-
-    def reserved(self, agent_id: str) -> dict[str, Resources]:
-        """Role -> the agent's resources reserved for it."""
-        return {r: p.total for r, p in self._pools.get(agent_id, {}).items()}
-
-    def _pool(self, agent_id: str, role: str) -> AgentRecord:
-        pools = self._pools.setdefault(agent_id, {})
-        pool = pools.get(role)
-        if pool is None:
-            slot = self._agent_slots.take()
-            self._filters.ensure(self._agent_slots.high, len(self._client_key))
-            pool = pools[role] = AgentRecord(agent_id, slot, EMPTY, role=role)
-            self._filters.clear_agent(slot)
-        return pool
-
-    def _drop_pool(self, pool: AgentRecord) -> None:
-        assert pool.role is not None
-        pools = self._pools.get(pool.id, {})
-        if pools.get(pool.role) is not pool:
-            return
-        del pools[pool.role]
-        if not pools:
-            del self._pools[pool.id]
-        self._sorter.remove_total(pool.total.scalars)
-        for key, resources in pool.allocations.items():
-            slot = self._frameworks[key[0]].clients[key[1]]
-            self._sorter.unallocated(slot, resources.scalars)
-            self._hold[slot] -= 1
-            self._maybe_drop_client(slot)
-        self._filters.clear_agent(pool.slot)
-        self._agent_slots.give(pool.slot)
-
-    def _move(self, src: AgentRecord, dst: AgentRecord, key: ClientKey,
-              resources: Resources) -> None:
-        """Move ``resources`` (the part present) from ``src``'s total to ``dst``'s,
-        with what ``key`` holds of them: shares and the cluster total do not change."""
-        moved = src.total - (src.total - resources)
-        if not moved:
-            return
-        src.total = src.total - moved
-        dst.total = dst.total + moved
-        held = src.allocations.get(key)
-        if held is not None:
-            part = held - (held - moved)
-            left = held - part
-            slot = self._frameworks[key[0]].clients[key[1]]
-            if left:
-                src.allocations[key] = left
-            else:
-                del src.allocations[key]
-                self._hold[slot] -= 1
-            if part:
-                have = dst.allocations.get(key)
-                if have is None:
-                    self._hold[slot] += 1
-                    dst.allocations[key] = part
-                else:
-                    dst.allocations[key] = have + part
-        self._recompute_available(src)
-        self._recompute_available(dst)
 
     def remove_agent(self, agent_id: str) -> None:
         """Forget the agent, its allocations and the filters on it."""
@@ -313,7 +244,26 @@ class Allocator:
         self._refresh_framework(framework_id)
 
     def set_role_weight(self, role: str, weight: float) -> None:
+        """``role``'s weight in DRF from the next round on (1.0 is the default)."""
         self._sorter.set_role_weight(check_role(role), check_weight(weight, role))
+
+    def role_weight(self, role: str) -> float:
+        return self._sorter.role_weight(role)
+
+    def set_quota(self, role: str, guarantees: Mapping[str, float],
+                  limits: Mapping[str, float]) -> None:
+        """``role``'s quota from the next round on (see ``quota.py``); none of either
+        removes it.  ``ValueError`` (naming the role and resource) for a nested role,
+        a bad quantity or a guarantee above its limit."""
+        quota = check_quota(role, guarantees, limits)
+        if quota:
+            self._quotas[role] = quota
+        else:
+            self._quotas.pop(role, None)
+
+    def quotas(self) -> dict[str, Quota]:
+        """Every role's non-empty quota."""
+        return dict(self._quotas)
 
     # -- resources ---------------------------------------------------------------
 
@@ -377,6 +327,11 @@ class Allocator:
         if not ok.any():
             return []
         rank = self._sorter.ranks()[:n]  # live: updated in place as clients receive
+        if self._quotas:
+            out = self._allocate_staged(agents, now, n, ok, rank)
+            if self._pools:
+                out += self._allocate_pools(now, agent_ids, n, ok, rank)
+            return out
         out: list[Allocation] = []
         where, give = np.where, self._give
         for start in range(0, len(agents), _CHUNK):
@@ -393,35 +348,6 @@ class Allocator:
             out += self._allocate_pools(now, agent_ids, n, ok, rank)
         return out
 
-    def _allocate_pools(self, now: float, agent_ids: Iterable[str] | None, n: int,
-                        ok: np.ndarray, rank: np.ndarray) -> list[Allocation]:
-        """The round over reserved pools: each to the first eligible client of its role."""
-        ids = self._pools.keys() if agent_ids is None else dict.fromkeys(agent_ids)
-        pools = []
-        for agent_id in ids:
-            agent = self._agents.get(agent_id)
-            if agent is not None and agent.active:
-                pools += [p for p in self._pools.get(agent_id, {}).values() if p.available]
-        if not pools:
-            return []
-        keys = self._client_key[:n]
-        masks: dict[str, np.ndarray] = {}
-        rows = np.fromiter((p.slot for p in pools), np.intp, len(pools))
-        eligible = self._filters.unfiltered(rows, n, now)
-        eligible &= ok
-        out = []
-        for i, pool in enumerate(pools):
-            assert pool.role is not None
-            mask = masks.get(pool.role)
-            if mask is None:
-                mask = masks[pool.role] = np.fromiter(
-                    (k is not None and k[1] == pool.role for k in keys), bool, n)
-            row = eligible[i] & mask
-            if row.any():
-                best = int(np.where(row, rank, _NEVER).argmin())
-                out.append(self._give(pool, best))
-        return out
-
     def _round_agents(self, agent_ids: Iterable[str] | None) -> list[AgentRecord]:
         if agent_ids is None:
             candidates: Iterable[AgentRecord | None] = self._agents.values()
@@ -429,8 +355,19 @@ class Allocator:
             candidates = (self._agents.get(a) for a in dict.fromkeys(agent_ids))
         return [a for a in candidates if a is not None and a.active and a.available]
 
-    def _give(self, agent: AgentRecord, slot: int) -> Allocation:
-        resources = agent.available
+    def _give(self, agent: AgentRecord, slot: int,
+              resources: Resources | None = None) -> Allocation:
+        """Hand ``resources`` (default: all) of the agent's available to ``slot``."""
+        return self._hand(agent, slot, resources)[0]
+
+    def _hand(self, agent: AgentRecord, slot: int, resources: Resources | None = None
+              ) -> tuple[Allocation, dict[str, int]]:
+        """``_give``, also returning the scalars handed out in thousandths."""
+        available = agent.available
+        if resources is None or resources is available:
+            resources, agent.available = available, EMPTY
+        else:
+            agent.available = available - resources
         key = self._client_key[slot]
         assert key is not None
         held = agent.allocations.get(key)
@@ -439,12 +376,21 @@ class Allocator:
             self._hold[slot] += 1
         else:
             agent.allocations[key] = held + resources
-        agent.available = EMPTY
-        self._filters.note_available(agent.slot, EMPTY)
-        self._sorter.allocated(slot, resources.scalars)
+        self._filters.note_available(agent.slot, agent.available)
+        milli = self._sorter.allocated(slot, resources.scalars)
         if agent.role is not None:
-            return ReservedAllocation(key[0], key[1], agent.id, resources)
-        return Allocation(key[0], key[1], agent.id, resources)
+            return ReservedAllocation(key[0], key[1], agent.id, resources), milli
+        return Allocation(key[0], key[1], agent.id, resources), milli
+
+    def _unallocated(self) -> dict[str, int]:
+        """Unreserved resources no one holds, cluster-wide, in thousandths (Mesos'
+        "available headroom": the total less allocations and unallocated reservations)."""
+        free = self._sorter.total_milli()
+        sub_milli(free, self._sorter.allocation_milli())
+        for pools in self._pools.values():
+            for pool in pools.values():
+                sub_milli(free, to_milli(pool.available.scalars))
+        return free
 
     # -- queries -----------------------------------------------------------------
 
@@ -586,6 +532,14 @@ class Allocator:
             self._filters.note_available(agent.slot, agent.available)
         else:
             self._recompute_available(agent)
+
+    def _note_size(self, total: Resources) -> None:
+        """Keep ``_biggest`` an upper bound of what one agent can offer (it never
+        shrinks: a bound that is too high only costs the quota round a closer look)."""
+        biggest = self._biggest
+        for name, value in to_milli(total.scalars).items():
+            if value > biggest.get(name, 0):
+                biggest[name] = value
 
     def _recompute_available(self, agent: AgentRecord) -> None:
         used = EMPTY

@@ -170,8 +170,21 @@ class DRFSorter:
     def total(self) -> dict[str, float]:
         return from_milli(self._total)
 
-    def allocated(self, slot: int, scalars: Mapping[str, float]) -> None:
-        """``slot`` received ``scalars``; the order (and ``ranks()``) stays exact."""
+    def total_milli(self) -> dict[str, int]:
+        """The cluster total in thousandths (a copy)."""
+        return dict(self._total)
+
+    def allocation_milli(self) -> dict[str, int]:
+        """What all clients hold together, in thousandths."""
+        self._prepare()
+        out: dict[str, int] = {}
+        for kid in self._root.kids:
+            add_milli(out, kid.alloc)
+        return out
+
+    def allocated(self, slot: int, scalars: Mapping[str, float]) -> dict[str, int]:
+        """``slot`` received ``scalars``; the order (and ``ranks()``) stays exact.
+        Returns ``scalars`` in thousandths, as counted."""
         milli = to_milli(scalars)
         if self._structure_dirty:
             self._rebuild()  # so that the counts go to the client's real ancestors
@@ -193,6 +206,7 @@ class DRFSorter:
                 node.share = dominant / node.weight
                 self._reposition(node)
             node = node.parent
+        return milli
 
     def unallocated(self, slot: int, scalars: Mapping[str, float]) -> None:
         """``slot`` gave ``scalars`` back (saturating); the order is re-sorted lazily."""
@@ -223,6 +237,14 @@ class DRFSorter:
         if role not in self._live:
             raise KeyError(role)
         return from_milli(self._roles[role].alloc)
+
+    def live_allocation(self, role: str) -> dict[str, int]:
+        """What ``role`` and its sub-roles hold, in thousandths; for a role in the tree
+        the very dict ``allocated()`` updates (read it only until the next membership
+        change); empty for a role no client is in."""
+        self._prepare()
+        node = self._roles.get(role) if role in self._live else None
+        return node.alloc if node is not None else {}
 
     def role_share(self, role: str) -> float:
         self._prepare()
@@ -391,9 +413,12 @@ class DRFSorter:
         if i == j:
             return
         label = self._label_between(members, j, parent.gap)
-        if label is None or not self._labelled:
+        if not self._labelled:
             self._relabel(parent)
             self._full_ranks()
+            return
+        if label is None:
+            self._relabel_in_place(parent)
             return
         delta = (label - node.label) << self._shifts[node.level]
         node.label = label
@@ -401,6 +426,20 @@ class DRFSorter:
             self._rank[node.slot] += delta
         else:
             self._rank[node.subtree] += delta
+
+    def _relabel_in_place(self, parent: _Node) -> None:
+        """Relabel ``parent``'s kids evenly and move each kid's clients' ranks by the
+        change: O(clients below ``parent``), not O(tree) as recomputing every rank."""
+        before = [kid.label for kid in parent.members]
+        self._relabel(parent)
+        rank = self._rank
+        for kid, old in zip(parent.members, before):
+            if kid.label != old:
+                delta = (kid.label - old) << self._shifts[kid.level]
+                if kid.slot >= 0:
+                    rank[kid.slot] += delta
+                else:
+                    rank[kid.subtree] += delta
 
     def _label_between(self, members: list[_Node], j: int, gap: int) -> int | None:
         """A free label for the node just filed at ``j`` among ``members``; None: relabel."""

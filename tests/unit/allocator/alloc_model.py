@@ -10,10 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from mesoslite.master.allocator import check_quota
 from mesoslite.resources import Resources
 
 Key = tuple[str, str]
 EMPTY = Resources()
+LEAST = {"cpus": 10, "mem": 32_000}  # the smallest launchable offer, in thousandths
 
 
 def refuse_duration(seconds: float | None) -> float:
@@ -56,6 +58,8 @@ class NaiveAllocator:
         self.frameworks: dict[str, Framework] = {}
         self.filters: dict[tuple[str, str, str], tuple[float, Resources]] = {}
         self.counts: dict[object, int] = {}  # role path / "r/." / (role, fid) -> count
+        # top-level role -> (guarantees, limits) in thousandths
+        self.quotas: dict[str, tuple[dict[str, int], dict[str, int]]] = {}
 
     # -- membership, mirroring the real API --------------------------------------
 
@@ -122,6 +126,15 @@ class NaiveAllocator:
     def set_role_weight(self, role: str, weight: float) -> None:
         self.weights[role] = weight
 
+    def set_quota(self, role: str, guarantees: dict[str, float],
+                  limits: dict[str, float]) -> None:
+        quota = check_quota(role, guarantees, limits)
+        if quota:
+            self.quotas[role] = ({k: round(v * 1000) for k, v in quota.guarantees.items() if v},
+                                 {k: round(v * 1000) for k, v in quota.limits.items()})
+        else:
+            self.quotas.pop(role, None)
+
     # -- resources ------------------------------------------------------------------
 
     def allocate_used(self, fid: str, role: str, agent_id: str, res: Resources) -> None:
@@ -145,6 +158,8 @@ class NaiveAllocator:
 
     def allocate(self, now: float, agent_ids=None) -> list[tuple[str, str, str, Resources]]:
         ids = list(self.agents) if agent_ids is None else list(dict.fromkeys(agent_ids))
+        if self.quotas and self.clients():
+            return QuotaRoundModel(self, now).run(ids)
         out = []
         for agent_id in ids:
             agent = self.agents.get(agent_id)
@@ -279,3 +294,130 @@ class NaiveAllocator:
 def _parent(role: str) -> str | None:
     cut = role.rfind("/")
     return role[:cut] if cut > 0 else None
+
+
+def top(role: str) -> str:
+    return role.split("/")[0]
+
+
+def add_to(into: dict[str, int], more: dict[str, int], sign: int = 1) -> None:
+    for k, v in more.items():
+        into[k] = into.get(k, 0) + sign * v
+
+
+class QuotaRoundModel:
+    """Mesos' two stages per agent, recomputed from scratch at every step."""
+
+    def __init__(self, model: NaiveAllocator, now: float) -> None:
+        self.m, self.now = model, now
+        self.headroom: dict[str, int] = {}
+        if self.required():
+            total: dict[str, int] = {}
+            for agent in model.agents.values():
+                add_to(total, milli(agent.total))
+                for res in agent.alloc.values():
+                    add_to(total, milli(res), -1)
+            self.headroom = {k: v for k, v in total.items() if v > 0}
+
+    def consumed(self, role: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for agent in self.m.agents.values():
+            for (_, r), res in agent.alloc.items():
+                if top(r) == role:
+                    add_to(out, milli(res))
+        return out
+
+    def deficit(self, role: str) -> dict[str, int]:
+        guarantees = self.m.quotas[role][0] if role in self.m.quotas else {}
+        have = self.consumed(role)
+        return {k: g - have.get(k, 0) for k, g in guarantees.items() if g > have.get(k, 0)}
+
+    def required(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for role in self.m.quotas:
+            add_to(out, self.deficit(role))
+        return out
+
+    def capped(self, role: str) -> bool:
+        if role not in self.m.quotas:
+            return False
+        limits, have = self.m.quotas[role][1], self.consumed(role)
+        return any(k in limits and limits[k] - have.get(k, 0) < least
+                   for k, least in LEAST.items())
+
+    def surplus(self) -> dict[str, int]:
+        return {k: self.headroom.get(k, 0) - v for k, v in self.required().items()}
+
+    def fair_open(self) -> bool:
+        surplus = self.surplus()
+        return all(surplus.get(k, least) >= least for k, least in LEAST.items())
+
+    def caps(self, role: str, toward: dict[str, int]) -> dict[str, int]:
+        caps: dict[str, int] = {}
+        if role in self.m.quotas:
+            have = self.consumed(role)
+            for k, cap in self.m.quotas[role][1].items():
+                caps[k] = cap - have.get(k, 0) - toward.get(k, 0)
+        for k, s in self.surplus().items():
+            caps[k] = min(caps.get(k, s), s)
+        return caps
+
+    def offer(self, role: str, available: Resources, stage: int) -> Resources | None:
+        have = milli(available)
+        toward: dict[str, int] = {}
+        if stage == 1:
+            deficit = self.deficit(role)
+            toward = {k: min(v, deficit[k]) for k, v in have.items() if k in deficit}
+            if not toward:
+                return None
+        rest = {k: v - toward.get(k, 0) for k, v in have.items()}
+        for k, cap in self.caps(role, toward).items():
+            if k in rest and rest[k] > cap:
+                rest[k] = max(0, cap)
+        scalars = {k: (toward.get(k, 0) + rest[k]) / 1000 for k in have}
+        if scalars == dict(available.scalars):
+            return available
+        return Resources(scalars=scalars, ranges=available.ranges, sets=available.sets) or None
+
+    def pick(self, agent_id: str, served: list[Key], stage: int) -> Key | None:
+        for key in self.m.order():
+            if key in served or self.capped(top(key[1])):
+                continue
+            if stage == 1 and not self.deficit(top(key[1])):
+                continue
+            if self.m.offerable(key, agent_id, self.now):
+                return key
+        return None
+
+    def stage(self, agent_id: str, number: int, out: list) -> bool:
+        served: list[Key] = []
+        agent = self.m.agents[agent_id]
+        while agent.available():
+            if number == 2 and not self.fair_open():
+                break
+            key = self.pick(agent_id, served, number)
+            if key is None:
+                break
+            served.append(key)
+            available = agent.available()
+            offer = self.offer(top(key[1]), available, number)
+            if offer is None:
+                continue
+            if self.required():
+                for k, v in milli(offer).items():
+                    self.headroom[k] = self.headroom.get(k, 0) - v
+            out.append((key[0], key[1], agent_id, offer))
+            self.m._hold(agent_id, key, offer)
+            if number == 2 and offer == available:
+                break
+        return any(o[2] == agent_id for o in out)
+
+    def run(self, ids: list[str]) -> list[tuple[str, str, str, Resources]]:
+        out: list = []
+        for agent_id in ids:
+            agent = self.m.agents.get(agent_id)
+            if agent is None or not agent.active or not agent.available():
+                continue
+            self.stage(agent_id, 1, out)
+            self.stage(agent_id, 2, out)
+        return out

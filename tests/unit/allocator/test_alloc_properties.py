@@ -13,7 +13,13 @@ import os
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from mesoslite.master.allocator import Allocator
 from mesoslite.resources import Resources
@@ -26,6 +32,25 @@ WEIGHTS = {"a": 2.0, "c": 0.5}
 REFUSALS = [None, 0.0, 1.0, 5.0, 30.0, -1.0, math.nan, math.inf, 1e12]
 EXAMPLES = int(os.environ.get("ALLOC_EXAMPLES", "150"))  # raise it for a longer hunt
 
+QUOTA_ROLES = ["*", "a", "c"]  # quota is for top-level roles
+_AMOUNTS = {"cpus": [0, 0.5, 1, 2.5, 6], "mem": [0, 100, 1024, 3000], "gpus": [0, 1]}
+
+
+@st.composite
+def _quantities(draw: st.DrawFn) -> dict[str, float]:
+    kinds = draw(st.lists(st.sampled_from(sorted(_AMOUNTS)), unique=True, max_size=3))
+    return {k: draw(st.sampled_from(_AMOUNTS[k])) for k in kinds}
+
+
+@st.composite
+def quota_st(draw: st.DrawFn) -> tuple[dict[str, float], dict[str, float]]:
+    """(guarantees, limits), each guarantee within its limit; both empty: no quota."""
+    limits = draw(_quantities())
+    guarantees = {k: min(v, limits.get(k, v)) for k, v in draw(_quantities()).items()}
+    return guarantees, limits
+
+
+quota_st = quota_st()
 roles_st = st.lists(st.sampled_from(ROLES), min_size=1, max_size=3, unique=True)
 agent_st = st.builds(
     lambda cpus, mem, first, width, gpus: Resources(
@@ -150,6 +175,10 @@ class AllocatorMachine(RuleBasedStateMachine):
     def set_role_weight(self, role: str, weight: float) -> None:
         self.both("set_role_weight", role, weight)
 
+    @rule(role=st.sampled_from(QUOTA_ROLES), quota=quota_st)
+    def set_quota(self, role: str, quota: tuple[dict[str, float], dict[str, float]]) -> None:
+        self.both("set_quota", role, *quota)
+
     # -- resources ----------------------------------------------------------------
 
     @rule(dt=st.sampled_from([0.0, 0.5, 1.0, 5.0, 29.0, 1e6]))
@@ -162,13 +191,34 @@ class AllocatorMachine(RuleBasedStateMachine):
         if partial:
             agent_ids = data.draw(st.lists(st.sampled_from(AGENTS + ["nope"]), max_size=4))
         before = {a: self.real.available(a) for a in self.model.agents}
+        held_before = {role: self.held(role) for role in self.model.quotas}
         got = self.real.allocate(self.now, agent_ids)
         want = self.model.allocate(self.now, agent_ids)
         assert [tuple(a) for a in got] == want
+        given: dict[str, Resources] = {}
         for alloc in got:
             # everything offered was free, and offered once
-            assert alloc.resources == before.pop(alloc.agent_id)
             assert alloc.resources
+            assert before[alloc.agent_id].contains(alloc.resources)
+            before[alloc.agent_id] = before[alloc.agent_id] - alloc.resources
+            given[alloc.agent_id] = given.get(alloc.agent_id, Resources()) + alloc.resources
+        for role, (_, limits) in self.model.quotas.items():
+            # a round never takes a role beyond a limit (it may stay above one it was
+            # already over: limits lowered below what it holds)
+            held = self.held(role)
+            for name, cap in limits.items():
+                if held.get(name, 0) > cap:
+                    assert held.get(name, 0) == held_before[role].get(name, 0), (role, name)
+
+    def held(self, role: str) -> dict[str, int]:
+        """What a top-level role and its sub-roles hold, in thousandths."""
+        out: dict[str, int] = {}
+        for agent in self.model.agents.values():
+            for (_, r), res in agent.alloc.items():
+                if r.split("/")[0] == role:
+                    for k, v in res.scalars.items():
+                        out[k] = out.get(k, 0) + round(v * 1000)
+        return out
 
     @precondition(lambda self: any(a.alloc for a in self.model.agents.values()))
     @rule(data=st.data(), part=st.booleans(), refuse=st.sampled_from(REFUSALS))
@@ -245,6 +295,26 @@ AllocatorMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestAllocatorMachine = AllocatorMachine.TestCase
+
+
+class QuotaAllocatorMachine(AllocatorMachine):
+    """The same, with quota on some roles from the start (so most rounds are staged)."""
+
+    @initialize(quotas=st.dictionaries(st.sampled_from(QUOTA_ROLES), quota_st, min_size=1),
+                roles=st.lists(roles_st, min_size=2, max_size=3),
+                totals=st.lists(agent_st, min_size=2, max_size=4))
+    def set_quotas(self, quotas: dict[str, tuple[dict[str, float], dict[str, float]]],
+                   roles: list[list[str]], totals: list[Resources]) -> None:
+        for role, quota in quotas.items():
+            self.both("set_quota", role, *quota)
+        for fid, fw_roles in zip(FRAMEWORKS, roles):
+            self.both("add_framework", fid, fw_roles, (), True, 1.0)
+        for agent, total in zip(AGENTS, totals):
+            self.both("add_agent", agent, total, {})
+
+
+QuotaAllocatorMachine.TestCase.settings = AllocatorMachine.TestCase.settings
+TestQuotaAllocatorMachine = QuotaAllocatorMachine.TestCase
 
 
 @st.composite
