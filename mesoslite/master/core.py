@@ -103,6 +103,8 @@ class MasterCore:
         self.dirty_agents: set[str] = set()
         self.dirty_frameworks: set[str] = set()
         self.dirty_tasks: set[tuple[str, str]] = set()
+        # store meta documents to write with the next flush (key -> JSON)
+        self.meta_writes: dict[str, str] = {}
         # agents whose available resources changed: the next partial round offers them
         self.changed_agents: set[str] = set()
         # agents the allocator knows (unreachable and recovered agents are not in it)
@@ -139,12 +141,14 @@ class MasterCore:
 
     def take_writes(self) -> Writes:
         """The records changed since the last call, as the store keeps them (a
-        retired task as a deletion); the dirty sets start over.  The server commits
-        this before it executes the commands drained in the same flush."""
+        retired task, a removed agent as a deletion); the dirty sets start over.  The
+        server commits this before it executes the commands drained in the same flush."""
         writes = Writes()
         for aid in self.dirty_agents:
             if aid in self.agents:
                 writes.agents[aid] = self.agents[aid].to_store()
+            else:
+                writes.deleted_agents.add(aid)
         for fid in self.dirty_frameworks:
             fw = self.frameworks.get(fid) or next(
                 (f for f in self.completed_frameworks if f.id == fid), None)
@@ -156,9 +160,11 @@ class MasterCore:
                 writes.tasks[key] = task.to_store()
             else:
                 writes.deleted_tasks.add(key)
+        writes.meta.update(self.meta_writes)
         self.dirty_agents.clear()
         self.dirty_frameworks.clear()
         self.dirty_tasks.clear()
+        self.meta_writes.clear()
         return writes
 
     @property
@@ -166,7 +172,7 @@ class MasterCore:
         """Whether a flush has anything to do: commands, records to store, or agents
         whose free resources changed (a partial allocation round)."""
         return bool(self.outbox or self.dirty_agents or self.dirty_frameworks
-                    or self.dirty_tasks or self.changed_agents)
+                    or self.dirty_tasks or self.changed_agents or self.meta_writes)
 
     def to_framework(self, framework_id: str, event: Event) -> None:
         fw = self.frameworks.get(framework_id)

@@ -30,6 +30,7 @@ from mesoslite.master.dashboard_http import DashboardHTTP
 from mesoslite.master.events import MasterEvents
 from mesoslite.master.events_http import EventsHTTP
 from mesoslite.master.leadership import Leadership, SoleLeadership, make_leadership
+from mesoslite.master.maintenance_http import MaintenanceHTTP
 from mesoslite.master.metrics import CONTENT_TYPE, MasterMetrics
 from mesoslite.master.model import (
     CloseAgentLink,
@@ -204,6 +205,7 @@ class MasterServer:
         app.router.add_get("/openapi.json", self._openapi)
         EventsHTTP(self).add_routes(app)
         OperatorReadsHTTP(self).add_routes(app)
+        MaintenanceHTTP(self).add_routes(app)
         SecretsHTTP(self).add_routes(app)
         DashboardHTTP(self).add_routes(app)
         return app
