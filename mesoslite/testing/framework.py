@@ -35,7 +35,7 @@ class RecordingScheduler(Scheduler):
         self.open_offers: dict[str, Offer] = {}  # outstanding, by offer id
         self.all_offers: list[Offer] = []
         self.rescinds: list[str] = []
-        self.inverse_offers: list[InverseOffer] = []  # INVERSE_OFFERS events
+        self.inverse_offers_got: list[InverseOffer] = []  # INVERSE_OFFERS events
         self.inverse_rescinds: list[str] = []
         self.updates: list[TaskStatus] = []
         self.errors: list[str] = []
@@ -63,7 +63,7 @@ class RecordingScheduler(Scheduler):
         self.open_offers.pop(offer_id, None)
 
     async def inverse_offers(self, driver: Driver, inverse_offers: list[InverseOffer]) -> None:
-        self.inverse_offers.extend(inverse_offers)
+        self.inverse_offers_got.extend(inverse_offers)
 
     async def inverse_offer_rescinded(self, driver: Driver, inverse_offer_id: str) -> None:
         self.inverse_rescinds.append(inverse_offer_id)
