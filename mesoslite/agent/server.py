@@ -240,7 +240,9 @@ class Agent:
             attempt += 1
             try:
                 await self._connect(master)
-                delay = 0.1
+                if self.registered.is_set():
+                    delay = 0.1
+                # else refused (e.g. its machine is DOWN): keep backing off
             except aiohttp.WSServerHandshakeError as exc:
                 location = exc.headers.get("Location") if exc.headers else None
                 if exc.status == 307 and location:

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "deploy": "mesoslite.cli.apps_cmd:deploy",
     "lb": "mesoslite.cli.lb_cmd:lb",
     "logs": "mesoslite.cli.logs_cmd:logs",
+    "maintenance": "mesoslite.cli.maintenance_cmd:maintenance",
     "master": "mesoslite.cli.master_cmd:master",
     "pack": "mesoslite.cli.pack:pack",
     "quota": "mesoslite.cli.quota_cmd:quota",

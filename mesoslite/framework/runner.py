@@ -62,7 +62,15 @@ from mesoslite.framework.instructions import (
 from mesoslite.framework.journal import Acknowledge, Journal
 from mesoslite.framework.store import DocumentStore
 from mesoslite.framework.workload import Workload
-from mesoslite.messages.mesos import ID, Filters, FrameworkInfo, MasterInfo, Offer, TaskStatus
+from mesoslite.messages.mesos import (
+    ID,
+    Filters,
+    FrameworkInfo,
+    InverseOffer,
+    MasterInfo,
+    Offer,
+    TaskStatus,
+)
 from mesoslite.placement import place
 from mesoslite.scheduler import (
     CallError,
@@ -362,6 +370,13 @@ class _Inbox(Scheduler):
 
     async def rescinded(self, driver: Driver, offer_id: str) -> None:
         self.runner.feed(Rescind(offer_id))
+
+    async def inverse_offers(self, driver: Driver, inverse_offers: list[InverseOffer]) -> None:
+        # Left unanswered (the operator sees UNKNOWN): the framework moves its tasks
+        # when the machine goes DOWN and they are reported lost.
+        for inverse in inverse_offers:
+            log.info("maintenance of agent %s is scheduled (inverse offer %s)",
+                     inverse.agent_id.value if inverse.agent_id else "?", inverse.id.value)
 
     async def update(self, driver: Driver, status: TaskStatus) -> None:
         self.runner.feed(Update(status))

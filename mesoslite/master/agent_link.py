@@ -118,7 +118,9 @@ class AgentLinkHandler:
         answer = self.server.handle(AgentRegisters(message, connection))
         if not isinstance(answer, Admitted):
             refusal = answer.message if answer is not None else "refused"
-            await ws.send_str(encode(Refused(message=refusal)).decode())
+            # With this master's epoch: agents ignore frames from deposed masters.
+            await ws.send_str(encode(Refused(message=refusal, epoch=self.server.state.epoch))
+                              .decode())
             return None
         agent_id = answer.id
         old = self.server.links.get(agent_id)

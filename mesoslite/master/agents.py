@@ -7,6 +7,7 @@ import hmac
 
 import msgspec
 
+from mesoslite.master.maintenance_ops import MAINTENANCE_META, refuse_registration
 from mesoslite.master.model import (
     AgentRecord,
     AgentState,
@@ -61,10 +62,16 @@ class AgentOps(TaskOps):
             total = to_resources(msg.resources)
         except ResourceError as exc:
             return Refusal(400, f"invalid resources: {exc} (at {exc.path})", exc.path)
+        refusal = refuse_registration(self.maintenance, msg.hostname, msg.address)
+        if refusal is not None:
+            return refusal
         first_command = len(self.outbox)
         agent_id = msg.agent_id or self.next_id("S")
         agent = self.agents.get(agent_id)
         previous = agent.state if agent is not None else None
+        removed = agent is None and self.maintenance.forget_removed(agent_id)
+        if removed:
+            self.meta_writes[MAINTENANCE_META] = self.maintenance.to_store()
         if agent is not None:
             self.rescind_agent_offers(agent_id, mono)
             agent.reregistered_time = now
@@ -81,7 +88,12 @@ class AgentOps(TaskOps):
         agent.connection = stimulus.connection
         agent.last_seen = mono
         agent.unreachable_time = None
-        kill_ids = self._reconcile_agent_tasks(agent, msg, previous, now, mono)
+        if removed:
+            # Removed when its machine went DOWN, its tasks reported LOST: whatever it
+            # still runs is killed, and nothing of it is adopted.
+            kill_ids = [t.task.task_id.value for t in msg.tasks if not t.status.state.terminal]
+        else:
+            kill_ids = self._reconcile_agent_tasks(agent, msg, previous, now, mono)
         self.adopt_executors(agent_id, msg, mono)
         self._readd_to_allocator(agent)
         self.dirty_agents.add(agent_id)

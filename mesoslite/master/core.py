@@ -145,12 +145,14 @@ class MasterCore:
 
     def take_writes(self) -> Writes:
         """The records changed since the last call, as the store keeps them (a
-        retired task as a deletion); the dirty sets start over.  The server commits
-        this before it executes the commands drained in the same flush."""
+        retired task, a removed agent as a deletion); the dirty sets start over.  The
+        server commits this before it executes the commands drained in the same flush."""
         writes = Writes()
         for aid in self.dirty_agents:
             if aid in self.agents:
                 writes.agents[aid] = self.agents[aid].to_store()
+            else:
+                writes.deleted_agents.add(aid)
         for fid in self.dirty_frameworks:
             fw = self.frameworks.get(fid) or next(
                 (f for f in self.completed_frameworks if f.id == fid), None)

@@ -35,6 +35,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -124,6 +125,13 @@ def _payload(kind: EventType, snap: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------- deriving events
 
 
+@dataclass(frozen=True)
+class RemovedAgent:
+    """What AGENT_REMOVED tells of an agent no longer in the master's records."""
+
+    id: str
+
+
 class EventSource:
     """Turns the state machine's dirty sets into events (see module docstring)."""
 
@@ -184,7 +192,9 @@ class EventSource:
 
     def _agent(self, aid: str, early: list[MasterEvent], late: list[MasterEvent]) -> None:
         agent = self.state.agents.get(aid)
-        if agent is None:
+        if agent is None:  # removed (its machine went DOWN)
+            if self._agents.pop(aid, None) is not None:
+                late.append(MasterEvent(EventType.AGENT_REMOVED, RemovedAgent(aid)))
             return
         digest = _agent_digest(agent)
         known = self._agents.get(aid)

@@ -8,6 +8,7 @@ returns the unused resources to the allocator exactly once.
 from __future__ import annotations
 
 from mesoslite.master.core import MasterCore
+from mesoslite.master.maintenance import MaintenanceBook
 from mesoslite.master.model import AgentRecord, AgentState, OfferRecord
 from mesoslite.master.reservations import offer_resources, task_volume_ids
 from mesoslite.messages.attributes import mesos_attributes
@@ -25,10 +26,12 @@ from mesoslite.resources import Resources
 class OfferOps(MasterCore):
     offers_by_agent: dict[str, set[str]]
     offers_by_framework: dict[str, set[str]]
+    maintenance: MaintenanceBook
 
     def _init_offers(self) -> None:
         self.offers_by_agent = {}
         self.offers_by_framework = {}
+        self.maintenance = MaintenanceBook()
 
     def allocate(self, now: float, mono: float, full: bool) -> int:
         """Run an allocation round and send the offers; returns how many were made.
@@ -89,13 +92,16 @@ class OfferOps(MasterCore):
                                  agent.reservations, offer.volumes),
             attributes=mesos_attributes(self.offer_attributes(agent)),
             executor_ids=[ID(e) for e in self.executor_ids_on(offer.framework_id, agent.id)],
-            url=URL(
-                scheme="http",
-                address={"hostname": agent.hostname, "ip": agent.address, "port": agent.port},
-                path="/slave(1)",
-            ),
+            url=self.agent_url(agent),
             allocation_info=AllocationInfo(role=offer.role),
+            unavailability=self.maintenance.draining(agent.hostname, agent.address),
         )
+
+    @staticmethod
+    def agent_url(agent: AgentRecord) -> URL:
+        """How to reach the agent, as offers and inverse offers name it."""
+        return URL(scheme="http", path="/slave(1)", address={
+            "hostname": agent.hostname, "ip": agent.address, "port": agent.port})
 
     def executor_ids_on(self, framework_id: str, agent_id: str) -> list[str]:
         """The framework's executors running on the agent (offers name them)."""

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mesoslite import __version__
+from mesoslite.master.operator_api import calls as operator_calls
+from mesoslite.messages.maintenance import Schedule
+from mesoslite.messages.mesos import MachineID
 from mesoslite.messages.scheduler import Call
 from mesoslite.openapi import document, error_responses, json_body, ok_json
 
@@ -27,13 +30,20 @@ _BODIES = {
 _RESOURCE_CALL = {"type": "object", "properties": {
     "agent_id": {"type": "object", "properties": {"value": {"type": "string"}}},
     "resources": {"type": "array", "items": {"$ref": "#/components/schemas/Resource"}}}}
+def maintenance_call_bodies() -> dict[str, Any]:
+    """The operator calls' maintenance bodies (``maintenance_http``)."""
+    machines = {"type": "object", "properties": {"machines": {
+        "type": "array", "items": {"$ref": "#/components/schemas/MachineID"}}}}
+    return {"update_maintenance_schedule": {"type": "object", "properties": {
+                "schedule": {"$ref": "#/components/schemas/Schedule"}}},
+            "start_maintenance": machines, "stop_maintenance": machines}
+
+
 _BODIES["OperatorCall"] = {"type": "object", "required": ["type"], "properties": {
-    "type": {"type": "string", "enum": [
-        "SUBSCRIBE", "GET_STATE", "GET_AGENTS", "GET_FRAMEWORKS", "GET_TASKS", "GET_HEALTH",
-        "GET_VERSION", "GET_MASTER", "GET_EXECUTORS", "GET_FLAGS", "GET_METRICS", "GET_ROLES",
-        "RESERVE_RESOURCES", "UNRESERVE_RESOURCES",
-        "GET_WEIGHTS", "UPDATE_WEIGHTS", "GET_QUOTA", "UPDATE_QUOTA"]},
+    # every call the dispatcher answers, so the document cannot fall behind it
+    "type": {"type": "string", "enum": ["SUBSCRIBE", *sorted(operator_calls())]},
     "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL,
+    **maintenance_call_bodies(),
     "update_weights": {"type": "object", "properties": {
         "weight_infos": {"type": "array", "items": {"$ref": "#/components/schemas/WeightInfo"}}}},
     "update_quota": {"type": "object", "properties": {
@@ -123,6 +133,29 @@ def _quota_paths(leader: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _maintenance_paths() -> dict[str, Any]:
+    """Mesos' v0 maintenance endpoints (``maintenance_http``)."""
+    changed = {"200": {"description": "stored"}, "307": {"description": "not the leader"},
+               **error_responses(400, 401, 403, 415, 503)}
+    read = {**ok_json(), "307": {"description": "not the leader"},
+            **error_responses(401, 403, 503)}
+    machine_list = {"content": {"application/json": {"schema": {
+        "type": "array", "items": {"$ref": "#/components/schemas/MachineID"}}}}}
+    return {
+        "/master/maintenance/schedule": {
+            "get": {"summary": "the maintenance schedule", "responses": read},
+            "post": {"summary": "replace the maintenance schedule",
+                     "requestBody": json_body("Schedule"), "responses": changed}},
+        "/master/maintenance/status": {"get": {
+            "summary": "DRAINING machines with inverse offer answers, DOWN machines",
+            "responses": read}},
+        "/master/machine/down": {"post": {"summary": "start maintenance: machines go DOWN",
+                                          "requestBody": machine_list, "responses": changed}},
+        "/master/machine/up": {"post": {"summary": "stop maintenance: machines come UP",
+                                        "requestBody": machine_list, "responses": changed}},
+    }
+
+
 def master_openapi() -> dict[str, Any]:
     scheduler = {"post": {
         "summary": "Mesos v1 scheduler API call (SUBSCRIBE streams RecordIO events)",
@@ -149,6 +182,7 @@ def master_openapi() -> dict[str, Any]:
         "/master/tasks": {"get": {"summary": "known tasks, paged", "parameters": _PAGING,
                                   "responses": {**ok_json(), **error_responses(400, 401, 403)}}},
         **_v0_read_paths(),
+        **_maintenance_paths(),
         "/master/redirect": {"get": {"summary": "307 to the leading master",
                                      "responses": {"307": {"description": "the leader"},
                                                    **error_responses(401, 503)}}},
@@ -161,6 +195,6 @@ def master_openapi() -> dict[str, Any]:
         **_store_paths("secrets", "SecretBody"),
         **_store_paths("configs", "ConfigBody"),
     }
-    doc = document("mesoslite master", __version__, paths, (Call,))
+    doc = document("mesoslite master", __version__, paths, (Call, Schedule, MachineID))
     doc["components"]["schemas"].update(_BODIES)
     return doc

@@ -32,13 +32,14 @@ OperatorCall = Callable[["MasterServer", web.Request, dict[str, Any]],
 def _families() -> list[Mapping[str, OperatorCall]]:
     # Imported here: each family imports the server's modules, which import this one.
     from mesoslite.master import (
+        maintenance_http,
         operator_reads_http,
         operator_state_calls,
         quota_http,
         reservations_http,
     )
     return [operator_state_calls.CALLS, operator_reads_http.CALLS, reservations_http.CALLS,
-            quota_http.CALLS]
+            quota_http.CALLS, maintenance_http.CALLS]
 
 
 def calls() -> dict[str, OperatorCall]:

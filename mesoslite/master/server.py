@@ -30,6 +30,7 @@ from mesoslite.master.dashboard_http import DashboardHTTP
 from mesoslite.master.events import MasterEvents
 from mesoslite.master.events_http import EventsHTTP
 from mesoslite.master.leadership import Leadership, SoleLeadership, make_leadership
+from mesoslite.master.maintenance_http import MaintenanceHTTP
 from mesoslite.master.metrics import CONTENT_TYPE, MasterMetrics
 from mesoslite.master.model import (
     CloseAgentLink,
@@ -206,6 +207,7 @@ class MasterServer:
         EventsHTTP(self).add_routes(app)
         OperatorReadsHTTP(self).add_routes(app)
         QuotaHTTP(self).add_routes(app)
+        MaintenanceHTTP(self).add_routes(app)
         SecretsHTTP(self).add_routes(app)
         DashboardHTTP(self).add_routes(app)
         return app
@@ -322,6 +324,7 @@ class MasterServer:
 
     def _dispatch(self, commands: list[Command]) -> None:
         per_agent: dict[str, list[MasterMessage]] = {}
+        closing: list[CloseAgentLink] = []  # after the messages queued before them
         for command in commands:
             if isinstance(command, SendToFramework):
                 stream = self.streams.get(command.framework_id)
@@ -334,9 +337,7 @@ class MasterServer:
             elif isinstance(command, CloseStream):
                 self._close_stream(command)
             elif isinstance(command, CloseAgentLink):
-                link = self.links.get(command.agent_id)
-                if link is not None and link.connection == command.connection:
-                    link.close()
+                closing.append(command)
         for agent_id, messages in per_agent.items():
             link = self.links.get(agent_id)
             if link is not None:
@@ -344,6 +345,10 @@ class MasterServer:
                     if isinstance(message, RunTasks):  # the tasks' secret values
                         message = self.secrets.with_values(message)
                     link.send(message)
+        for command in closing:
+            link = self.links.get(command.agent_id)
+            if link is not None and link.connection == command.connection:
+                link.close()
 
     def _close_stream(self, command: CloseStream) -> None:
         stream = self.retired_streams.pop(command.stream_id, None)

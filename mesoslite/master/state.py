@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from mesoslite.master import operator_quota, operator_reservations
+from mesoslite.master import maintenance_ops, operator_quota, operator_reservations
 from mesoslite.master.agents import AgentOps
 from mesoslite.master.allocator import Allocator
 from mesoslite.master.core import MasterConfig, SecretsCheck
@@ -37,6 +37,9 @@ from mesoslite.master.stimuli import (
     FrameworkSubscribes,
     MalformedCall,
     OperatorReserves,
+    OperatorSchedulesMaintenance,
+    OperatorStartsMaintenance,
+    OperatorStopsMaintenance,
     OperatorUnreserves,
     Recover,
     Refusal,
@@ -72,6 +75,8 @@ class MasterState(AgentOps):
 
     def allocation_round(self, stimulus: AllocationRound, now: float, mono: float) -> None:
         self.allocate(now, mono, stimulus.full)
+        if stimulus.full:
+            maintenance_ops.make_inverse_offers(self, now, mono)
 
     def malformed_call(self, stimulus: MalformedCall, now: float, mono: float) -> None:
         self.counters["calls_invalid"] += 1
@@ -102,8 +107,8 @@ class MasterState(AgentOps):
         if refusal is not None:
             return refusal
         handler = _CALLS.get(call.type)
-        # REQUEST, inverse offers and operation calls are accepted and ignored, as
-        # Mesos' built-in allocator ignores REQUEST.
+        # REQUEST and operation calls are accepted and ignored, as Mesos' built-in
+        # allocator ignores REQUEST.
         if handler is None:
             return None
         return handler(self, call.framework_id.value, call, now, mono)  # type: ignore[union-attr]
@@ -127,6 +132,9 @@ class MasterState(AgentOps):
         snapshot = stimulus.snapshot
         self.epoch = stimulus.epoch
         self.start_mono = mono
+        for item in snapshot.get("meta", []):
+            if item["key"] == maintenance_ops.MAINTENANCE_META:
+                self.maintenance.load(item["value"])
         for data in snapshot.get("agents", []):
             agent = AgentRecord(
                 id=data["id"], hostname=data["hostname"], address=data["address"],
@@ -201,8 +209,10 @@ _CALLS: dict[CallType, _Call] = {
     CallType.TEARDOWN: lambda s, fid, c, now, mono: s.teardown(fid, now, mono),
     CallType.ACCEPT: lambda s, fid, c, now, mono: s.accept(fid, c.accept, now, mono),
     CallType.DECLINE: lambda s, fid, c, now, mono: s.decline(fid, c.decline, mono),
+    CallType.ACCEPT_INVERSE_OFFERS: maintenance_ops.answer,
+    CallType.DECLINE_INVERSE_OFFERS: maintenance_ops.answer,
     CallType.REVIVE: lambda s, fid, c, now, mono: s.revive(
-        fid, c.revive.roles if c.revive else []),
+        fid, c.revive.roles if c.revive else []) or maintenance_ops.revive(s, fid),
     CallType.SUPPRESS: lambda s, fid, c, now, mono: s.suppress(
         fid, c.suppress.roles if c.suppress else []),
     CallType.KILL: lambda s, fid, c, now, mono: s.kill(fid, c.kill, now),
@@ -227,6 +237,9 @@ _HANDLERS: dict[type, Callable[[MasterState, Any, float, float], Result]] = {
     OperatorUnreserves: operator_reservations.unreserve,
     operator_quota.OperatorUpdatesWeights: operator_quota.update_weights,
     operator_quota.OperatorUpdatesQuota: operator_quota.update_quota,
+    OperatorSchedulesMaintenance: maintenance_ops.update_schedule,
+    OperatorStartsMaintenance: maintenance_ops.start,
+    OperatorStopsMaintenance: maintenance_ops.stop,
     Tick: MasterState.tick,
     AllocationRound: MasterState.allocation_round,
     Recover: MasterState.recover,

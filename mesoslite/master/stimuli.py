@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mesoslite.messages.agent import AgentMessage, Register
-from mesoslite.messages.mesos import Resource
+from mesoslite.messages.maintenance import Schedule
+from mesoslite.messages.mesos import MachineID, Resource
 from mesoslite.messages.scheduler import Call, Subscribe
 
 # ---------------------------------------------------------------- agents
@@ -94,6 +95,27 @@ class OperatorUnreserves:
     resources: list[Resource]
 
 
+@dataclass(frozen=True)
+class OperatorSchedulesMaintenance:
+    """``UPDATE_MAINTENANCE_SCHEDULE``: the new schedule replaces the old one."""
+
+    schedule: Schedule
+
+
+@dataclass(frozen=True)
+class OperatorStartsMaintenance:
+    """``START_MAINTENANCE``: the machines go DOWN."""
+
+    machines: list[MachineID]
+
+
+@dataclass(frozen=True)
+class OperatorStopsMaintenance:
+    """``STOP_MAINTENANCE``: the machines come back UP."""
+
+    machines: list[MachineID]
+
+
 # ---------------------------------------------------------------- time and the store
 
 
@@ -120,7 +142,8 @@ class Recover:
 
 Stimulus = (AgentRegisters | AgentSent | AgentLinkClosed | FrameworkSubscribes
             | FrameworkCalls | FrameworkStreamClosed | MalformedCall | OperatorReserves
-            | OperatorUnreserves | Tick | AllocationRound | Recover)
+            | OperatorUnreserves | OperatorSchedulesMaintenance | OperatorStartsMaintenance
+            | OperatorStopsMaintenance | Tick | AllocationRound | Recover)
 
 
 # ---------------------------------------------------------------- answers

@@ -138,6 +138,22 @@ class TimeInfo(Base):
     nanoseconds: int
 
 
+class Unavailability(Base):
+    """A planned interval a machine may be unavailable in (maintenance); no
+    ``duration``: from ``start`` on, for good."""
+
+    start: TimeInfo
+    duration: DurationInfo | None = None
+
+
+class MachineID(Base):
+    """A machine, which may hold several agents: its hostname (compared without
+    case) and/or its IP."""
+
+    hostname: str | None = None
+    ip: str | None = None
+
+
 # ---------------------------------------------------------------- framework
 
 
@@ -549,6 +565,20 @@ class Offer(Base):
     executor_ids: list[ID] = []
     url: URL | None = None
     allocation_info: AllocationInfo | None = None
+    # set while the agent's machine is in a maintenance window (DRAINING)
+    unavailability: Unavailability | None = None
+
+
+class InverseOffer(Base):
+    """The master asks a framework for its resources on an agent back, before the
+    agent's machine goes down for maintenance (``resources`` empty: all of them)."""
+
+    id: ID
+    framework_id: ID
+    unavailability: Unavailability
+    url: URL | None = None
+    agent_id: ID | None = None
+    resources: list[Resource] = []
 
 
 class Filters(Base):

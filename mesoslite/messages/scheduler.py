@@ -18,6 +18,7 @@ from mesoslite.messages.mesos import (
     ExecutorInfo,
     Filters,
     FrameworkInfo,
+    InverseOffer,
     KillPolicy,
     MasterInfo,
     Offer,
@@ -61,6 +62,16 @@ class Accept(Base):
 
 class Decline(Base):
     offer_ids: list[ID] = []
+    filters: Filters | None = None
+
+
+class AcceptInverseOffers(Base):
+    inverse_offer_ids: list[ID] = []
+    filters: Filters | None = None
+
+
+class DeclineInverseOffers(Base):
+    inverse_offer_ids: list[ID] = []
     filters: Filters | None = None
 
 
@@ -115,6 +126,8 @@ class Call(Base):
     subscribe: Subscribe | None = None
     accept: Accept | None = None
     decline: Decline | None = None
+    accept_inverse_offers: AcceptInverseOffers | None = None
+    decline_inverse_offers: DeclineInverseOffers | None = None
     revive: Revive | None = None
     suppress: Suppress | None = None
     kill: Kill | None = None
@@ -130,6 +143,8 @@ _REQUIRED_FIELD = {
     CallType.SUBSCRIBE: "subscribe",
     CallType.ACCEPT: "accept",
     CallType.DECLINE: "decline",
+    CallType.ACCEPT_INVERSE_OFFERS: "accept_inverse_offers",
+    CallType.DECLINE_INVERSE_OFFERS: "decline_inverse_offers",
     CallType.KILL: "kill",
     CallType.SHUTDOWN: "shutdown",
     CallType.ACKNOWLEDGE: "acknowledge",
@@ -228,6 +243,14 @@ class Rescind(Base):
     offer_id: ID
 
 
+class InverseOffers(Base):
+    inverse_offers: list[InverseOffer] = []
+
+
+class RescindInverseOffer(Base):
+    inverse_offer_id: ID
+
+
 class Update(Base):
     status: TaskStatus
 
@@ -259,7 +282,9 @@ class Event(Base):
     type: EventType
     subscribed: Subscribed | None = None
     offers: Offers | None = None
+    inverse_offers: InverseOffers | None = None
     rescind: Rescind | None = None
+    rescind_inverse_offer: RescindInverseOffer | None = None
     update: Update | None = None
     message: EventMessage | None = None
     failure: Failure | None = None
@@ -292,11 +317,13 @@ HEARTBEAT = Event(type=EventType.HEARTBEAT)
 
 __all__ = [
     "Accept",
+    "AcceptInverseOffers",
     "Acknowledge",
     "Call",
     "CallError",
     "CallType",
     "Decline",
+    "DeclineInverseOffers",
     "Error",
     "Event",
     "EventMessage",
@@ -304,12 +331,14 @@ __all__ = [
     "ExecutorInfo",
     "Failure",
     "Filters",
+    "InverseOffers",
     "Kill",
     "Message",
     "Offers",
     "Reconcile",
     "ReconcileTask",
     "Rescind",
+    "RescindInverseOffer",
     "Revive",
     "Shutdown",
     "Subscribe",

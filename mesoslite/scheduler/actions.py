@@ -66,6 +66,17 @@ class CallMethods:
         """DECLINE offers; ``refuse_seconds`` keeps them from this framework that long."""
         await self.send(calls.decline(offer_ids, refuse_seconds))
 
+    async def accept_inverse_offers(self, inverse_offer_ids: Iterable[IdLike],
+                                    refuse_seconds: float | None = None) -> None:
+        """Tell the operator the resources named by these inverse offers will be
+        freed before their unavailability (see ``Scheduler.inverse_offers``)."""
+        await self.send(calls.answer_inverse_offers(inverse_offer_ids, True, refuse_seconds))
+
+    async def decline_inverse_offers(self, inverse_offer_ids: Iterable[IdLike],
+                                     refuse_seconds: float | None = None) -> None:
+        """Tell the operator these resources cannot be freed in time."""
+        await self.send(calls.answer_inverse_offers(inverse_offer_ids, False, refuse_seconds))
+
     async def revive(self, roles: Iterable[str] | None = None) -> None:
         """REVIVE offers for ``roles`` (None: all) and clear their suppression."""
         roles = list(roles or [])

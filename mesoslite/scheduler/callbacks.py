@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mesoslite.messages.mesos import MasterInfo, Offer, OperationStatus, TaskStatus
+from mesoslite.messages.mesos import (
+    InverseOffer,
+    MasterInfo,
+    Offer,
+    OperationStatus,
+    TaskStatus,
+)
 
 if TYPE_CHECKING:
     from mesoslite.scheduler.driver import Driver
@@ -45,6 +51,16 @@ class Scheduler:
 
     async def rescinded(self, driver: Driver, offer_id: str) -> None:
         """An offer is no longer valid; operations on it will fail."""
+
+    async def inverse_offers(self, driver: Driver, inverse_offers: list[InverseOffer]) -> None:
+        """The master asks for this framework's resources on some agents back: their
+        machines are scheduled for maintenance (``unavailability``).  Answer with
+        ``driver.accept_inverse_offers`` (the tasks will be moved off in time) or
+        ``driver.decline_inverse_offers`` (they cannot): the operator sees the
+        answer.  Unanswered (the default), the operator sees UNKNOWN."""
+
+    async def inverse_offer_rescinded(self, driver: Driver, inverse_offer_id: str) -> None:
+        """An inverse offer was withdrawn (the schedule changed, the agent went)."""
 
     async def update(self, driver: Driver, status: TaskStatus) -> None:
         """A task status update.  With implicit acknowledgements (the default) the

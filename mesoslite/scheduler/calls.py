@@ -27,10 +27,12 @@ from mesoslite.messages.mesos import (
 )
 from mesoslite.messages.scheduler import (
     Accept,
+    AcceptInverseOffers,
     Acknowledge,
     Call,
     CallType,
     Decline,
+    DeclineInverseOffers,
     Kill,
     Message,
     Reconcile,
@@ -102,6 +104,21 @@ def decline(offers: Iterable[OfferRef], refuse_seconds: float | None = None) -> 
     return Call(
         type=CallType.DECLINE, decline=Decline(offer_ids=offer_ids(offers), filters=filters)
     )
+
+
+def answer_inverse_offers(inverse_offer_ids: Iterable[IdLike], accept: bool,
+                          refuse_seconds: float | None = None) -> Call:
+    """ACCEPT_INVERSE_OFFERS (``accept``) or DECLINE_INVERSE_OFFERS; no inverse offer
+    for the same agent comes again for ``refuse_seconds`` (Mesos' default: 5 s)."""
+    if isinstance(inverse_offer_ids, (str, bytes)):
+        raise TypeError("inverse_offer_ids must be a list of ids, not a single string")
+    ids = [as_id(i) for i in inverse_offer_ids]
+    filters = None if refuse_seconds is None else Filters(refuse_seconds=float(refuse_seconds))
+    if accept:
+        return Call(type=CallType.ACCEPT_INVERSE_OFFERS, accept_inverse_offers=AcceptInverseOffers(
+            inverse_offer_ids=ids, filters=filters))
+    return Call(type=CallType.DECLINE_INVERSE_OFFERS, decline_inverse_offers=DeclineInverseOffers(
+        inverse_offer_ids=ids, filters=filters))
 
 
 def revive(roles: Iterable[str] | None = None) -> Call:

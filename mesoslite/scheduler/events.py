@@ -24,6 +24,10 @@ def callback_for(event: Event) -> Callback | None:
         return "offers", (list(event.offers.offers) if event.offers else [],)
     if t == EventType.RESCIND and event.rescind is not None:
         return "rescinded", (event.rescind.offer_id.value,)
+    if t == EventType.INVERSE_OFFERS and event.inverse_offers is not None:
+        return "inverse_offers", (list(event.inverse_offers.inverse_offers),)
+    if t == EventType.RESCIND_INVERSE_OFFER and event.rescind_inverse_offer is not None:
+        return "inverse_offer_rescinded", (event.rescind_inverse_offer.inverse_offer_id.value,)
     if t == EventType.UPDATE and event.update is not None:
         return "update", (event.update.status,)
     if t == EventType.MESSAGE and event.message is not None:

@@ -93,6 +93,7 @@ class Writes:
     agents: dict[str, dict[str, Any]] = field(default_factory=dict)
     frameworks: dict[str, dict[str, Any]] = field(default_factory=dict)
     tasks: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    deleted_agents: set[str] = field(default_factory=set)
     deleted_tasks: set[tuple[str, str]] = field(default_factory=set)
     meta: dict[str, str] = field(default_factory=dict)
     secrets: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -100,6 +101,7 @@ class Writes:
 
     def __bool__(self) -> bool:
         return bool(self.agents or self.frameworks or self.tasks or self.deleted_tasks
+                    or self.deleted_agents
                     or self.meta or self.secrets or self.deleted_secrets)
 
 
@@ -166,6 +168,9 @@ class MasterStore:
                                    .with_for_update(read=True)).first()
                 if row is not None and row[0] != epoch:
                     raise Deposed(f"epoch {epoch} was superseded by {row[0]}")
+            if writes.deleted_agents:
+                conn.execute(delete(agents).where(agents.c.id == bindparam("aid")),
+                             [{"aid": aid} for aid in writes.deleted_agents])
             _upsert(conn, agents, ["id"], [
                 {"id": k, "data": _json(v)} for k, v in writes.agents.items()])
             _upsert(conn, frameworks, ["id"], [

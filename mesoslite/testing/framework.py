@@ -16,6 +16,7 @@ from mesoslite.messages.mesos import (
     Filters,
     FrameworkCapability,
     FrameworkInfo,
+    InverseOffer,
     MasterInfo,
     Offer,
     OperationStatus,
@@ -34,6 +35,8 @@ class RecordingScheduler(Scheduler):
         self.open_offers: dict[str, Offer] = {}  # outstanding, by offer id
         self.all_offers: list[Offer] = []
         self.rescinds: list[str] = []
+        self.inverse_offers_got: list[InverseOffer] = []  # INVERSE_OFFERS events
+        self.inverse_rescinds: list[str] = []
         self.updates: list[TaskStatus] = []
         self.errors: list[str] = []
         self.operations: list[OperationStatus] = []  # UPDATE_OPERATION_STATUS events
@@ -58,6 +61,12 @@ class RecordingScheduler(Scheduler):
     async def rescinded(self, driver: Driver, offer_id: str) -> None:
         self.rescinds.append(offer_id)
         self.open_offers.pop(offer_id, None)
+
+    async def inverse_offers(self, driver: Driver, inverse_offers: list[InverseOffer]) -> None:
+        self.inverse_offers_got.extend(inverse_offers)
+
+    async def inverse_offer_rescinded(self, driver: Driver, inverse_offer_id: str) -> None:
+        self.inverse_rescinds.append(inverse_offer_id)
 
     async def update(self, driver: Driver, status: TaskStatus) -> None:
         self.updates.append(status)

@@ -99,3 +99,15 @@ def test_acknowledge_uuid_is_base64() -> None:
         "task_id": {"value": "t1"},
         "uuid": "AQID",
     }
+
+
+def test_inverse_offer_answers_are_mesos_calls() -> None:
+    assert roundtrip(calls.answer_inverse_offers(["io1", ID("io2")], True, 30)) == {
+        "type": "ACCEPT_INVERSE_OFFERS", "framework_id": {"value": "fw-1"},
+        "accept_inverse_offers": {"inverse_offer_ids": [{"value": "io1"}, {"value": "io2"}],
+                                  "filters": {"refuse_seconds": 30.0}}}
+    assert roundtrip(calls.answer_inverse_offers(["io1"], False)) == {
+        "type": "DECLINE_INVERSE_OFFERS", "framework_id": {"value": "fw-1"},
+        "decline_inverse_offers": {"inverse_offer_ids": [{"value": "io1"}]}}
+    with pytest.raises(TypeError):
+        calls.answer_inverse_offers("io1", True)

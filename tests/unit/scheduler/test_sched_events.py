@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from mesoslite.messages.mesos import ID, MasterInfo, TaskState, TaskStatus
+from mesoslite.messages.mesos import (
+    ID,
+    InverseOffer,
+    MasterInfo,
+    TaskState,
+    TaskStatus,
+    TimeInfo,
+    Unavailability,
+)
 from mesoslite.messages.scheduler import (
     Error,
     Event,
     EventMessage,
     EventType,
     Failure,
+    InverseOffers,
     Offers,
     Rescind,
+    RescindInverseOffer,
     Subscribed,
     Update,
     decode_event,
@@ -21,6 +31,8 @@ from mesoslite.scheduler.events import callback_for
 
 STATUS = TaskStatus(task_id=ID("t1"), state=TaskState.TASK_RUNNING)
 MASTER = MasterInfo(id="m", ip=1, port=5050)
+INVERSE = InverseOffer(id=ID("io1"), framework_id=ID("f"), agent_id=ID("a"),
+                       unavailability=Unavailability(start=TimeInfo(nanoseconds=1)))
 
 
 @pytest.mark.parametrize(
@@ -40,6 +52,10 @@ MASTER = MasterInfo(id="m", ip=1, port=5050)
         ),
         (Event(EventType.FAILURE, failure=Failure(ID("a"))), ("failure", ("a", None, None))),
         (Event(EventType.ERROR, error=Error("gone")), ("error", ("gone",))),
+        (Event(EventType.INVERSE_OFFERS, inverse_offers=InverseOffers([INVERSE])),
+         ("inverse_offers", ([INVERSE],))),
+        (Event(EventType.RESCIND_INVERSE_OFFER, rescind_inverse_offer=RescindInverseOffer(
+            ID("io1"))), ("inverse_offer_rescinded", ("io1",))),
         (Event(EventType.ERROR), ("error", ("(no message)",))),
     ],
 )
