@@ -113,6 +113,13 @@ async def test_bad_protobuf_input_gets_a_clear_4xx_and_changes_nothing(cluster):
         status, _, _ = await request("POST", cluster.master_url + "/api/v1", data=body,
                                      headers=headers)
         assert status == {b"\xff": 400, b"{}": 415}.get(body, 406)
+    executor_api = f"http://127.0.0.1:{cluster.agents[0].config.port}/api/v1/executor"
+    status, _, reply = await request("POST", executor_api, data=b"\x0a\xff",
+                                     headers=PROTOBUF)
+    assert status == 400 and b"executor::Call protobuf" in reply
+    status, _, _ = await request("POST", executor_api, data=b"{}",
+                                 headers={"Content-Type": "text/plain"})
+    assert status == 415
     assert await frameworks(cluster) == before
 
 
