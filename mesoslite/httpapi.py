@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from mesoslite.messages import wire
+
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
@@ -101,6 +103,45 @@ def _depth(value: Any, limit: int, level: int = 0) -> int:
     if isinstance(value, list):
         return max((_depth(v, limit, level + 1) for v in value), default=level + 1)
     return level
+
+
+def body_media_type(request: web.Request, default: str | None = None) -> str:
+    """The encoding of the request body (``wire.JSON`` or ``wire.PROTOBUF``) by its
+    ``Content-Type``; ``default`` when it has none and the API allows that; 415
+    otherwise."""
+    try:
+        return wire.request_media_type(request.headers.get("Content-Type"), default)
+    except wire.MediaTypeError as exc:
+        raise HTTPError(exc.status, exc.message) from None
+
+
+def answer_media_type(request: web.Request) -> str:
+    """The encoding of the answer (or stream) by the request's ``Accept``; 406 when it
+    allows neither JSON nor protobuf."""
+    try:
+        return wire.response_media_type(request.headers.get("Accept"))
+    except wire.MediaTypeError as exc:
+        raise HTTPError(exc.status, exc.message) from None
+
+
+async def read_call(request: web.Request, schema: wire.Schema, media_type: str) -> Any:
+    """A v1 call body of either encoding as JSON builtins (dicts), for APIs that
+    dispatch on dicts (the operator APIs); 400 naming the problem when it is malformed.
+    A protobuf body is parsed by ``schema`` (e.g. ``wire.MASTER_CALL``)."""
+    if media_type == wire.JSON:
+        return await read_json(request)
+    try:
+        return schema.parse(await request.read())
+    except wire.CallError as exc:
+        raise HTTPError(400, str(exc), [(exc.path, [str(exc)])] if exc.path else []) from None
+
+
+def message_response(schema: wire.Schema, value: Any, media_type: str,
+                     status: int = 200) -> web.Response:
+    """``value`` (a v1 message as a Struct or JSON builtins) answered in ``media_type``;
+    JSON is byte for byte ``json_response``'s."""
+    return web.Response(body=schema.encode(value, media_type), status=status,
+                        content_type=media_type)
 
 
 def make_app(**kwargs: Any) -> web.Application:

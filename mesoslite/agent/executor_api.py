@@ -5,8 +5,9 @@ HEARTBEAT whenever it is idle for the heartbeat interval) and a ``Mesos-Stream-I
 UPDATE, MESSAGE and HEARTBEAT answer 202 once the agent holds what they carry (an
 UPDATE is checkpointed first).  A call that names a ``Mesos-Stream-Id`` must name the
 current subscription's; one without is accepted (Mesos' own agent asks none).  A call
-the agent refuses answers 400 with ``{"message", "details"}`` naming the field; a
-body that is not JSON, 415.
+the agent refuses answers 400 with ``{"message", "details"}`` naming the field.  A
+call is JSON or protobuf by its ``Content-Type`` (any other type, or none, 415); the
+SUBSCRIBE stream is written by ``Accept`` (``messages.wire``).
 
 When the agent's API requires authentication, an executor authenticates with the
 token the agent put in its environment (``MESOS_EXECUTOR_AUTHENTICATION_TOKEN``,
@@ -22,8 +23,9 @@ import logging
 from aiohttp import web
 
 from mesoslite.agent.executors import ExecutorCallError, ExecutorManager
-from mesoslite.httpapi import HTTPError
+from mesoslite.httpapi import HTTPError, answer_media_type, body_media_type
 from mesoslite.messages import executor as ex
+from mesoslite.messages import wire
 from mesoslite.messages.scheduler import CallError
 
 log = logging.getLogger(__name__)
@@ -64,16 +66,14 @@ class ExecutorAPI:
             # before anything is read: nothing but an executor's token gets further
             raise HTTPError(401, "Executor authentication failed: send the token of "
                             "MESOS_EXECUTOR_AUTHENTICATION_TOKEN as a Bearer token")
-        if request.content_type not in ("application/json", ""):
-            raise HTTPError(415, f"Expecting 'Content-Type' to be application/json, "
-                            f"not {request.content_type}")
+        media_type = body_media_type(request)
         if request.content_length is not None and request.content_length > MAX_CALL_BYTES:
             raise HTTPError(400, f"The call is larger than the limit of {MAX_CALL_BYTES} "
                             "bytes (a framework message may carry "
                             f"{ex.MAX_MESSAGE_BYTES} bytes)", [("$", ["too large"])])
         body = await _read_capped(request)
         try:
-            call = ex.decode_call(body)
+            call = ex.decode_call(wire.EXECUTOR_CALL.json_body(body, media_type))
         except CallError as exc:
             raise HTTPError(400, str(exc), [(exc.path or "$", [str(exc)])]) from None
         try:
@@ -99,9 +99,10 @@ class ExecutorAPI:
             raise HTTPError(401, str(exc)) from None
 
     async def _subscribe(self, request: web.Request, call: ex.Call) -> web.StreamResponse:
+        media_type = answer_media_type(request)
         run, outbox = self.manager.subscribe(call)
         response = web.StreamResponse(status=200, headers={
-            "Content-Type": "application/json", "Cache-Control": "no-cache",
+            "Content-Type": media_type, "Cache-Control": "no-cache",
             STREAM_HEADER: run.stream_id})
         response.enable_chunked_encoding()  # Mesos clients insist on it
         interval = self.manager.settings.heartbeat_interval
@@ -115,7 +116,7 @@ class ExecutorAPI:
                     event = ex.HEARTBEAT
                 if event is None:
                     break  # replaced by a newer subscription, or the executor ended
-                await response.write(ex.encode_record(event))
+                await response.write(wire.EXECUTOR_EVENT.record(event, media_type))
                 if event.type == ex.EventType.SHUTDOWN:
                     continue  # the executor closes the stream when it leaves
         except asyncio.CancelledError:

@@ -8,6 +8,11 @@ for calls Mesos answers ``202 Accepted`` with no body.  It raises ``HTTPError`` 
 anything it refuses, before it changes anything.  ``SUBSCRIBE`` streams
 (``events_http``).
 
+Both encodings (``messages.wire``): the call is read by its ``Content-Type`` (a
+protobuf ``master::Call`` is handed to the handler as its JSON form, the same dict a
+JSON body gives) and the answer is written by ``Accept`` (a handler's dict becomes a
+protobuf ``master::Response``); 415 and 406 come before anything is read.
+
 Every call follows the leader (followers redirect).
 """
 
@@ -18,12 +23,17 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from mesoslite.httpapi import HTTPError, json_response, read_json
+from mesoslite.httpapi import (
+    HTTPError,
+    answer_media_type,
+    body_media_type,
+    message_response,
+    read_call,
+)
+from mesoslite.messages import wire
 
 if TYPE_CHECKING:
     from mesoslite.master.server import MasterServer
-
-_JSON = "application/json"
 
 OperatorCall = Callable[["MasterServer", web.Request, dict[str, Any]],
                         Awaitable[dict[str, Any] | None]]
@@ -65,14 +75,9 @@ class OperatorAPI:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         await self.server.check_leader(request)
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-        if content_type != _JSON:
-            raise HTTPError(415, "Expecting 'Content-Type' of application/json")
-        accept = request.headers.get("Accept", "*/*")
-        if not any(a.split(";")[0].strip() in (_JSON, "*/*", "application/*")
-                   for a in accept.split(",")):
-            raise HTTPError(406, "Expecting 'Accept' to allow application/json")
-        call = await read_json(request)
+        media_type = body_media_type(request)
+        answer_type = answer_media_type(request)
+        call = await read_call(request, wire.MASTER_CALL, media_type)
         kind = call.get("type") if isinstance(call, dict) else None
         if not isinstance(kind, str):
             raise HTTPError(400, "Expecting 'type' to be present", [("type", ["is required"])])
@@ -85,4 +90,4 @@ class OperatorAPI:
         answer = await handler(self.server, request, call)
         if answer is None:
             return web.Response(status=202)
-        return json_response(answer)
+        return message_response(wire.MASTER_RESPONSE, answer, answer_type)

@@ -1,9 +1,10 @@
-"""``POST /api/v1/scheduler``: the Mesos v1 scheduler HTTP API (JSON encoding).
+"""``POST /api/v1/scheduler``: the Mesos v1 scheduler HTTP API (JSON or protobuf).
 
 SUBSCRIBE answers 200 with a chunked RecordIO stream and a ``Mesos-Stream-Id``
 header; every other call answers 202 once validated.  Status codes and messages
 follow Mesos: 400 malformed or mismatched stream id, 403 not subscribed, 406/415
-for media types, 307 to the leader on a follower (see server.py).  Calls become
+for media types, 307 to the leader on a follower (see server.py).  A call is read by
+its ``Content-Type``; the SUBSCRIBE stream is written by ``Accept`` (``wire``).  Calls become
 stimuli for the state machine (``FrameworkSubscribes``, ``FrameworkCalls``...); its
 refusals become the error answers.
 """
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from mesoslite.httpapi import HTTPError
+from mesoslite.httpapi import HTTPError, answer_media_type, body_media_type
 from mesoslite.master.stimuli import (
     Admitted,
     FrameworkCalls,
@@ -26,7 +27,8 @@ from mesoslite.master.stimuli import (
     MalformedCall,
     Refusal,
 )
-from mesoslite.messages.scheduler import Call, CallError, CallType, decode_call
+from mesoslite.messages import wire
+from mesoslite.messages.scheduler import Call, CallError, CallType, Event, decode_call
 
 if TYPE_CHECKING:
     from mesoslite.master.server import MasterServer
@@ -34,24 +36,29 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STREAM_HEADER = "Mesos-Stream-Id"
-_JSON = "application/json"
 
 
 class FrameworkStream:
-    """One subscription's outgoing RecordIO stream, fed through a queue."""
+    """One subscription's outgoing RecordIO stream of events, fed through a queue and
+    encoded by its writer in the subscriber's ``media_type``."""
 
-    def __init__(self, framework_id: str, stream_id: str) -> None:
+    def __init__(self, framework_id: str, stream_id: str,
+                 media_type: str = wire.JSON) -> None:
         self.framework_id = framework_id
         self.stream_id = stream_id
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.media_type = media_type
+        self.queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self.closed = False
         # SUBSCRIBED must be the stream's first event: it leaves the master only after
         # the framework is durable, so heartbeats wait for it.
         self.subscribed_sent = False
 
-    def send(self, record: bytes) -> None:
+    def send(self, event: Event) -> None:
         if not self.closed:
-            self.queue.put_nowait(record)
+            self.queue.put_nowait(event)
+
+    def record(self, event: Event) -> bytes:
+        return wire.SCHEDULER_EVENT.record(event, self.media_type)
 
     def close(self) -> None:
         if not self.closed:
@@ -65,13 +72,10 @@ class SchedulerAPI:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         await self.server.check_leader(request)
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-        if content_type != _JSON:
-            raise HTTPError(415, "Expecting 'Content-Type' of application/json"
-                            " (mesoslite speaks the JSON encoding only)")
+        media_type = body_media_type(request)
         body = await request.read()
         try:
-            call = decode_call(body)
+            call = decode_call(wire.SCHEDULER_CALL.json_body(body, media_type))
         except CallError as exc:
             self.server.handle(MalformedCall(str(exc)))
             raise HTTPError(400, str(exc), [(exc.path, [str(exc)])] if exc.path else []) from None
@@ -88,10 +92,7 @@ class SchedulerAPI:
     async def _subscribe(self, request: web.Request, call: Call) -> web.StreamResponse:
         if STREAM_HEADER in request.headers:
             raise HTTPError(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
-        accept = request.headers.get("Accept", "*/*")
-        if not any(a.split(";")[0].strip() in (_JSON, "*/*", "application/*")
-                   for a in accept.split(",")):
-            raise HTTPError(406, "Expecting 'Accept' to allow application/json")
+        media_type = answer_media_type(request)
         self.server.authorize_subscribe(request, call)
         stream_id = str(uuid.uuid4())
         answer = self.server.handle(
@@ -99,7 +100,7 @@ class SchedulerAPI:
         _raise(answer)
         assert isinstance(answer, Admitted)
         framework_id = answer.id
-        stream = FrameworkStream(framework_id, stream_id)
+        stream = FrameworkStream(framework_id, stream_id, media_type)
         old = self.server.streams.get(framework_id)
         self.server.streams[framework_id] = stream
         if old is not None:
@@ -107,17 +108,17 @@ class SchedulerAPI:
             # stream object is now only reachable through the close command.
             self.server.retired_streams[old.stream_id] = old
         response = web.StreamResponse(status=200, headers={
-            "Content-Type": _JSON, STREAM_HEADER: stream_id, "Cache-Control": "no-cache"})
+            "Content-Type": media_type, STREAM_HEADER: stream_id, "Cache-Control": "no-cache"})
         response.enable_chunked_encoding()
         await response.prepare(request)
         log.info("framework %s subscribed (stream %s)", framework_id, stream_id,
                  extra={"framework_id": framework_id})
         try:
             while True:
-                record = await stream.queue.get()
-                if record is None:
+                event = await stream.queue.get()
+                if event is None:
                     break
-                await response.write(record)
+                await response.write(stream.record(event))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

@@ -50,7 +50,7 @@ from mesoslite.master.stimuli import AllocationRound, Recover, Result, Stimulus,
 from mesoslite.master.usage import UsageCollector
 from mesoslite.master.views import state_view, tasks_view
 from mesoslite.messages.agent import AckUpdates, MasterMessage, Ping, RunTasks
-from mesoslite.messages.scheduler import HEARTBEAT, Error, Event, EventType, encode_record
+from mesoslite.messages.scheduler import HEARTBEAT, Error, Event, EventType
 from mesoslite.secrets.crypto import Keyring, load_keyring
 from mesoslite.store.db import redact_url
 from mesoslite.store.master_store import Deposed, MasterStore, Writes
@@ -331,7 +331,7 @@ class MasterServer:
                 if stream is not None:
                     if command.event.type == EventType.SUBSCRIBED:
                         stream.subscribed_sent = True
-                    stream.send(encode_record(command.event))
+                    stream.send(command.event)
             elif isinstance(command, SendToAgent):
                 _append_merged(per_agent.setdefault(command.agent_id, []), command.message)
             elif isinstance(command, CloseStream):
@@ -358,8 +358,7 @@ class MasterServer:
         if stream is None:
             return
         if command.error:
-            stream.send(encode_record(Event(type=EventType.ERROR,
-                                            error=Error(message=command.error))))
+            stream.send(Event(type=EventType.ERROR, error=Error(message=command.error)))
         stream.close()
 
     async def _allocation_loop(self) -> None:
@@ -382,12 +381,11 @@ class MasterServer:
                 link.send(Ping(seq=self._ping_seq, epoch=self.state.epoch))
 
     async def _heartbeat_loop(self) -> None:
-        record = encode_record(HEARTBEAT)
         while True:
             await asyncio.sleep(self.config.heartbeat_interval)
             for stream in list(self.streams.values()):
                 if stream.subscribed_sent:
-                    stream.send(record)
+                    stream.send(HEARTBEAT)
 
     # ---------------------------------------------------------------- status endpoints
 

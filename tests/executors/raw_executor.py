@@ -6,7 +6,8 @@ with the data echoed), ``run`` (RUNNING until killed), ``crash`` (RUNNING, then 
 executor exits with status 3).  A framework message comes back prefixed with
 ``echo:``.  On a broken stream it re-subscribes, with its unacknowledged updates
 and tasks, until MESOS_RECOVERY_TIMEOUT (or, with RAW_EXECUTOR_STAY_AWAY set, never
-does).  It writes what it does to stdout.
+does).  With RAW_EXECUTOR_PROTOBUF set it speaks protobuf both ways (the classes
+generated from mesoslite/proto).  It writes what it does to stdout.
 """
 
 from __future__ import annotations
@@ -18,9 +19,30 @@ import time
 import uuid
 
 import aiohttp
+import msgspec
+from google.protobuf import json_format
 
 from mesoslite.messages import executor as ex
 from mesoslite.messages.mesos import ID, TaskInfo, TaskState, TaskStatus
+from mesoslite.proto.mesos.v1.executor import executor_pb2
+
+PROTOBUF = bool(os.environ.get("RAW_EXECUTOR_PROTOBUF"))
+MEDIA_TYPE = "application/x-protobuf" if PROTOBUF else "application/json"
+
+
+def encode(call: ex.Call) -> bytes:
+    if not PROTOBUF:
+        return ex.encode_call(call)
+    return json_format.ParseDict(msgspec.to_builtins(call), executor_pb2.Call()
+                                 ).SerializeToString()
+
+
+def decode(record: bytes) -> ex.Event:
+    if not PROTOBUF:
+        return ex.decode_event(record)
+    data = json_format.MessageToDict(executor_pb2.Event.FromString(record),
+                                     preserving_proto_field_name=True)
+    return msgspec.convert(data, ex.Event, strict=False)  # 64-bit ints come as strings
 
 
 class RawExecutor:
@@ -36,14 +58,13 @@ class RawExecutor:
         self.lost_since: float | None = None
 
     def call(self, type_: ex.CallType, **fields: object) -> bytes:
-        return ex.encode_call(ex.Call(executor_id=self.executor_id,
-                                      framework_id=self.framework_id, type=type_,
-                                      **fields))  # type: ignore[arg-type]
+        return encode(ex.Call(executor_id=self.executor_id, framework_id=self.framework_id,
+                              type=type_, **fields))  # type: ignore[arg-type]
 
     async def post(self, body: bytes) -> None:
         assert self.session is not None
         async with self.session.post(self.url, data=body, headers={
-                "Content-Type": "application/json",
+                "Content-Type": MEDIA_TYPE,
                 "Authorization": f"Bearer {self.token}"}) as response:
             if response.status != 202:
                 print("call refused:", response.status, await response.text(), flush=True)
@@ -97,17 +118,20 @@ class RawExecutor:
             unacknowledged_tasks=list(self.unacked_tasks.values()),
             unacknowledged_updates=list(self.unacked.values())))
         async with self.session.post(self.url, data=body, headers={
-                "Content-Type": "application/json",
+                "Content-Type": MEDIA_TYPE, "Accept": MEDIA_TYPE,
                 "Authorization": f"Bearer {self.token}"}) as response:
             if response.status != 200:
                 print("subscribe refused:", response.status, await response.text(), flush=True)
                 return False
+            if response.headers.get("Content-Type") != MEDIA_TYPE:
+                print("stream in", response.headers.get("Content-Type"), flush=True)
+                os._exit(4)  # not the encoding it asked for
             while True:
                 line = await response.content.readline()
                 if not line:
                     return False
                 record = await response.content.readexactly(int(line))
-                if not await self.on_event(ex.decode_event(record)):
+                if not await self.on_event(decode(record)):
                     return True
 
     async def run(self) -> int:

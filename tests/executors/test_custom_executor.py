@@ -34,13 +34,16 @@ REPO = str(Path(__file__).resolve().parents[2])
 EXECUTOR_RESOURCES = Resources.of(cpus=0.25, mem=64.0)
 
 
-def raw_executor(executor_id: str = "raw", program: str | None = None) -> ExecutorInfo:
+def raw_executor(executor_id: str = "raw", program: str | None = None,
+                 protobuf: bool = False) -> ExecutorInfo:
     """The test executor of ``raw_executor.py`` (or ``program``) as an ExecutorInfo."""
     value = program or f"exec {sys.executable} -m tests.executors.raw_executor"
+    variables = [EnvironmentVariable(name="PYTHONPATH", value=REPO)]
+    if protobuf:
+        variables.append(EnvironmentVariable(name="RAW_EXECUTOR_PROTOBUF", value="1"))
     return ExecutorInfo(
         executor_id=ID(executor_id), name="raw test executor",
-        command=CommandInfo(value=value, environment=Environment(variables=[
-            EnvironmentVariable(name="PYTHONPATH", value=REPO)])),
+        command=CommandInfo(value=value, environment=Environment(variables=variables)),
         resources=resource_list(EXECUTOR_RESOURCES))
 
 
@@ -93,6 +96,19 @@ async def test_an_executor_runs_many_tasks_and_holds_its_own_resources(cluster, 
     operator = await _operator(cluster, "GET_EXECUTORS")
     assert [e["executor_info"]["executor_id"]["value"]
             for e in operator["get_executors"]["executors"]] == ["raw"]
+
+
+async def test_an_executor_speaking_protobuf_subscribes_and_sends_updates(cluster, framework):
+    offer = await framework.offer()
+    executor = raw_executor("proto", protobuf=True)
+    await framework.launch(offer, [executor_task("p0", offer.agent_id, executor, "finish"),
+                                   executor_task("p1", offer.agent_id, executor, "run")])
+    status = await framework.wait_state("p0", TaskState.TASK_FINISHED)
+    assert status.data == b"finish" and status.executor_id == ID("proto")
+    assert framework.sched.states("p0") == [TaskState.TASK_RUNNING, TaskState.TASK_FINISHED]
+    await framework.wait_state("p1", TaskState.TASK_RUNNING)
+    await framework.driver.kill(ID("p1"), offer.agent_id)
+    await framework.wait_state("p1", TaskState.TASK_KILLED)
 
 
 async def _with_running(cluster, framework_id: str, count: int) -> dict | None:

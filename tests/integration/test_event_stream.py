@@ -168,10 +168,10 @@ async def test_operator_synchronous_calls_and_errors(cluster, framework):
     assert status == 400
     assert json.loads(body)["details"][0]["path"] == "reserve_resources"
     status, _, _ = await request("POST", url, data=b'{"type": "GET_STATE"}',
-                                 headers={"Content-Type": "application/x-protobuf"})
+                                 headers={"Content-Type": "text/plain"})
     assert status == 415
     status, _, _ = await request("POST", url, json={"type": "GET_STATE"},
-                                 headers={"Accept": "application/x-protobuf"})
+                                 headers={"Accept": "text/html"})
     assert status == 406
     status, _, _ = await request("POST", url, json={"nope": 1})
     assert status == 400
