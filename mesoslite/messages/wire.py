@@ -16,15 +16,18 @@ mapping, so protobuf is a translation at the edge, through the generated classes
   through the same decoders as a JSON body.
 * internal -> protobuf: the JSON form (``msgspec.to_builtins``: bytes as base64, enums
   by name) is parsed into the generated class and serialized.  A field the schema
-  lacks is an error (``json_format.ParseError``), never dropped, except mesoslite's
-  own extensions listed in ``EXTENSIONS``: they have no number in Mesos' schema, so
-  they are JSON-only (left out of protobuf answers; a protobuf client cannot send them).
+  lacks is mesoslite's own extension listed in ``EXTENSIONS``: it has no number in
+  Mesos' schema, so it is JSON-only (left out of protobuf answers; a protobuf client
+  cannot send it).  Any other such field is a bug: it is logged as an error and left
+  out of the protobuf answer, never a 500 (tests/unit/test_wire.py and
+  tests/integration/test_protobuf.py look for them).
 
 JSON output is exactly what it was before protobuf existed: ``msgspec.json``.
 """
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
 
@@ -38,6 +41,8 @@ from mesoslite.proto.mesos.v1.agent import agent_pb2
 from mesoslite.proto.mesos.v1.executor import executor_pb2
 from mesoslite.proto.mesos.v1.master import master_pb2
 from mesoslite.proto.mesos.v1.scheduler import scheduler_pb2
+
+log = logging.getLogger(__name__)
 
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
@@ -161,14 +166,33 @@ class Schema:
         try:
             json_format.ParseDict(data, message)
         except json_format.ParseError:
-            # rare: only then look for mesoslite's extensions; anything else still fails
+            # rare: only then look for mesoslite's extensions
             message = self.message_class()
-            json_format.ParseDict(_without_extensions(data, message.DESCRIPTOR), message)
+            data = _without_extensions(data, message.DESCRIPTOR)
+            try:
+                json_format.ParseDict(data, message)
+            except json_format.ParseError as exc:
+                # A field the schema lacks that is not a known extension is a bug in a
+                # view; the protobuf client still gets its answer (without that field,
+                # which has no number to travel under) rather than a 500.
+                _warn_unknown(self.what, str(exc))
+                message = self.message_class()
+                json_format.ParseDict(data, message, ignore_unknown_fields=True)
         return message.SerializeToString()
 
     def record(self, value: Any, media_type: str) -> bytes:
         """``value`` as one RecordIO record."""
         return record(self.encode(value, media_type))
+
+
+_warned: set[str] = set()
+
+
+def _warn_unknown(what: str, problem: str) -> None:
+    if problem not in _warned:
+        _warned.add(problem)
+        log.error("a %s answer has a field Mesos' schema lacks; protobuf clients do not get"
+                  " it: %s", what, problem)
 
 
 def _numbers(data: dict[str, Any], descriptor: Descriptor) -> None:
