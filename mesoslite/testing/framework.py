@@ -8,6 +8,7 @@ kept until the test uses them, so a test can accept, decline or hold each one.
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Callable
 
 from mesoslite.messages.mesos import (
@@ -118,7 +119,7 @@ class RecordingFramework:
         if roles and len(roles) > 1:
             caps.append(CapabilityType.MULTI_ROLE)
         self.info = FrameworkInfo(
-            user="tester", name=name, failover_timeout=failover_timeout,
+            user=getpass.getuser(), name=name, failover_timeout=failover_timeout,
             id=ID(framework_id) if framework_id else None,
             roles=roles if roles and len(roles) > 1 else [],
             role=roles[0] if roles and len(roles) == 1 else None,

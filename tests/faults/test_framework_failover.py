@@ -77,7 +77,7 @@ class Steady(Scheduler):
 
 
 async def main(masters, timeout, framework_id):
-    info = FrameworkInfo(user="tester", name="failover", failover_timeout=timeout,
+    info = FrameworkInfo(user=getpass.getuser(), name="failover", failover_timeout=timeout,
                          id=ID(framework_id) if framework_id else None,
                          capabilities=[FrameworkCapability(type=CapabilityType.PARTITION_AWARE)])
     driver = Driver(Steady(framework_id is None), info, masters, backoff_max=1.0)
