@@ -38,6 +38,7 @@ import numpy as np
 
 from mesoslite.master.allocator import reports
 from mesoslite.master.allocator.filters import OfferFilters, refuse_duration
+from mesoslite.master.allocator.offer_constraints import AgentFacts, RoleRule
 from mesoslite.master.allocator.records import (
     EMPTY,
     AgentRecord,
@@ -73,6 +74,7 @@ class Allocator:
         self._ok = np.zeros(0, bool)  # per client: may be offered (active, not suppressed)
         # reserved pools: agent id -> role -> pool record (see module docstring)
         self._pools: dict[str, dict[str, AgentRecord]] = {}
+        self._facts: dict[str, AgentFacts] = {}  # agent id -> what offer constraints see
 
     # -- agents ----------------------------------------------------------------
 
@@ -83,8 +85,10 @@ class Allocator:
         allocated: Mapping[ClientKey, Resources] | None = None,
         reserved: Mapping[str, Resources] | None = None,
         reserved_allocated: Mapping[ClientKey, Resources] | None = None,
+        facts: AgentFacts | None = None,
     ) -> None:
-        """A new (or re-registered) agent; ``allocated``: its running tasks' resources.
+        """A new (or re-registered) agent; ``allocated``: its running tasks' resources;
+        ``facts``: its hostname and attributes, for offer constraints.
 
         ``reserved``: role -> the part of ``total`` reserved for it;
         ``reserved_allocated``: what running tasks use of their role's reservation
@@ -99,6 +103,8 @@ class Allocator:
         self._filters.ensure(self._agent_slots.high, len(self._client_key))
         agent = AgentRecord(agent_id, slot, unreserved)
         self._agents[agent_id] = agent
+        self._facts[agent_id] = facts or AgentFacts()
+        self._filters.set_facts(slot, self._facts[agent_id])
         self._sorter.add_total(unreserved.scalars)
         for (framework_id, role), resources in (allocated or {}).items():
             self._record(agent, framework_id, check_role(role), resources)
@@ -154,6 +160,7 @@ class Allocator:
             self._filters.ensure(self._agent_slots.high, len(self._client_key))
             pool = pools[role] = AgentRecord(agent_id, slot, EMPTY, role=role)
             self._filters.clear_agent(slot)
+            self._filters.set_facts(slot, self._facts.get(agent_id, AgentFacts()))
         return pool
 
     def _drop_pool(self, pool: AgentRecord) -> None:
@@ -207,6 +214,7 @@ class Allocator:
         agent = self._agents.pop(agent_id, None)
         if agent is None:
             return
+        self._facts.pop(agent_id, None)
         for pool in list(self._pools.get(agent_id, {}).values()):
             self._drop_pool(pool)
         self._sorter.remove_total(agent.total.scalars)
@@ -265,6 +273,12 @@ class Allocator:
         fw.roles = roles
         if suppressed_roles is not None:
             fw.suppressed = set(suppressed_roles)
+        self._refresh_framework(framework_id)
+
+    def set_offer_constraints(self, framework_id: str, rules: Mapping[str, RoleRule]) -> None:
+        """The framework's offer constraints by role (replacing earlier ones; empty:
+        none): agents a role's rule does not allow are never offered to it."""
+        self._registered(framework_id).constraints = dict(rules)
         self._refresh_framework(framework_id)
 
     def remove_framework(self, framework_id: str) -> None:
@@ -529,6 +543,7 @@ class Allocator:
         for role in fw.roles:
             self._client(framework_id, role)
         for role, slot in list(fw.clients.items()):
+            self._filters.set_rule(slot, fw.constraints.get(role))
             self._ok[slot] = fw.offerable(role)
             self._sorter.set_client_weight(slot, fw.weight)
             self._maybe_drop_client(slot)
@@ -542,6 +557,7 @@ class Allocator:
             return
         self._sorter.remove_client(slot)
         self._filters.clear_client(slot)
+        self._filters.set_rule(slot, None)
         self._ok[slot] = False
         self._client_key[slot] = None
         self._client_slots.give(slot)
