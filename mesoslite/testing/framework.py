@@ -112,6 +112,7 @@ class RecordingFramework:
         framework_id: str | None = None,
         implicit_acks: bool = True,
         extra_capabilities: list[CapabilityType] | None = None,
+        user: str | None = None,
     ) -> None:
         caps = list(extra_capabilities or [])
         if partition_aware:
@@ -119,7 +120,7 @@ class RecordingFramework:
         if roles and len(roles) > 1:
             caps.append(CapabilityType.MULTI_ROLE)
         self.info = FrameworkInfo(
-            user=getpass.getuser(), name=name, failover_timeout=failover_timeout,
+            user=getpass.getuser() if user is None else user, name=name, failover_timeout=failover_timeout,
             id=ID(framework_id) if framework_id else None,
             roles=roles if roles and len(roles) > 1 else [],
             role=roles[0] if roles and len(roles) == 1 else None,
