@@ -73,7 +73,7 @@ def limit_value(value: float | str) -> float:
             return math.inf
         raise ValueError(f"'{value}' is not a number or \"{INFINITY}\"")
     if math.isnan(value) or value < 0:
-        raise ValueError(f"{value} is not a non-negative number")
+        raise ValueError(f"{value:g} is not a non-negative number")
     return float(value)
 
 
