@@ -321,12 +321,20 @@ class AppcImage(Base):
     labels: Labels | None = None
 
 
+class Credential(Base):
+    """A registry credential (``Image.Docker.credential``, deprecated in Mesos):
+    modelled only to be refused."""
+
+    principal: str
+    secret: str | None = None
+
+
 class DockerImage(Base):
     """``Image.Docker``: the image a MESOS container runs through the Docker engine.
     ``credential`` and ``config`` (registry credentials) are modelled to be refused."""
 
     name: str
-    credential: dict[str, object] | None = None
+    credential: Credential | None = None
     config: Secret | None = None
 
 

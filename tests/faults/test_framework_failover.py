@@ -39,7 +39,7 @@ __all__ = ["stoppers"]  # the fixture, shared with the leader failover tests
 # its task "steady"), launches "steady" once when new, prints JSON lines; exits 2
 # when the master refuses it.
 FRAMEWORK = r'''
-import asyncio, json, sys
+import asyncio, getpass, json, sys
 
 from mesoslite.messages.mesos import ID, CapabilityType, FrameworkCapability, FrameworkInfo
 from mesoslite.scheduler import DriverAborted, Driver, Scheduler, task_info
