@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import logging
 import os
 import subprocess
@@ -144,7 +145,7 @@ async def run_mesoslite(count: int, work_dir: Path) -> Result:
     cluster = LocalCluster(spec)
     await cluster.start()
     sched = LaunchAll(count)
-    driver = Driver(sched, FrameworkInfo(user="bench", name="containers-bench"),
+    driver = Driver(sched, FrameworkInfo(user=getpass.getuser(), name="containers-bench"),
                     cluster.master_url)
     run = asyncio.create_task(driver.run())
     try:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import statistics
 import sys
@@ -187,7 +188,7 @@ async def measure(args: argparse.Namespace, work: Path) -> list[Run]:
               for i in range(args.agents)]
     procs = [master, *agents]
     scheduler = ShortTasks(args.seconds)
-    driver = Driver(scheduler, FrameworkInfo(user="bench", name="executors-benchmark"),
+    driver = Driver(scheduler, FrameworkInfo(user=getpass.getuser(), name="executors-benchmark"),
                     [master.url], implicit_acknowledgements=False)
     runs = []
     try:

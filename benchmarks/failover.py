@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import json
 import logging
 import math
@@ -407,7 +408,7 @@ async def run_once(agents: int, opts: argparse.Namespace) -> Result:
 
         sched = SpreadScheduler(opts.tasks_per_agent, opts.tasks_per_agent * agents)
         if sched.total:
-            info = FrameworkInfo(user="bench", name="failover-benchmark",
+            info = FrameworkInfo(user=getpass.getuser(), name="failover-benchmark",
                                  failover_timeout=3600.0)
             driver = Driver(sched, info, urls, backoff_initial=0.2, backoff_max=2.0)
             run = asyncio.create_task(driver.run())

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import math
 import os
@@ -456,7 +457,7 @@ async def run_once(agents: int, tasks: int, opts: argparse.Namespace) -> Result:
                     spy = PySpy(master.ps.pid, Path(opts.profile_out))
                     await spy.start()
             sched = LaunchScheduler(tasks, per_offer, opts.task_cpus, opts.task_mem)
-            info = FrameworkInfo(user="bench", name="launch-benchmark", failover_timeout=0.0)
+            info = FrameworkInfo(user=getpass.getuser(), name="launch-benchmark", failover_timeout=0.0)
             driver = Driver(sched, info, master.url, implicit_acknowledgements=False)
             me = psutil.Process(os.getpid())
             cpu0 = (master.cpu_seconds(), sims.cpu_seconds(), _cpu(me))

@@ -22,6 +22,7 @@ Contracts:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
 import secrets
@@ -56,6 +57,7 @@ from mesoslite.agent.executor_runs import (
 from mesoslite.agent.lifecycle import containerizer_for
 from mesoslite.agent.status_updates import StatusUpdateManager
 from mesoslite.agent.task_env import BASE_PATH
+from mesoslite.agent.task_user import task_user
 from mesoslite.agent.tasks import AgentIdentity
 from mesoslite.clock import Clock
 from mesoslite.messages import executor as ex
@@ -104,6 +106,7 @@ class ExecutorSettings:
     heartbeat_interval: float = 30.0
     subscription_backoff_max: float = 2.0  # told to the executor
     recovery_timeout: float = 900.0  # told to the executor: how long it waits for us
+    switch_user: bool = True  # run it as its framework's user (agent/task_user.py)
 
 
 class ExecutorManager:
@@ -423,8 +426,9 @@ class ExecutorManager:
                 raise LaunchError(f"The agent has no {run.cp.containerizer} containerizer")
             if not run.live:
                 raise LaunchError(run.stop_message or "Executor shut down while launching")
+            user = task_user(run.cp.framework, run.info.command, self.settings.switch_user)
             run.container = await self.containerizers[run.cp.containerizer].launch(
-                self._spec(run))
+                dataclasses.replace(self._spec(run), user=user))
         except Exception as exc:  # noqa: BLE001 - LaunchError, FetchError, OSError: tasks fail
             if not isinstance(exc, LaunchError | OSError):
                 log.warning("executor %s failed to launch: %s", run.key[1], exc)

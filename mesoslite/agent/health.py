@@ -56,6 +56,7 @@ import aiohttp
 from mesoslite.agent.lifecycle import AgentTaskState, Phase
 from mesoslite.clock import Clock, SystemClock
 from mesoslite.messages.mesos import (
+    CommandInfo,
     ContainerType,
     DockerNetwork,
     HealthCheck,
@@ -225,7 +226,23 @@ class Prober:
         tail = output.strip()[-DETAIL_LIMIT:]
         return False, f"command exited with status {code}" + (f" ({tail})" if tail else "")
 
-    async def _http(self, target: HttpTarget) -> tuple[bool, str]:
+    async def http_status(self, target: HttpTarget, timeout: float) -> int | None:
+        """The status code ``target`` answers with; None when it did not answer within
+        ``timeout`` seconds (0: no limit) or the connection failed (generic checks)."""
+        try:
+            return (await asyncio.wait_for(self._get(target), timeout or None))[0]
+        except (TimeoutError, OSError, aiohttp.ClientError, ValueError):
+            return None
+
+    async def tcp_open(self, target: TcpTarget, timeout: float) -> bool:
+        """Whether a connection to ``target`` opens within ``timeout`` seconds."""
+        try:
+            await asyncio.wait_for(self._tcp(target), timeout or None)
+        except (TimeoutError, OSError):
+            return False
+        return True
+
+    async def _get(self, target: HttpTarget) -> tuple[int, str]:
         path = target.path if target.path.startswith("/") else "/" + target.path
         url = f"{target.scheme}://{_host(target.host)}:{target.port}{path}"
         if self._session is None:
@@ -233,7 +250,10 @@ class Prober:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(force_close=True, ssl=False))
         async with self._session.get(url, allow_redirects=False) as resp:
-            status = resp.status
+            return resp.status, url
+
+    async def _http(self, target: HttpTarget) -> tuple[bool, str]:
+        status, url = await self._get(target)
         if target.statuses:
             ok = status in target.statuses
         else:
@@ -278,9 +298,13 @@ def check_port(task: TaskInfo, port: int) -> int:
 
 
 def command_argv(check: HealthCheck) -> list[str]:
-    command = check.command
+    return check_command_argv(check.command, "health check")
+
+
+def check_command_argv(command: CommandInfo | None, what: str) -> list[str]:
+    """The argv of a COMMAND check's ``command`` (``what``: the kind of check)."""
     if command is None or not (command.value or command.arguments):
-        raise ValueError("the COMMAND health check has no command")
+        raise ValueError(f"the COMMAND {what} has no command")
     if command.shell:
         argv = ["/bin/sh", "-c", command.value or ""]
     else:

@@ -12,7 +12,7 @@ A task's phases (``Phase``) and the Mesos state it reports on the way::
     LAUNCHING   the containerizer starts the container
     RECORDING   the container's record being checkpointed
     READY       a group's task: watched, waiting for the rest of its group
-    RUNNING     watched; health checks run             TASK_RUNNING
+    RUNNING     watched; health checks, checks and the deadline run   TASK_RUNNING
     KILLING     TERM sent, KILL once the grace is over (TASK_KILLING if the framework asked)
     RECOVERING  after an agent restart: re-attaching
     ENDED       terminal update queued (FINISHED / FAILED / KILLED / LOST)
@@ -60,10 +60,12 @@ from mesoslite.messages.mesos import (
     TaskInfo,
     TaskState,
 )
+from mesoslite.messages.refused import runs_image
 
 DEFAULT_GRACE = 3.0  # seconds between TERM and KILL when neither the kill nor the task set one
 # Mesos has no dedicated "killed by its health check" reason; its checker uses this.
 HEALTH_REASON = Reason.REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+CHECK_REASON = Reason.REASON_TASK_CHECK_STATUS_UPDATED
 
 TaskKey = tuple[str, str]  # (framework id, task id)
 
@@ -215,6 +217,12 @@ class HealthVerdict:
 
 
 @dataclass(frozen=True)
+class CheckUpdated:
+    """The task's generic check (``TaskInfo.check``) has a new result: report it (the
+    executor attaches the result to the update; see agent/checks.py)."""
+
+
+@dataclass(frozen=True)
 class TerminalAcknowledged:
     """The framework acknowledged the terminal update; nothing else is pending."""
 
@@ -226,7 +234,7 @@ class Released:
 
 Stimulus = (Launch | Recovered | Checkpointed | CheckpointFailed | Announced | Started
             | LaunchFailed | Reattached | ReattachFailed | Exited | KillRequested | GraceOver
-            | HealthVerdict | TerminalAcknowledged | Released)
+            | HealthVerdict | CheckUpdated | TerminalAcknowledged | Released)
 STIMULI: tuple[type, ...] = Stimulus.__args__  # every stimulus type
 
 
@@ -372,7 +380,10 @@ class TaskLifecycle:
 
 
 def containerizer_for(info: TaskInfo) -> str:
-    if info.container is not None and info.container.type == ContainerType.DOCKER:
+    """A DOCKER container, and a MESOS one with an image, run through the Docker
+    engine; everything else as processes."""
+    if info.container is not None and (info.container.type == ContainerType.DOCKER
+                                       or runs_image(info.container)):
         return "docker"
     return "process"
 
@@ -602,6 +613,11 @@ def _verdict(c: TaskLifecycle, task: AgentTaskState, s: HealthVerdict) -> list[I
     return out
 
 
+def _check_updated(c: TaskLifecycle, task: AgentTaskState, s: CheckUpdated
+                   ) -> list[Instruction]:
+    return [_update(task, TaskState.TASK_RUNNING, CHECK_REASON)]
+
+
 def _reattached(c: TaskLifecycle, task: AgentTaskState, s: Reattached) -> list[Instruction]:
     task.container = s.container
     out: list[Instruction] = [WatchContainer()]
@@ -655,6 +671,7 @@ _TRANSITIONS: dict[tuple[Phase, type], Callable[[TaskLifecycle, AgentTaskState, 
     (_P.KILLING, KillRequested): _kill_again,
     (_P.KILLING, GraceOver): _grace_over,
     (_P.RUNNING, HealthVerdict): _verdict,
+    (_P.RUNNING, CheckUpdated): _check_updated,
     (_P.RECOVERING, Reattached): _reattached,
     (_P.RECOVERING, ReattachFailed): _reattach_failed,
     (_P.ENDED, TerminalAcknowledged): _acknowledged,
@@ -664,6 +681,7 @@ _TRANSITIONS: dict[tuple[Phase, type], Callable[[TaskLifecycle, AgentTaskState, 
 _IGNORED: dict[tuple[Phase, type], Ignore] = {
     (_P.ABSENT, KillRequested): Ignore("no such task"),
     (_P.ABSENT, HealthVerdict): Ignore("no such task"),
+    (_P.ABSENT, CheckUpdated): Ignore("no such task"),
     (_P.ABSENT, TerminalAcknowledged): Ignore("no such task"),
     (_P.ENDED, KillRequested): Ignore("already ended"),
     # A grace timer that fired just before the container's exit cancelled it.
@@ -675,6 +693,8 @@ _IGNORED: dict[tuple[Phase, type], Ignore] = {
     **{(phase, Launch): Ignore("duplicate launch: the task is already known", notable=True)
        for phase in _LIVE},
     **{(phase, HealthVerdict): Ignore("the task is not running")
+       for phase in _LIVE if phase is not _P.RUNNING},
+    **{(phase, CheckUpdated): Ignore("the task is not running")
        for phase in _LIVE if phase is not _P.RUNNING},
     # The update manager reports only a terminal update acknowledged; keep going if not.
     **{(phase, TerminalAcknowledged): Ignore("the task has not ended")

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from mesoslite import __version__
 from mesoslite.agent.checkpoint import Checkpoints
+from mesoslite.agent.checks import CheckMonitor
 from mesoslite.agent.containerizers.base import Containerizer, LaunchSpec
 from mesoslite.agent.executor_api import PATH as EXECUTOR_API_PATH
 from mesoslite.agent.executor_api import ExecutorAPI
@@ -92,6 +93,8 @@ class AgentConfig:
     fetcher_cache_size_mb: float = 2048.0
     fetcher_timeout: float = 300.0
     fetcher_max_size_mb: float = DEFAULT_MAX_DOWNLOAD_MB
+    # Mesos' --switch_user: tasks run as their (framework's) user (agent/task_user.py)
+    switch_user: bool = True
 
 
 class Agent:
@@ -126,10 +129,13 @@ class Agent:
             self.tasks.identity,
             containerizers, self.cp, self.updates, self.io, self.clock, self._send_message,
             ExecutorSettings(registration_timeout=config.executor_registration_timeout,
-                             reregistration_timeout=config.executor_reregistration_timeout))
+                             reregistration_timeout=config.executor_reregistration_timeout,
+                             switch_user=config.switch_user))
+        self.tasks.switch_user = config.switch_user
         self.health = HealthMonitor(self.tasks, self.clock)
-        self.tasks.on_running = self.health.start
-        self.tasks.on_ended = self.health.stop
+        self.checks = CheckMonitor(self.tasks, self.health.prober, self.clock)
+        self.tasks.on_running = self._task_running
+        self.tasks.on_ended = self._task_ended
         self.volumes = AgentVolumes(self.tasks, VolumeManager(
             config.work_dir, config.allowed_host_paths), self.io)
         self.tasks.prepare_spec = self.volumes.prepare
@@ -152,6 +158,14 @@ class Agent:
         self._loops: list[asyncio.Task[Any]] = []
         self._jobs: set[asyncio.Task[Any]] = set()
         self._stopping = False
+
+    def _task_running(self, task: AgentTaskState) -> None:
+        self.health.start(task)
+        self.checks.start(task)
+
+    def _task_ended(self, task: AgentTaskState) -> None:
+        self.health.stop(task)
+        self.checks.stop(task)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -200,6 +214,7 @@ class Agent:
         if self._stopping:
             return
         self._stopping = True
+        await self.checks.close()
         await self.health.close()
         if kill_tasks:
             await asyncio.gather(self.tasks.kill_all(), self.executors.kill_all())

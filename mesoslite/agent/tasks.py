@@ -14,6 +14,7 @@ tasks of a LAUNCH_GROUP in ``task_groups.py``; this module only waits.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import uuid
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mesoslite.agent.checkpoint import Checkpoints, RecoveredTask
+from mesoslite.agent.checks import empty_status
 from mesoslite.agent.containerizers.base import (
     Container,
     Containerizer,
@@ -38,6 +40,7 @@ from mesoslite.agent.lifecycle import (
     Checkpointed,
     CheckpointFailed,
     CheckpointTask,
+    CheckUpdated,
     Exited,
     Forget,
     GraceOver,
@@ -78,11 +81,13 @@ from mesoslite.agent.task_groups import (
     joined_container,
     membership_for,
 )
+from mesoslite.agent.task_user import task_user
 from mesoslite.clock import Clock
 from mesoslite.faults import crash_point
 from mesoslite.messages.agent import AgentExecutor, AgentTask, LaunchTasks
 from mesoslite.messages.mesos import (
     ID,
+    CheckStatusInfo,
     ContainerStatus,
     FrameworkInfo,
     Reason,
@@ -92,6 +97,7 @@ from mesoslite.messages.mesos import (
     TaskStatus,
     to_resources,
 )
+from mesoslite.messages.refused import task_limits
 
 if TYPE_CHECKING:
     from mesoslite.agent.checkpoint import GroupMembership
@@ -137,6 +143,10 @@ class TaskManager:
         self._background_jobs: set[asyncio.Task[None]] = set()
         self._grace_timers: dict[TaskKey, asyncio.TimerHandle] = {}
         self._fetches: dict[TaskKey, asyncio.Task[None]] = {}  # fetches a kill abandons
+        self._deadlines: dict[TaskKey, asyncio.TimerHandle] = {}  # max_completion_time
+        self._check_status: dict[TaskKey, CheckStatusInfo] = {}  # latest TaskInfo.check
+        # Mesos' --switch_user: run tasks as their (framework's) user (agent/task_user.py)
+        self.switch_user = True
         # Hooks for health checks (set by the agent): called with the task once RUNNING,
         # and once it ended.
         self.on_running: Callable[[AgentTaskState], None] | None = None
@@ -232,6 +242,12 @@ class TaskManager:
         """The health checker's decision (see ``HealthVerdict``)."""
         await self._feed(key, HealthVerdict(healthy, kill_message))
 
+    async def check_result(self, key: TaskKey, status: CheckStatusInfo) -> None:
+        """A new result of the task's generic check (agent/checks.py): reported at once,
+        and carried by every later update of the task."""
+        self._check_status[key] = status
+        await self._feed(key, CheckUpdated())
+
     async def acknowledged(self, framework_id: str, task_id: str, uuid_: bytes) -> None:
         if await self.updates.acknowledge(framework_id, task_id, uuid_):
             await self._feed((framework_id, task_id), TerminalAcknowledged())
@@ -324,9 +340,13 @@ class TaskManager:
                 if timer is not None:
                     timer.cancel()
             case StartHealthChecks():
+                self._arm_deadline(task)
                 if self.on_running is not None:
                     self.on_running(task)
             case StopHealthChecks():
+                deadline = self._deadlines.pop(task.key, None)
+                if deadline is not None:
+                    deadline.cancel()
                 if self.on_ended is not None:
                     self.on_ended(task)
             case ReleaseSecrets():
@@ -338,6 +358,7 @@ class TaskManager:
             case Forget():
                 self.groups.forget(task.key)
                 self._watchers.pop(task.key, None)
+                self._check_status.pop(task.key, None)
                 self.updates.forget(*task.key)
                 await self._in_io(self.cp.remove_task, *task.key)
 
@@ -390,7 +411,9 @@ class TaskManager:
                      ) -> Started | LaunchFailed:
         kind = task.cp.containerizer
         try:
-            spec = self._spec(task)
+            framework = self.frameworks.get(task.framework_id)
+            spec = dataclasses.replace(self._spec(task), user=task_user(
+                framework, task.info.command, self.switch_user))
             if self.fetch is not None:  # first: only the fetch writes into the sandbox
                 await self._fetch(task, spec, self.fetch)
             if self.secrets is not None:  # see agent/secrets.py
@@ -465,6 +488,23 @@ class TaskManager:
             running.cancel()
         self._grace_timers[key] = loop.call_at(deadline, self._grace_over, key)
 
+    def _arm_deadline(self, task: AgentTaskState) -> None:
+        """Kill the task at its ``max_completion_time``, counted from the launch's
+        arrival here (checkpointed: a restarted agent keeps the same deadline)."""
+        limit = task.info.max_completion_time
+        if limit is None or task.key in self._deadlines:
+            return
+        seconds = limit.nanoseconds / 1e9
+        delay = max(0.0, task.cp.launched_at + seconds - self.clock.now())
+        self._deadlines[task.key] = asyncio.get_running_loop().call_later(
+            delay, self._deadline_reached, task.key, seconds)
+
+    def _deadline_reached(self, key: TaskKey, seconds: float) -> None:
+        self._deadlines.pop(key, None)
+        self._background(self.kill(
+            *key, state=TaskState.TASK_FAILED, reason=Reason.REASON_MAX_COMPLETION_TIME_REACHED,
+            message=f"Task did not complete within its max_completion_time of {seconds:g}s"))
+
     def _grace_over(self, key: TaskKey) -> None:
         del self._grace_timers[key]
         self._background(self._feed(key, GraceOver()))
@@ -485,12 +525,25 @@ class TaskManager:
             reason=update.reason, agent_id=ID(self.identity.agent_id()),
             executor_id=ID(task.executor_id), healthy=update.healthy,
             container_status=ContainerStatus(container_id=ID(task.cp.container_id)),
+            check_status=self._latest_check(task),
         )
         await self.updates.add(task.framework_id, status)
         launch_seconds = None
         if state == TaskState.TASK_RUNNING and update.reason is None and task.cp.launched_at:
             launch_seconds = max(0.0, self.clock.now() - task.cp.launched_at)
         self.observer.on_update(status, launch_seconds)
+
+    def _latest_check(self, task: AgentTaskState) -> CheckStatusInfo | None:
+        """The latest result of the task's generic check, for every update once it
+        runs (after an agent restart: the one last sent)."""
+        if task.info.check is None:
+            return None
+        status = self._check_status.get(task.key)
+        if status is None and (latest := self.updates.latest(*task.key)) is not None:
+            status = latest.check_status
+        if status is None and task.state in (TaskState.TASK_RUNNING, TaskState.TASK_KILLING):
+            status = empty_status(task.info.check.type)
+        return status
 
     def _spec(self, task: AgentTaskState) -> LaunchSpec:
         resources = to_resources(task.info.resources)
@@ -502,6 +555,7 @@ class TaskManager:
             sandbox = self.cp.group_task_sandbox(task.framework_id, group.executor_id,
                                                  task.task_id)
         ports = tuple(resources.port_list())
+        limits = task_limits(task.info)
         env = task_environment(
             task.info, task.framework_id, self.identity.agent_id(), self.identity.hostname,
             self.identity.address, self.identity.port, str(sandbox), ports,
@@ -514,6 +568,7 @@ class TaskManager:
             disk_mb=resources.scalar("disk"), ports=ports,
             principal=getattr(self.frameworks.get(task.framework_id), "principal", None),
             group_sandbox=group_sandbox, network_owner=joined_container(group, task.info),
+            cpu_limit=limits.get("cpus"), mem_limit_mb=limits.get("mem"),
         )
 
     # ---------------------------------------------------------------- views

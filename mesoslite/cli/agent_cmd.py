@@ -84,6 +84,10 @@ def split_masters(text: str) -> list[str]:
 @click.option("--executor-reregistration-timeout", default=30.0, show_default=True,
               type=float, help="Seconds a running executor has to re-subscribe after an "
                                "agent restart before it is killed.")
+@click.option("--switch-user/--no-switch-user", default=True, show_default=True,
+              help="Run tasks as their CommandInfo.user, else FrameworkInfo.user (the "
+                   "agent must be root, the user must exist here, or the task fails); "
+                   "with --no-switch-user every task runs as the agent's own user.")
 @log_options
 def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str | None,
           attributes: str | None, hostname: str | None, advertise_ip: str | None,
@@ -95,7 +99,8 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
           privileged_principals: tuple[str, ...], host_network_principals: tuple[str, ...],
           capability_grants: tuple[str, ...], container_capabilities: str | None,
           read_only_rootfs: bool, executor_registration_timeout: float,
-          executor_reregistration_timeout: float, log_level: str, log_format: str) -> None:
+          executor_reregistration_timeout: float, switch_user: bool, log_level: str,
+          log_format: str) -> None:
     """Run an agent: offer this machine's resources and run tasks.
 
     Tasks keep running when the agent stops or crashes; start it again with the same
@@ -140,7 +145,7 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
         executor_registration_timeout=executor_registration_timeout,
         executor_reregistration_timeout=executor_reregistration_timeout,
         fetcher_cache_size_mb=fetcher_cache_size, fetcher_timeout=fetcher_timeout,
-        fetcher_max_size_mb=fetcher_max_size,
+        fetcher_max_size_mb=fetcher_max_size, switch_user=switch_user,
     )
     holder: dict[str, Agent] = {}
 

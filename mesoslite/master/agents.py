@@ -7,6 +7,7 @@ import hmac
 
 import msgspec
 
+from mesoslite.master.allocator.offer_constraints import AgentFacts
 from mesoslite.master.maintenance_ops import MAINTENANCE_META, refuse_registration
 from mesoslite.master.model import (
     AgentRecord,
@@ -133,7 +134,8 @@ class AgentOps(TaskOps):
             allocated[key] = allocated.get(key, Resources()) + resources
         self.allocator.add_agent(agent.id, agent.total, allocated,
                                  reserved=agent.reservations.reserved,
-                                 reserved_allocated=reserved_used)
+                                 reserved_allocated=reserved_used,
+                                 facts=AgentFacts(agent.hostname, self.offer_attributes(agent)))
         self.in_allocator.add(agent.id)
 
     def _reconcile_agent_tasks(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from mesoslite.master.allocator.offer_constraints import ConstraintError, compile_constraints
 from mesoslite.master.model import FrameworkRecord, FrameworkState
 from mesoslite.master.offers import OfferOps
 from mesoslite.master.stimuli import (
@@ -70,6 +71,11 @@ class FrameworkOps(OfferOps):
         refusal = roles_refusal(info)
         if refusal is not None:
             return refusal
+        try:
+            rules = compile_constraints(sub.offer_constraints, info.effective_roles(),
+                                        "subscribe.offer_constraints")
+        except ConstraintError as exc:
+            return Refusal(400, str(exc))
         framework_id = info.id.value if info.id is not None else None
         if framework_id is not None and framework_id in self.removed_framework_ids:
             return Refusal(403, "Framework has been removed")
@@ -88,6 +94,7 @@ class FrameworkOps(OfferOps):
             )
             self.frameworks[framework_id] = fw
             self.allocator.add_framework(framework_id, fw.roles, fw.suppressed_roles, True)
+        self.allocator.set_offer_constraints(fw.id, rules)
         self.dirty_frameworks.add(fw.id)
         self.to_framework(
             fw.id,
@@ -213,9 +220,15 @@ class FrameworkOps(OfferOps):
         refusal = roles_refusal(info)
         if refusal is not None:
             return refusal
+        try:
+            rules = compile_constraints(update.offer_constraints, info.effective_roles(),
+                                        "update_framework.offer_constraints")
+        except ConstraintError as exc:
+            return Refusal(400, str(exc))
         fw.info = info
         fw.suppressed_roles = set(update.suppressed_roles)
         self.allocator.update_framework(framework_id, fw.roles, fw.suppressed_roles)
+        self.allocator.set_offer_constraints(framework_id, rules)
         self.dirty_frameworks.add(framework_id)
         self.mark_changed(self.agents)
         return None

@@ -20,6 +20,7 @@ from mesoslite.messages.mesos import (
     TaskInfo,
     to_resources,
 )
+from mesoslite.messages.refused import container_refusal, runs_image, task_refusal
 from mesoslite.resources import ResourceError, Resources
 from mesoslite.secrets.refs import validate_refs
 from mesoslite.uris import validate_uris
@@ -77,6 +78,9 @@ def validate_task(
                 f"Task resource '{resource.name}' is allocated to role '{alloc_role}',"
                 f" the offer to role '{role}'"
             )
+    refused = task_refusal(task)  # fields mesoslite cannot honour (messages/refused.py)
+    if refused is not None:
+        return f"Task {refused}"
     if task.executor is not None:
         return validate_refs(task)
     return (_validate_command_and_container(task, agent_containerizers)
@@ -103,7 +107,13 @@ def validate_executor(executor: ExecutorInfo, framework_id: str,
 def _validate_executor_program(executor: ExecutorInfo, containerizers: list[str]
                                ) -> str | None:
     container: ContainerInfo | None = executor.container
-    if container is not None and container.type == ContainerType.DOCKER:
+    refused = container_refusal(container, "executor.container")
+    if refused is not None:
+        return f"Task {refused}"
+    if runs_image(container):
+        if "docker" not in containerizers:
+            return _no_docker_for_image("executor.container", containerizers)
+    elif container is not None and container.type == ContainerType.DOCKER:
         if container.docker is None or not container.docker.image:
             return "Task 'executor.container.docker.image' must be set for a DOCKER container"
         if "docker" not in containerizers:
@@ -119,9 +129,19 @@ def _validate_executor_program(executor: ExecutorInfo, containerizers: list[str]
     return f"Task {error}" if error else None
 
 
+def _no_docker_for_image(path: str, containerizers: list[str]) -> str:
+    return (f"Task '{path}.mesos.image': the agent has no docker containerizer to run "
+            "images (it runs: " + ",".join(containerizers) + ")")
+
+
 def _validate_command_and_container(task: TaskInfo, containerizers: list[str]) -> str | None:
     container = task.container
-    if container is not None and container.type == ContainerType.DOCKER:
+    if runs_image(container):
+        if "docker" not in containerizers:
+            return _no_docker_for_image("container", containerizers)
+        if task.command is None:
+            return "Task must set 'command' (a MESOS container runs it inside its image)"
+    elif container is not None and container.type == ContainerType.DOCKER:
         if container.docker is None or not container.docker.image:
             return "Task 'container.docker.image' must be set for a DOCKER container"
         if "docker" not in containerizers:

@@ -324,9 +324,54 @@ class ContainerType(str, enum.Enum):
     MESOS = "MESOS"
 
 
+class ImageType(str, enum.Enum):
+    APPC = "APPC"
+    DOCKER = "DOCKER"
+
+
+class AppcImage(Base):
+    """``Image.Appc``: modelled only to be refused (see ``messages/refused.py``)."""
+
+    name: str
+    id: str | None = None
+    labels: Labels | None = None
+
+
+class Credential(Base):
+    """A registry credential (``Image.Docker.credential``, deprecated in Mesos):
+    modelled only to be refused."""
+
+    principal: str
+    secret: str | None = None
+
+
+class DockerImage(Base):
+    """``Image.Docker``: the image a MESOS container runs through the Docker engine.
+    ``credential`` and ``config`` (registry credentials) are modelled to be refused."""
+
+    name: str
+    credential: Credential | None = None
+    config: Secret | None = None
+
+
+class Image(Base):
+    """The root filesystem of a MESOS container (``ContainerInfo.mesos.image``);
+    ``cached: false`` pulls it again before every launch."""
+
+    type: ImageType
+    appc: AppcImage | None = None
+    docker: DockerImage | None = None
+    cached: bool = True
+
+
+class MesosInfo(Base):
+    image: Image | None = None
+
+
 class ContainerInfo(Base):
     type: ContainerType
     docker: DockerInfo | None = None
+    mesos: MesosInfo | None = None
     volumes: list[Volume] = []
     hostname: str | None = None
 
@@ -359,6 +404,61 @@ class HealthCheck(Base):
     command: CommandInfo | None = None
     http: HTTPCheckInfo | None = None
     tcp: TCPCheckInfo | None = None
+
+
+class CheckType(str, enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    COMMAND = "COMMAND"
+    HTTP = "HTTP"
+    TCP = "TCP"
+
+
+class CheckCommand(Base):
+    command: CommandInfo
+
+
+class CheckHttp(Base):
+    port: int
+    path: str | None = None
+
+
+class CheckTcp(Base):
+    port: int
+
+
+class CheckInfo(Base):
+    """Mesos' generic check (``TaskInfo.check``): run by the agent, its result reported
+    in ``TaskStatus.check_status`` (see agent/checks.py)."""
+
+    type: CheckType = CheckType.UNKNOWN
+    command: CheckCommand | None = None
+    http: CheckHttp | None = None
+    tcp: CheckTcp | None = None
+    delay_seconds: float = 15.0
+    interval_seconds: float = 10.0
+    timeout_seconds: float = 20.0
+
+
+class CheckStatusCommand(Base):
+    exit_code: int | None = None
+
+
+class CheckStatusHttp(Base):
+    status_code: int | None = None
+
+
+class CheckStatusTcp(Base):
+    succeeded: bool | None = None
+
+
+class CheckStatusInfo(Base):
+    """A check's latest result; the result's field is empty while the check has not
+    completed (not yet run, timed out, or could not run)."""
+
+    type: CheckType | None = None
+    command: CheckStatusCommand | None = None
+    http: CheckStatusHttp | None = None
+    tcp: CheckStatusTcp | None = None
 
 
 class KillPolicy(Base):
@@ -439,6 +539,17 @@ class TaskInfo(Base):
     data: bytes | None = None
     labels: Labels | None = None
     discovery: DiscoveryInfo | None = None
+    check: CheckInfo | None = None
+    max_completion_time: DurationInfo | None = None
+    # cpus / mem above the request (``resources``); the value may be the string
+    # "Infinity" (the protobuf JSON form of an unlimited double): see ``task_limits``
+    limits: dict[str, LimitScalar] = {}
+
+
+class LimitScalar(Base):
+    """``Value.Scalar`` in ``TaskInfo.limits``: a number, or "Infinity"."""
+
+    value: float | str
 
 
 class TaskGroupInfo(Base):
@@ -544,6 +655,7 @@ class TaskStatus(Base):
     labels: Labels | None = None
     container_status: ContainerStatus | None = None
     unreachable_time: TimeInfo | None = None
+    check_status: CheckStatusInfo | None = None
 
 
 # ---------------------------------------------------------------- offers

@@ -49,9 +49,68 @@ class CallType(str, enum.Enum):
     UPDATE_FRAMEWORK = "UPDATE_FRAMEWORK"
 
 
+class PseudoattributeType(str, enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    HOSTNAME = "HOSTNAME"
+    REGION = "REGION"
+    ZONE = "ZONE"
+
+
+class ConstraintSelector(Base):
+    """``AttributeConstraint.Selector``: one of the two must be set."""
+
+    pseudoattribute_type: PseudoattributeType | None = None
+    attribute_name: str | None = None
+
+
+class TextValue(Base):
+    value: str
+
+
+class TextRegex(Base):
+    regex: str
+
+
+class Empty(Base):
+    pass
+
+
+class ConstraintPredicate(Base):
+    """``AttributeConstraint.Predicate``: exactly one of these is set."""
+
+    exists: Empty | None = None
+    not_exists: Empty | None = None
+    text_equals: TextValue | None = None
+    text_not_equals: TextValue | None = None
+    text_matches: TextRegex | None = None
+    text_not_matches: TextRegex | None = None
+
+
+class AttributeConstraint(Base):
+    selector: ConstraintSelector
+    predicate: ConstraintPredicate
+
+
+class ConstraintGroup(Base):
+    attribute_constraints: list[AttributeConstraint] = []
+
+
+class RoleConstraints(Base):
+    groups: list[ConstraintGroup] = []
+
+
+class OfferConstraints(Base):
+    """Which agents a framework wants offers from, per role: an agent passes a role's
+    constraints when every constraint of at least one group holds for it
+    (master/allocator/offer_constraints.py)."""
+
+    role_constraints: dict[str, RoleConstraints] = {}
+
+
 class Subscribe(Base):
     framework_info: FrameworkInfo
     suppressed_roles: list[str] = []
+    offer_constraints: OfferConstraints | None = None
 
 
 class Accept(Base):
@@ -118,6 +177,7 @@ class Message(Base):
 class UpdateFramework(Base):
     framework_info: FrameworkInfo
     suppressed_roles: list[str] = []
+    offer_constraints: OfferConstraints | None = None
 
 
 class Call(Base):

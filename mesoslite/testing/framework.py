@@ -8,6 +8,7 @@ kept until the test uses them, so a test can accept, decline or hold each one.
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Callable
 
 from mesoslite.messages.mesos import (
@@ -120,6 +121,7 @@ class RecordingFramework:
         framework_id: str | None = None,
         implicit_acks: bool = True,
         extra_capabilities: list[CapabilityType] | None = None,
+        user: str | None = None,
     ) -> None:
         caps = list(extra_capabilities or [])
         if partition_aware:
@@ -127,7 +129,7 @@ class RecordingFramework:
         if roles and len(roles) > 1:
             caps.append(CapabilityType.MULTI_ROLE)
         self.info = FrameworkInfo(
-            user="tester", name=name, failover_timeout=failover_timeout,
+            user=getpass.getuser() if user is None else user, name=name, failover_timeout=failover_timeout,
             id=ID(framework_id) if framework_id else None,
             roles=roles if roles and len(roles) > 1 else [],
             role=roles[0] if roles and len(roles) == 1 else None,

@@ -28,6 +28,7 @@ from mesoslite.messages.mesos import (
     DurationInfo,
     HealthCheck,
     KillPolicy,
+    LimitScalar,
     Offer,
     Parameter,
     PortMapping,
@@ -156,6 +157,7 @@ async def launch_docker(
     force_pull: bool = False,
     mappings: Callable[[list[int]], list[PortMapping]] | None = None,
     uris: Sequence[str | CommandURI] = (),
+    limits: dict[str, float | str] | None = None,
 ) -> TaskInfo:
     """Launch one docker task into the next fitting offer.  Host ports are taken from
     the offer: one per ``container_ports`` entry (mapped in order) plus ``extra_ports``;
@@ -181,6 +183,7 @@ async def launch_docker(
         parameters=[Parameter(key=k, value=v) for k, v in parameters]))
     task = task_info(task_id, task_id, offer.agent_id, cmd=cmd, cpus=cpus, mem=mem, ports=hosts,
                      container=container, health_check=health_check, uris=uris)
+    task.limits = {k: LimitScalar(value=v) for k, v in (limits or {}).items()}
     if grace is not None:
         task.kill_policy = KillPolicy(grace_period=DurationInfo(nanoseconds=int(grace * 1e9)))
     await fw.launch(offer, [task], refuse_seconds=0)  # the rest is re-offered at once

@@ -39,7 +39,7 @@ __all__ = ["stoppers"]  # the fixture, shared with the leader failover tests
 # its task "steady"), launches "steady" once when new, prints JSON lines; exits 2
 # when the master refuses it.
 FRAMEWORK = r'''
-import asyncio, json, sys
+import asyncio, getpass, json, sys
 
 from mesoslite.messages.mesos import ID, CapabilityType, FrameworkCapability, FrameworkInfo
 from mesoslite.scheduler import DriverAborted, Driver, Scheduler, task_info
@@ -77,7 +77,7 @@ class Steady(Scheduler):
 
 
 async def main(masters, timeout, framework_id):
-    info = FrameworkInfo(user="tester", name="failover", failover_timeout=timeout,
+    info = FrameworkInfo(user=getpass.getuser(), name="failover", failover_timeout=timeout,
                          id=ID(framework_id) if framework_id else None,
                          capabilities=[FrameworkCapability(type=CapabilityType.PARTITION_AWARE)])
     driver = Driver(Steady(framework_id is None), info, masters, backoff_max=1.0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import json
 import os
 import shutil
@@ -371,7 +372,7 @@ class FailoverFramework:
     """A ``FailoverScheduler`` behind a ``Driver`` given every master URL."""
 
     def __init__(self, masters: list[str], sched: FailoverScheduler) -> None:
-        info = FrameworkInfo(user="tester", name="failover", failover_timeout=3600.0,
+        info = FrameworkInfo(user=getpass.getuser(), name="failover", failover_timeout=3600.0,
                              capabilities=[FrameworkCapability(
                                  type=CapabilityType.PARTITION_AWARE)])
         self.sched = sched

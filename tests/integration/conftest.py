@@ -15,7 +15,7 @@ from mesoslite.testing.framework import RecordingFramework
 from mesoslite.testing.poll import CLUSTER_LIMIT, SERVER_LIMIT, within
 
 # ``cluster_factory`` keywords that set the cluster (the others set the master)
-SPEC_FIELDS = {"executor_registration_timeout"}
+SPEC_FIELDS = {"executor_registration_timeout", "agent_attributes"}
 AGENT_RESOURCES = Resources.parse("cpus:2;mem:1024;disk:1024;ports:[31000-31899]")
 
 

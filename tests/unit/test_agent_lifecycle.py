@@ -19,6 +19,7 @@ from mesoslite.agent.lifecycle import (
     Checkpointed,
     CheckpointFailed,
     CheckpointTask,
+    CheckUpdated,
     Exited,
     Forget,
     GraceOver,
@@ -151,6 +152,7 @@ SAMPLES: dict[str, Any] = {
     "KillRequested": KillRequested(),
     "GraceOver": GraceOver(),
     "HealthVerdict": HealthVerdict(False),
+    "CheckUpdated": CheckUpdated(),
     "TerminalAcknowledged": TerminalAcknowledged(),
     "Released": Released(),
 }
@@ -175,6 +177,7 @@ Exited               x      x    x    x    x    end  end  end  end  x
 KillRequested        -      prep annc lnch rcrd kill kill kill rcvr -
 GraceOver            -      x    x    x    x    x    x    kill x    -
 HealthVerdict        -      -    -    -    -    -    run  -    -    -
+CheckUpdated         -      -    -    -    -    -    run  -    -    -
 TerminalAcknowledged -      -    -    -    -    -    -    -    -    absent
 Released             -      -    -    -    -    run  -    -    -    -
 """

@@ -4,6 +4,7 @@ manager, real grace timers, a containerizer whose start and exit the test contro
 from __future__ import annotations
 
 import asyncio
+import getpass
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -148,7 +149,7 @@ async def agent(tmp_path: Path) -> AsyncIterator[Agent]:
 
 def framework(killing_state: bool = False) -> FrameworkInfo:
     caps = [FrameworkCapability(type=CapabilityType.TASK_KILLING_STATE)] if killing_state else []
-    return FrameworkInfo(user="u", name="f", id=ID("fw"), capabilities=caps)
+    return FrameworkInfo(user=getpass.getuser(), name="f", id=ID("fw"), capabilities=caps)
 
 
 def task(task_id: str = "t1", grace: float | None = None) -> TaskInfo:

@@ -11,6 +11,7 @@ acknowledgements in any order.  Whatever happens:
 
 from __future__ import annotations
 
+import getpass
 from typing import Any
 
 import hypothesis.strategies as st
@@ -210,7 +211,7 @@ class FakeContainer(Container):
 
 
 MEMBERS = ["a", "b", "c"]
-FRAMEWORK = FrameworkInfo(user="u", name="f", id=ID(FW))
+FRAMEWORK = FrameworkInfo(user=getpass.getuser(), name="f", id=ID(FW))
 
 
 class GroupMachine(RuleBasedStateMachine):

@@ -56,6 +56,13 @@ class LaunchSpec:
     # the container id of the group's task whose network namespace this one joins.
     group_sandbox: Path | None = None
     network_owner: str | None = None
+    # TaskInfo.limits: the hard cpu / memory limits when above the request (``cpus``,
+    # ``mem_mb``: then the guaranteed share); None: the request; ``math.inf``: none.
+    cpu_limit: float | None = None
+    mem_limit_mb: float | None = None
+    # The user the task runs as (CommandInfo.user, else FrameworkInfo.user, where the
+    # agent switches users: ``agent/task_user.py``); None: the agent's own user.
+    user: str | None = None
 
     @property
     def task_id(self) -> str:

@@ -137,7 +137,8 @@ class CgroupManager:
         return Cgroup(self.version, dirs)
 
     def create(
-        self, agent_id: str, container_id: str, cpus: float, mem_bytes: int
+        self, agent_id: str, container_id: str, cpus: float, mem_bytes: int,
+        cpu_limit: float | None = None,
     ) -> Cgroup | None:
         """Create the container's cgroup and apply limits; None without cgroups.
 
@@ -155,7 +156,7 @@ class CgroupManager:
             if self.version == 2:
                 _enable_v2(parent, V2_CONTROLLERS)
             os.makedirs(d, exist_ok=True)
-        for skipped in cgroup.set_limits(cpus, mem_bytes):
+        for skipped in cgroup.set_limits(cpus, mem_bytes, cpu_limit):
             warn_once(
                 f"no-{skipped}-limit",
                 "cgroup v%s hierarchy has no usable %s controller: %s limits not enforced",

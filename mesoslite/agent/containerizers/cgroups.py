@@ -11,6 +11,7 @@ site-packages, so nothing here may import mesoslite or third-party code.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import signal
 
@@ -156,12 +157,15 @@ class Cgroup:
 
     # ------------------------------------------------------------ limits
 
-    def set_limits(self, cpus: float, mem_bytes: int) -> list[str]:
-        """Apply the limits the hierarchy supports; returns what could not be applied."""
+    def set_limits(self, cpus: float, mem_bytes: int, cpu_limit: float | None = None
+                   ) -> list[str]:
+        """Apply the limits the hierarchy supports; returns what could not be applied.
+        ``cpu_limit`` (TaskInfo.limits): the CFS quota's cpus when not ``cpus``
+        (``math.inf``: no quota); the shares always follow ``cpus``."""
         skipped: list[str] = []
         if mem_bytes > 0 and not self._set_memory(mem_bytes):
             skipped.append("memory")
-        if cpus > 0 and not self._set_cpu(cpus):
+        if cpus > 0 and not self._set_cpu(cpus, cpus if cpu_limit is None else cpu_limit):
             skipped.append("cpu")
         return skipped
 
@@ -186,23 +190,25 @@ class Cgroup:
             _write(swap, "0")
         return True
 
-    def _set_cpu(self, cpus: float) -> bool:
+    def _set_cpu(self, cpus: float, quota_cpus: float) -> bool:
         d = self._dir("cpu")
-        quota = max(MIN_CFS_QUOTA_US, int(cpus * CFS_PERIOD_US))
+        unlimited = math.isinf(quota_cpus)
+        quota = 0 if unlimited else max(MIN_CFS_QUOTA_US, int(quota_cpus * CFS_PERIOD_US))
         shares = max(MIN_CPU_SHARES, int(cpus * CPU_SHARES_PER_CPU))
         if self.version == 1:
             if d is None:
                 return False
             _write(os.path.join(d, "cpu.shares"), str(shares))
             _write(os.path.join(d, "cpu.cfs_period_us"), str(CFS_PERIOD_US))
-            _write(os.path.join(d, "cpu.cfs_quota_us"), str(quota))
+            _write(os.path.join(d, "cpu.cfs_quota_us"), "-1" if unlimited else str(quota))
             return True
         if d is None or not os.path.exists(os.path.join(d, "cpu.max")):
             return False
         # cgroup v2 weight from v1 shares, the formula systemd and runc use.
         weight = 1 + ((shares - 2) * 9999) // 262142
         _write(os.path.join(d, "cpu.weight"), str(max(1, min(10000, weight))))
-        _write(os.path.join(d, "cpu.max"), f"{quota} {CFS_PERIOD_US}")
+        _write(os.path.join(d, "cpu.max"),
+               f"{UNLIMITED if unlimited else quota} {CFS_PERIOD_US}")
         return True
 
     def read_limits(self) -> dict[str, Any]:

@@ -23,7 +23,9 @@ read (and tested) in one place:
 * **task groups**: the group's shared sandbox is mounted at ``/mnt/mesos/group``
   (``MESOSLITE_GROUP_SANDBOX``).
 * **limits**: CFS quota ``cpus`` x 100 ms per 100 ms period plus cpu shares
-  (1024 per cpu); memory ``mem`` MB with memory+swap equal (no swap).
+  (1024 per cpu); memory ``mem`` MB with memory+swap equal (no swap).  With
+  ``TaskInfo.limits`` the quota and the memory limit follow the limits (none for
+  "Infinity") and the shares and a memory reservation the request.
 * **volumes**: host paths (relative ones are inside the sandbox, as in Mesos) and named
   docker volumes, RO or RW.
 * **parameters**: only the keys in ``PARAMETER_ALLOW_LIST``; anything else is a
@@ -36,6 +38,7 @@ read (and tested) in one place:
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +48,7 @@ from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec
 from mesoslite.agent.task_env import GROUP_SANDBOX_ENV
 from mesoslite.messages.mesos import (
     ContainerInfo,
+    ContainerType,
     DockerInfo,
     DockerNetwork,
     Volume,
@@ -128,7 +132,17 @@ def container_name(container_id: str) -> str:
 
 
 def docker_info(spec: LaunchSpec) -> tuple[ContainerInfo, DockerInfo]:
+    """The task's container and how Docker runs it: its DockerInfo, or for a MESOS
+    container with an image the same as a DOCKER container of that image on the
+    host's network (a MESOS container has no network of its own without CNI)."""
     container = spec.task.container
+    image = container.mesos.image if container is not None and container.mesos else None
+    if container is not None and container.type == ContainerType.MESOS and image is not None:
+        if image.docker is None or not image.docker.name:
+            raise LaunchError("A MESOS container's image needs "
+                              "'container.mesos.image.docker.name'")
+        return container, DockerInfo(image=image.docker.name, network=DockerNetwork.HOST,
+                                     force_pull_image=not image.cached)
     if container is None or container.docker is None or not container.docker.image:
         raise LaunchError("A DOCKER container needs 'container.docker.image'")
     return container, container.docker
@@ -170,7 +184,7 @@ def build_create_args(spec: LaunchSpec, runtime_id: str,
         "port_bindings": bindings or None,
         "binds": [f"{spec.sandbox}:{SANDBOX_MOUNT}:rw", *binds],
         "log_config": LOG_CONFIG,
-        **limits(spec.cpus, spec.mem_mb),
+        **limits(spec.cpus, spec.mem_mb, spec.cpu_limit, spec.mem_limit_mb),
         **params.host_config,
         **hardening,
     }
@@ -275,17 +289,27 @@ def _port_text(ports: tuple[int, ...]) -> str:
     return ",".join(str(p) for p in ports) if ports else "none"
 
 
-def limits(cpus: float, mem_mb: float) -> dict[str, Any]:
-    """Host-config limits from the task's resources (none when a resource is 0)."""
+def limits(cpus: float, mem_mb: float, cpu_limit: float | None = None,
+           mem_limit_mb: float | None = None) -> dict[str, Any]:
+    """Host-config limits from the task's resources (none when a resource is 0).
+
+    With ``TaskInfo.limits`` (``cpu_limit`` / ``mem_limit_mb``, as Mesos' Docker
+    containerizer does): cpu shares and the memory reservation follow the request, the
+    CFS quota and the memory limit the limit; an infinite limit sets none."""
     out: dict[str, Any] = {}
+    quota_cpus = cpus if cpu_limit is None else cpu_limit
     if cpus > 0:
-        out["cpu_period"] = CPU_PERIOD_US
-        out["cpu_quota"] = max(MIN_CPU_QUOTA_US, round(cpus * CPU_PERIOD_US))
         out["cpu_shares"] = max(2, round(cpus * 1024))
-    if mem_mb > 0:
-        mem = int(mem_mb * 2**20)
+    if 0 < quota_cpus < math.inf:
+        out["cpu_period"] = CPU_PERIOD_US
+        out["cpu_quota"] = max(MIN_CPU_QUOTA_US, round(quota_cpus * CPU_PERIOD_US))
+    hard_mb = mem_mb if mem_limit_mb is None else mem_limit_mb
+    if 0 < hard_mb < math.inf:
+        mem = int(hard_mb * 2**20)
         out["mem_limit"] = mem
         out["memswap_limit"] = mem  # memory+swap == memory: no swap
+    if mem_limit_mb is not None and mem_mb > 0:
+        out["mem_reservation"] = int(mem_mb * 2**20)
     return out
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import pwd
 import signal
@@ -65,20 +66,26 @@ def command_argv(task: TaskInfo) -> tuple[list[str], str | None, CommandInfo]:
     return list(command.arguments) or [command.value], command.value, command
 
 
-def _user_switch(command: CommandInfo) -> dict[str, Any] | None:
+def _user_switch(user: str | None) -> dict[str, Any] | None:
     """uid/gid/groups to run as, None to run as the agent's user."""
-    if not command.user:
+    if not user:
         return None
     try:
-        pw = pwd.getpwnam(command.user)
+        pw = pwd.getpwnam(user)
     except KeyError:
-        raise LaunchError(f"Cannot run the task as '{command.user}': no such user") from None
+        raise LaunchError(f"Cannot run the task as '{user}': no such user") from None
     if pw.pw_uid == os.geteuid():
         return None
     if os.geteuid() != 0:
-        raise LaunchError(f"Cannot run the task as '{command.user}': the agent is not root")
-    groups = os.getgrouplist(command.user, pw.pw_gid)
-    return {"name": command.user, "uid": pw.pw_uid, "gid": pw.pw_gid, "groups": groups}
+        raise LaunchError(f"Cannot run the task as '{user}': the agent is not root")
+    groups = os.getgrouplist(user, pw.pw_gid)
+    return {"name": user, "uid": pw.pw_uid, "gid": pw.pw_gid, "groups": groups}
+
+
+def _memory_limit_bytes(spec: LaunchSpec) -> int:
+    """The container's hard memory limit (0: none): the limit, else the request."""
+    mem_mb = spec.mem_mb if spec.mem_limit_mb is None else spec.mem_limit_mb
+    return int(mem_mb * 2**20) if 0 < mem_mb < math.inf else 0
 
 
 def _kill_quietly(pid: int, sig: int) -> None:
@@ -123,10 +130,10 @@ class ProcessContainerizer(Containerizer):
         if cid in self._containers or cid in self._launching:
             raise LaunchError(f"Container {cid} is already running")
         argv, executable, command = command_argv(spec.task)
-        user = _user_switch(command)
+        user = _user_switch(spec.user if spec.user is not None else command.user)
         meta = self._prepare_sandbox(spec, user)
         cgroup = self._create_cgroup(spec)
-        mem_bytes = int(spec.mem_mb * 2**20) if cgroup is not None and spec.mem_mb > 0 else 0
+        mem_bytes = _memory_limit_bytes(spec) if cgroup is not None else 0
         config = {
             "argv": argv,
             "executable": executable,
@@ -191,8 +198,8 @@ class ProcessContainerizer(Containerizer):
 
     def _create_cgroup(self, spec: LaunchSpec) -> Cgroup | None:
         try:
-            mem_bytes = int(spec.mem_mb * 2**20) if spec.mem_mb > 0 else 0
-            return self.cgroups.create(self.agent_id, spec.container_id, spec.cpus, mem_bytes)
+            return self.cgroups.create(self.agent_id, spec.container_id, spec.cpus,
+                                       _memory_limit_bytes(spec), spec.cpu_limit)
         except OSError as e:
             raise LaunchError(f"Cannot set up the container's cgroup: {e}") from None
 

@@ -40,6 +40,7 @@ import numpy as np
 
 from mesoslite.master.allocator import reports
 from mesoslite.master.allocator.filters import OfferFilters, refuse_duration
+from mesoslite.master.allocator.offer_constraints import AgentFacts, RoleRule
 from mesoslite.master.allocator.pools import ReservedPools
 from mesoslite.master.allocator.quota import Quota, check_quota
 from mesoslite.master.allocator.records import (
@@ -82,6 +83,7 @@ class Allocator(ReservedPools, StagedRounds):
         self._quotas: dict[str, Quota] = {}  # top-level role -> its non-empty quota
         # per scalar kind, the most any agent ever had: what one offer can hold at most
         self._biggest: dict[str, int] = {}
+        self._facts: dict[str, AgentFacts] = {}  # agent id -> what offer constraints see
 
     # -- agents ----------------------------------------------------------------
 
@@ -92,8 +94,10 @@ class Allocator(ReservedPools, StagedRounds):
         allocated: Mapping[ClientKey, Resources] | None = None,
         reserved: Mapping[str, Resources] | None = None,
         reserved_allocated: Mapping[ClientKey, Resources] | None = None,
+        facts: AgentFacts | None = None,
     ) -> None:
-        """A new (or re-registered) agent; ``allocated``: its running tasks' resources.
+        """A new (or re-registered) agent; ``allocated``: its running tasks' resources;
+        ``facts``: its hostname and attributes, for offer constraints.
 
         ``reserved``: role -> the part of ``total`` reserved for it;
         ``reserved_allocated``: what running tasks use of their role's reservation
@@ -109,6 +113,8 @@ class Allocator(ReservedPools, StagedRounds):
         agent = AgentRecord(agent_id, slot, unreserved)
         self._agents[agent_id] = agent
         self._note_size(total)
+        self._facts[agent_id] = facts or AgentFacts()
+        self._filters.set_facts(slot, self._facts[agent_id])
         self._sorter.add_total(unreserved.scalars)
         for (framework_id, role), resources in (allocated or {}).items():
             self._record(agent, framework_id, check_role(role), resources)
@@ -138,6 +144,7 @@ class Allocator(ReservedPools, StagedRounds):
         agent = self._agents.pop(agent_id, None)
         if agent is None:
             return
+        self._facts.pop(agent_id, None)
         for pool in list(self._pools.get(agent_id, {}).values()):
             self._drop_pool(pool)
         self._sorter.remove_total(agent.total.scalars)
@@ -196,6 +203,12 @@ class Allocator(ReservedPools, StagedRounds):
         fw.roles = roles
         if suppressed_roles is not None:
             fw.suppressed = set(suppressed_roles)
+        self._refresh_framework(framework_id)
+
+    def set_offer_constraints(self, framework_id: str, rules: Mapping[str, RoleRule]) -> None:
+        """The framework's offer constraints by role (replacing earlier ones; empty:
+        none): agents a role's rule does not allow are never offered to it."""
+        self._registered(framework_id).constraints = dict(rules)
         self._refresh_framework(framework_id)
 
     def remove_framework(self, framework_id: str) -> None:
@@ -475,6 +488,7 @@ class Allocator(ReservedPools, StagedRounds):
         for role in fw.roles:
             self._client(framework_id, role)
         for role, slot in list(fw.clients.items()):
+            self._filters.set_rule(slot, fw.constraints.get(role))
             self._ok[slot] = fw.offerable(role)
             self._sorter.set_client_weight(slot, fw.weight)
             self._maybe_drop_client(slot)
@@ -488,6 +502,7 @@ class Allocator(ReservedPools, StagedRounds):
             return
         self._sorter.remove_client(slot)
         self._filters.clear_client(slot)
+        self._filters.set_rule(slot, None)
         self._ok[slot] = False
         self._client_key[slot] = None
         self._client_slots.give(slot)

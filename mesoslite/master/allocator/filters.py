@@ -16,6 +16,12 @@ of agents is filtered with a few vectorised operations:
 Contract: a newer filter on the same (agent, client) replaces the older one (Mesos would
 keep both; the latest decision is the framework's current wish).  Times are whatever the
 caller passes as ``now``; nothing here reads a clock.
+
+Offer constraints (``offer_constraints.py``) bar agents from clients for as long as the
+framework keeps them, unlike filters, which revive clears: ``barred[a, c]`` is True when
+client ``c``'s rule does not allow agent ``a``'s facts.  Entries are recomputed only for
+agents whose facts and clients whose rules changed, so rounds without constraints pay
+nothing and rounds with them one vectorised ``or``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import math
 
 import numpy as np
 
+from mesoslite.master.allocator.offer_constraints import AgentFacts, RoleRule
 from mesoslite.resources import Resources
 
 DEFAULT_REFUSE_SECONDS = 5.0  # Mesos' Filters.refuse_seconds default
@@ -73,6 +80,11 @@ class OfferFilters:
         self._next: float | None = None  # earliest expiry > _next_floor, if valid
         self._next_floor = math.inf
         self._next_valid = False
+        self._facts: dict[int, AgentFacts] = {}  # agent slot -> what constraints see
+        self._rules: dict[int, RoleRule] = {}  # client slot -> its offer constraints
+        self._barred = np.zeros((0, 0), bool)
+        self._stale_rows: set[int] = set()
+        self._stale_cols: set[int] = set()
 
     # -- shape ---------------------------------------------------------------
 
@@ -88,7 +100,10 @@ class OfferFilters:
         refused[:rows, :cols] = self._refused
         uncovered = np.zeros(new_rows, bool)
         uncovered[:rows] = self._uncovered
+        barred = np.zeros((new_rows, new_cols), bool)
+        barred[:rows, :cols] = self._barred
         self._expiry, self._refused, self._uncovered = expiry, refused, uncovered
+        self._barred = barred
 
     # -- changes -------------------------------------------------------------
 
@@ -126,12 +141,31 @@ class OfferFilters:
             self._refused[:, client] = 0
             self._next_valid = False
 
+    def set_facts(self, agent: int, facts: AgentFacts) -> None:
+        """What offer constraints see of ``agent`` (its slot's until ``clear_agent``)."""
+        self._facts[agent] = facts
+        if self._rules:
+            self._stale_rows.add(agent)
+
+    def set_rule(self, client: int, rule: RoleRule | None) -> None:
+        """``client``'s offer constraints (None: none); kept through ``clear_client``."""
+        if rule is None:
+            if self._rules.pop(client, None) is not None and client < self._barred.shape[1]:
+                self._barred[:, client] = False
+            self._stale_cols.discard(client)
+        elif self._rules.get(client) is not rule:
+            self._rules[client] = rule
+            self._stale_cols.add(client)
+
     def clear_agent(self, agent: int) -> None:
         """Drop every filter on ``agent`` and forget it (agent removed)."""
+        self._facts.pop(agent, None)
+        self._stale_rows.discard(agent)
         if agent < self._expiry.shape[0]:
             self._expiry[agent] = -np.inf
             self._refused[agent] = 0
             self._uncovered[agent] = False
+            self._barred[agent] = False
             self._next_valid = False
         for rid in self._agent_ids.pop(agent, ()):
             self._release_id(rid)
@@ -155,7 +189,32 @@ class OfferFilters:
         if partial.any():
             rows = agents[partial]
             filtered[partial] &= self._covers[self._refused[rows, :clients]]
+        if self._rules:
+            self._refresh_bars()
+            filtered |= self._barred[agents, :clients]
         return np.logical_not(filtered, out=filtered)
+
+    def is_barred(self, agent: int, client: int) -> bool:
+        """Whether ``client``'s offer constraints exclude ``agent``."""
+        if client not in self._rules:
+            return False
+        self._refresh_bars()
+        return bool(self._barred[agent, client])
+
+    def _refresh_bars(self) -> None:
+        _none = AgentFacts()
+        for client in self._stale_cols:
+            rule = self._rules[client]
+            column = self._barred[:, client]
+            column[:] = False
+            for agent, facts in self._facts.items():
+                column[agent] = not rule.allows(facts)
+        for agent in self._stale_rows:
+            facts = self._facts.get(agent, _none)
+            for client, rule in self._rules.items():
+                self._barred[agent, client] = not rule.allows(facts)
+        self._stale_cols.clear()
+        self._stale_rows.clear()
 
     def is_filtered(self, agent: int, client: int, now: float) -> bool:
         self._refresh([agent])

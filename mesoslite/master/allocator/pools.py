@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from mesoslite.master.allocator.filters import OfferFilters
+from mesoslite.master.allocator.offer_constraints import AgentFacts
 from mesoslite.master.allocator.records import (
     EMPTY,
     AgentRecord,
@@ -35,6 +36,7 @@ class ReservedPools:
 
     _agents: dict[str, AgentRecord]
     _pools: dict[str, dict[str, AgentRecord]]
+    _facts: dict[str, AgentFacts]
     _filters: OfferFilters
     _agent_slots: Slots
     _client_key: list[ClientKey | None]
@@ -82,6 +84,7 @@ class ReservedPools:
             self._filters.ensure(self._agent_slots.high, len(self._client_key))
             pool = pools[role] = AgentRecord(agent_id, slot, EMPTY, role=role)
             self._filters.clear_agent(slot)
+            self._filters.set_facts(slot, self._facts.get(agent_id, AgentFacts()))
         return pool
 
     def _drop_pool(self, pool: AgentRecord) -> None:

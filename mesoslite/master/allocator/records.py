@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from mesoslite.master.allocator.offer_constraints import RoleRule
 from mesoslite.resources import Resources
 
 ClientKey = tuple[str, str]  # (framework_id, role)
@@ -66,6 +67,8 @@ class FrameworkRecord:
     registered: bool = False  # False: only known from recorded usage so far
     weight: float = 1.0
     clients: dict[str, int] = field(default_factory=dict)  # role -> client slot
+    # role -> its offer constraints (offer_constraints.py); absent: none
+    constraints: dict[str, RoleRule] = field(default_factory=dict)
 
     def offerable(self, role: str) -> bool:
         """May (this framework, ``role``) receive offers at all (filters aside)?"""
