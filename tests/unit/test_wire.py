@@ -228,7 +228,14 @@ class Projection:
 
     def field(self, kind: mi.Type, proto: FieldDescriptor, where: str, repeated: bool) -> None:
         if isinstance(kind, mi.UnionType):  # X | None
-            [kind] = [t for t in kind.types if not isinstance(t, mi.NoneType)]
+            kinds = [t for t in kind.types if not isinstance(t, mi.NoneType)]
+            if {type(t) for t in kinds} == {mi.FloatType, mi.StrType} and \
+                    proto.type == FieldDescriptor.TYPE_DOUBLE:
+                return  # a double's JSON form: a number or "Infinity"/"NaN"
+            if len(kinds) != 1:
+                self.problems.append(f"{where}: a union of {kinds}")
+                return
+            [kind] = kinds
         if isinstance(kind, mi.ListType):
             if not repeated:
                 self.problems.append(f"{where}: a list, but not repeated in the schema")
@@ -246,6 +253,9 @@ class Projection:
         elif isinstance(kind, mi.DictType):  # maps, and messages passed through whole
             if proto.message_type is None:
                 self.problems.append(f"{where}: a dict here, type {proto.type} there")
+            elif proto.message_type.GetOptions().map_entry:
+                value = proto.message_type.fields_by_name["value"]
+                self.field(kind.value_type, value, f"{where}[]", value.is_repeated)
         elif proto.type not in SCALARS.get(type(kind), ()):
             self.problems.append(f"{where}: {type(kind).__name__} here, type {proto.type} there")
 
