@@ -388,10 +388,12 @@ class HTTPCheckInfo(Base):
     scheme: str | None = None
     path: str | None = None
     statuses: list[int] = []
+    protocol: str | None = None  # IPv4 only (IPv6 is refused: refused.py)
 
 
 class TCPCheckInfo(Base):
     port: int
+    protocol: str | None = None  # IPv4 only (IPv6 is refused: refused.py)
 
 
 class HealthCheck(Base):
@@ -469,6 +471,8 @@ class DiscoveryPort(Base):
     number: int
     name: str | None = None
     protocol: str | None = None
+    visibility: str | None = None
+    labels: Labels | None = None
 
 
 class DiscoveryPorts(Base):
@@ -476,9 +480,16 @@ class DiscoveryPorts(Base):
 
 
 class DiscoveryInfo(Base):
+    """For service discovery tools that read the state (kept and shown, as in Mesos,
+    which does not act on it either)."""
+
     visibility: str = "FRAMEWORK"
     name: str | None = None
+    environment: str | None = None
+    location: str | None = None
+    version: str | None = None
     ports: DiscoveryPorts | None = None
+    labels: Labels | None = None
 
 
 class ExecutorType(str, enum.Enum):
@@ -502,6 +513,7 @@ class ExecutorInfo(Base):
     data: bytes | None = None
     shutdown_grace_period: DurationInfo | None = None
     labels: Labels | None = None
+    discovery: DiscoveryInfo | None = None
 
 
 def same_executor(running: ExecutorInfo, asked: ExecutorInfo) -> bool:

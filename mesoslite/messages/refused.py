@@ -48,7 +48,57 @@ HONOURED: dict[str, str] = {
     "mesos.v1.scheduler.Call.UpdateFramework.offer_constraints": "honoured by the allocator",
 }
 
+_PROVIDERS = "resource providers (CSI, external disks) are not supported"
+_POLICY = ("set for every container by the agent's container policy "
+           "(docs/containers.md), not per task")
+
 REFUSED: dict[str, str] = {
+    # the call: a REQUEST is not implemented by Mesos either
+    "mesos.v1.scheduler.Call.request": "REQUEST calls are not implemented (Mesos ignores "
+                                       "them): offers come from the allocator",
+    "mesos.v1.scheduler.Call.reconcile_operations": "operation reconciliation is not "
+                                                    "supported yet",
+    "mesos.v1.scheduler.Call.acknowledge_operation_status": "operation status updates "
+                                                            "are not sent yet",
+    "mesos.v1.FrameworkInfo.offer_filters": "offer filters (min_allocatable_resources) are "
+                                            "not supported: every offer is at least 0.01 cpus "
+                                            "or 32 MB",
+    # operations on resource providers' disks
+    "mesos.v1.Offer.Operation.create_disk": _PROVIDERS,
+    "mesos.v1.Offer.Operation.destroy_disk": _PROVIDERS,
+    "mesos.v1.Offer.Operation.grow_volume": "persistent volumes cannot be resized",
+    "mesos.v1.Offer.Operation.shrink_volume": "persistent volumes cannot be resized",
+    "mesos.v1.Offer.Operation.Reserve.source": "reservation refinement from a source is "
+                                               "not supported: reserve unreserved resources",
+    # resources
+    "mesos.v1.Resource.provider_id": _PROVIDERS,
+    "mesos.v1.Resource.revocable": "revocable resources are not offered or accepted",
+    "mesos.v1.Resource.shared": "shared persistent volumes are not supported",
+    "mesos.v1.Resource.DiskInfo.source": "disk sources (PATH, MOUNT, BLOCK, RAW) are not "
+                                         "supported: agents offer their work disk only",
+    "mesos.v1.Volume.host_path": "a persistent volume is mounted at its container_path "
+                                 "only",
+    "mesos.v1.Volume.image": "a persistent volume is mounted at its container_path only",
+    "mesos.v1.Volume.source": "a persistent volume is mounted at its container_path only",
+    # containers
+    "mesos.v1.ContainerInfo.linux_info": "capabilities, namespaces and seccomp are "
+                                         + _POLICY,
+    "mesos.v1.ContainerInfo.rlimit_info": "POSIX rlimits are " + _POLICY,
+    "mesos.v1.ContainerInfo.tty_info": "a terminal for the task is not supported",
+    "mesos.v1.ContainerInfo.network_infos": "CNI networks are not supported: use "
+                                            "docker.network and port_mappings",
+    "mesos.v1.ContainerInfo.DockerInfo.volume_driver": "volume drivers are not supported: "
+                                                       "volumes use Docker's local driver",
+    "mesos.v1.Volume.Source.DockerVolume.driver_options": "volume drivers are not "
+                                                          "supported: volumes use Docker's "
+                                                          "local driver",
+    "mesos.v1.Volume.Source.HostPath.mount_propagation": "mount propagation is not "
+                                                         "supported",
+    "mesos.v1.Volume.Source.csi_volume": _PROVIDERS,
+    "mesos.v1.Volume.Source.sandbox_path": "SANDBOX_PATH volumes are not supported",
+    # secrets never travel in a call
+    "mesos.v1.Secret.value": "a secret's value is never sent in a call: store it with "
+                             "`mesoslite secrets create` and reference it by name",
     "mesos.v1.Image.appc": "APPC images are not supported: only DOCKER images run "
                            "(through the agent's Docker engine)",
     "mesos.v1.Image.Docker.credential": "registry credentials are not supported: the "
@@ -121,6 +171,12 @@ def _check_task(task: TaskInfo, path: str) -> None:
     if task.max_completion_time is not None and task.max_completion_time.nanoseconds < 0:
         raise TaskRefusal(f"{path}.max_completion_time: must not be negative")
     _check_limits(task, path)
+    if task.health_check is not None:
+        for kind in ("http", "tcp"):
+            probe = getattr(task.health_check, kind)
+            if probe is not None and probe.protocol not in (None, "IPv4"):
+                raise TaskRefusal(f"{path}.health_check.{kind}.protocol: only IPv4 checks "
+                                  "are supported")
     if task.check is not None:
         _check_check(task.check, f"{path}.check")
 

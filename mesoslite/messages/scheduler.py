@@ -249,8 +249,11 @@ def record(body: bytes) -> bytes:
 
 
 def decode_call(body: bytes) -> Call:
-    """Decode and structurally validate a JSON call body."""
+    """Decode and structurally validate a JSON call body.  A field of Mesos' schema
+    the model does not have is refused (``CallError`` naming it and why), never
+    dropped: see ``unmodelled``."""
     call: Call = decode_json(_call_decoder, body, "scheduler::Call")
+    _refuse_unmodelled(body)
     if call.type == CallType.UNKNOWN:
         raise CallError("Expecting 'type' to be present", "$.type")
     field = _REQUIRED_FIELD.get(call.type)
@@ -269,6 +272,18 @@ def decode_call(body: bytes) -> Call:
                 "$.subscribe.framework_info.id",
             )
     return call
+
+
+def _refuse_unmodelled(body: bytes) -> None:
+    # Imported here: the walk needs the generated descriptors, which load after this
+    # module's Structs are defined.
+    from mesoslite.messages import unmodelled
+    from mesoslite.proto.mesos.v1.scheduler import scheduler_pb2
+    found = unmodelled.refusal(msgspec.json.decode(body),
+                               unmodelled.plan_for(Call, scheduler_pb2.Call.DESCRIPTOR))
+    if found is not None:
+        where, message = found
+        raise CallError(message, "$." + where)
 
 
 # ---------------------------------------------------------------- events
