@@ -3,8 +3,9 @@
 Each family of calls lives in its own module and exports ``CALLS``, a mapping from
 the call's ``type`` to an ``OperatorCall``; this module only reads the request,
 dispatches and writes the answer.  A handler returns the ``Response`` body (a dict
-such as ``{"type": "GET_ROLES", "get_roles": {...}}``), answered 200, or ``None``
-for calls Mesos answers ``202 Accepted`` with no body.  It raises ``HTTPError`` for
+such as ``{"type": "GET_ROLES", "get_roles": {...}}``), answered 200, ``None``
+for calls Mesos answers ``202 Accepted`` with no body, or a ``web.Response`` sent as
+it is (Mesos' bodiless ``200 OK`` of the agent calls).  It raises ``HTTPError`` for
 anything it refuses, before it changes anything.  ``SUBSCRIBE`` streams
 (``events_http``).
 
@@ -26,13 +27,19 @@ if TYPE_CHECKING:
 _JSON = "application/json"
 
 OperatorCall = Callable[["MasterServer", web.Request, dict[str, Any]],
-                        Awaitable[dict[str, Any] | None]]
+                        Awaitable[dict[str, Any] | web.Response | None]]
 
 
 def _families() -> list[Mapping[str, OperatorCall]]:
     # Imported here: each family imports the server's modules, which import this one.
-    from mesoslite.master import operator_reads_http, operator_state_calls, reservations_http
-    return [operator_state_calls.CALLS, operator_reads_http.CALLS, reservations_http.CALLS]
+    from mesoslite.master import (
+        operator_agents_http,
+        operator_reads_http,
+        operator_state_calls,
+        reservations_http,
+    )
+    return [operator_state_calls.CALLS, operator_reads_http.CALLS, reservations_http.CALLS,
+            operator_agents_http.CALLS]
 
 
 def calls() -> dict[str, OperatorCall]:
@@ -78,4 +85,6 @@ class OperatorAPI:
         answer = await handler(self.server, request, call)
         if answer is None:
             return web.Response(status=202)
+        if isinstance(answer, web.Response):
+            return answer
         return json_response(answer)
