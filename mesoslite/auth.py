@@ -21,6 +21,10 @@ used by the servers: ``register_framework`` (object: role), ``teardown_framework
 ``kill_task`` (object: the framework's principal), ``view_state`` (object: what is
 read, e.g. ``master``, ``sandbox``), and the frameworks' own (``manage_app``...).
 
+The operator's agent calls: ``drain_agent``, ``deactivate_agent``, ``reactivate_agent``
+and ``mark_agent_gone`` (object: the agent id); a drain that marks the agent gone needs
+``mark_agent_gone`` too.
+
 Without a credentials file every request is anonymous and allowed: that is only
 permitted on loopback listeners (see ``check_exposure``).
 """

@@ -27,12 +27,29 @@ _BODIES = {
 _RESOURCE_CALL = {"type": "object", "properties": {
     "agent_id": {"type": "object", "properties": {"value": {"type": "string"}}},
     "resources": {"type": "array", "items": {"$ref": "#/components/schemas/Resource"}}}}
+_AGENT_ID = {"type": "object", "properties": {
+    "agent_id": {"type": "object", "properties": {"value": {"type": "string"}}}}}
+# max_grace_period: protobuf's Duration ({"seconds": s, "nanos": n}, or "600s") or
+# Mesos' DurationInfo ({"nanoseconds": n})
+_DURATION = {"oneOf": [
+    {"type": "string"},
+    {"type": "object", "properties": {"seconds": {"type": "integer"},
+                                      "nanos": {"type": "integer"},
+                                      "nanoseconds": {"type": "integer"}}}]}
+_AGENT_CALLS = {
+    "drain_agent": {"type": "object", "properties": {
+        **_AGENT_ID["properties"], "max_grace_period": _DURATION,
+        "mark_gone": {"type": "boolean"}}},
+    "deactivate_agent": _AGENT_ID, "reactivate_agent": _AGENT_ID, "mark_agent_gone": _AGENT_ID,
+}
 _BODIES["OperatorCall"] = {"type": "object", "required": ["type"], "properties": {
     "type": {"type": "string", "enum": [
         "SUBSCRIBE", "GET_STATE", "GET_AGENTS", "GET_FRAMEWORKS", "GET_TASKS", "GET_HEALTH",
         "GET_VERSION", "GET_MASTER", "GET_EXECUTORS", "GET_FLAGS", "GET_METRICS", "GET_ROLES",
-        "RESERVE_RESOURCES", "UNRESERVE_RESOURCES"]},
-    "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL}}
+        "RESERVE_RESOURCES", "UNRESERVE_RESOURCES",
+        "DRAIN_AGENT", "DEACTIVATE_AGENT", "REACTIVATE_AGENT", "MARK_AGENT_GONE"]},
+    "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL,
+    **_AGENT_CALLS}}
 
 
 def _store_paths(plural: str, body: str) -> dict[str, Any]:
@@ -96,7 +113,9 @@ def master_openapi() -> dict[str, Any]:
         "/master/api/v1/scheduler": scheduler,
         "/api/v1": {"post": {
             "summary": "Mesos v1 operator API call (SUBSCRIBE streams RecordIO events; "
-                       "RESERVE_RESOURCES/UNRESERVE_RESOURCES change reservations)",
+                       "RESERVE_RESOURCES/UNRESERVE_RESOURCES change reservations; "
+                       "DRAIN_AGENT, DEACTIVATE_AGENT, REACTIVATE_AGENT, MARK_AGENT_GONE "
+                       "answer 200 with no body once stored)",
             "requestBody": json_body("OperatorCall"),
             "responses": {**ok_json(), "202": {"description": "reservation stored"},
                           "307": {"description": "not the leader: see Location"},
