@@ -211,7 +211,11 @@ async def test_mark_agent_gone_reports_tasks_and_refuses_the_agent(
     await cluster.start_master()
     await wait_for(lambda: "marked gone" in (agent.last_refusal or ""), 20,
                    message="the gone agent refused by the new master")
-    assert sorted(await agents(cluster.master_url)) == [kept]
+
+    async def only_kept_back() -> bool:
+        return sorted(await agents(cluster.master_url)) == [kept]
+
+    await wait_for(only_kept_back, 20, message="the other agent back, the gone one not")
 
 
 async def test_drain_with_mark_gone_removes_the_agent_once_drained(
