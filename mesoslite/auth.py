@@ -27,6 +27,10 @@ read, e.g. ``master``, ``sandbox``), Mesos' maintenance actions
 the machine's hostname, or its IP; the reads leave out the machines they may not
 see), and the frameworks' own (``manage_app``...).
 
+The operator's agent calls: ``drain_agent``, ``deactivate_agent``, ``reactivate_agent``
+and ``mark_agent_gone`` (object: the agent id); a drain that marks the agent gone needs
+``mark_agent_gone`` too.
+
 Without a credentials file every request is anonymous and allowed: that is only
 permitted on loopback listeners (see ``check_exposure``).
 """

@@ -13,8 +13,9 @@ Rules (docs/batch.md has the user's view):
 * A step has ``completions`` tasks; at most ``parallelism`` have an active attempt.
   A task succeeds with its first FINISHED attempt.  A failed attempt (FAILED, ERROR,
   or KILLED by someone else) uses one of the task's ``retries``; the next attempt
-  waits ``backoff.delay(failures)`` after it ended.  A LOST attempt (never ran, or its
-  agent was lost) uses no retry and is replaced at once, up to ``MAX_LOST`` times.
+  waits ``backoff.delay(failures)`` after it ended.  A LOST attempt (never ran, its
+  agent was lost, or it was killed because the operator drains its agent) uses no
+  retry and is replaced at once, up to ``MAX_LOST`` times.
   When a task has no retries left the step fails and its other attempts are killed.
 * A gang step launches all its tasks as one unit; when a member fails the others are
   killed and, with retries left, the whole gang runs again (one retry per round).
@@ -39,6 +40,7 @@ from frameworks.batch.records import Attempt, AttemptState, Run, RunState, StepR
 MAX_LOST = 10  # lost attempts a task may have before further losses count as failures
 KILL_RESEND_S = 10.0  # re-send KILL this often while an attempt we killed lives on
 NO_DOCKER = "has no docker containerizer"  # the master's TASK_ERROR text for such agents
+DRAINING = "REASON_AGENT_DRAINING"  # a kill because the operator drains the agent
 
 _MESOS_TO_STATE = {
     "TASK_STAGING": AttemptState.STAGING, "TASK_STARTING": AttemptState.STARTING,
@@ -53,12 +55,15 @@ _RANK = {AttemptState.LAUNCHING: 0, AttemptState.STAGING: 1, AttemptState.STARTI
          AttemptState.RUNNING: 3, AttemptState.KILLING: 4}
 
 
-def observe(attempt: Attempt, mesos_state: str, message: str, now: float) -> Attempt | None:
-    """The attempt after a status update, or None when the update changes nothing.
+def observe(attempt: Attempt, mesos_state: str, message: str, now: float,
+            reason: str | None = None) -> Attempt | None:
+    """The attempt after a status update (its state, message and Mesos reason), or
+    None when the update changes nothing.
 
     Terminal attempts never change again (late or duplicate updates are ignored).  An
     attempt we asked to kill counts as no failure however it ends; an ERROR because
-    the agent cannot run Docker is a LOST attempt (placed elsewhere, no retry used).
+    the agent cannot run Docker, or a kill because the agent is being drained
+    (``REASON_AGENT_DRAINING``), is a LOST attempt (placed elsewhere, no retry used).
     """
     if not attempt.state.active:
         return None
@@ -75,6 +80,8 @@ def observe(attempt: Attempt, mesos_state: str, message: str, now: float) -> Att
             started = now
         return dataclasses.replace(attempt, state=state, started_at=started)
     if state == AttemptState.ERROR and NO_DOCKER in (message or ""):
+        state = AttemptState.LOST
+    if state == AttemptState.KILLED and reason == DRAINING:
         state = AttemptState.LOST
     counts = state in (AttemptState.FAILED, AttemptState.ERROR, AttemptState.KILLED)
     if attempt.kill_reason is not None:

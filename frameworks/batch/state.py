@@ -186,14 +186,14 @@ class BatchState:
             self.observer.launched(run, out)
         return out
 
-    def apply_status(self, aid: str, mesos_state: str, message: str, now: float
-                     ) -> Attempt | None:
+    def apply_status(self, aid: str, mesos_state: str, message: str, now: float,
+                     reason: str | None = None) -> Attempt | None:
         """Fold a status update in; returns the changed attempt (None: no change)."""
         run = self.run_of(aid)
         if run is None:
             return None
         current = run.attempts[aid]
-        changed = observe(current, mesos_state, message, now)
+        changed = observe(current, mesos_state, message, now, reason)
         if changed is None:
             return None
         self._put_attempt(run, changed)

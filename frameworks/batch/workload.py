@@ -102,7 +102,8 @@ class BatchWorkload(Workload):
         run = self.state.run_of(aid)
         if run is None or (not run.attempts[aid].state.active and not status.state.terminal):
             return Outcome(known=False)
-        self.state.apply_status(aid, status.state.value, message, now)
+        self.state.apply_status(aid, status.state.value, message, now,
+                                status.reason.value if status.reason else None)
         return Outcome()
 
     # ------------------------------------------------------------ planning

@@ -30,8 +30,10 @@ def request(method: str, url: str, body: Any = None, timeout: float = TIMEOUT,
     if data is not None:
         req.add_header("Content-Type", "application/json")
     req.add_header("Accept", "application/json")
+    opener = urllib.request.build_opener(_KeepMethodOnRedirect(),
+                                         urllib.request.HTTPSHandler(context=_ssl_context()))
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=_ssl_context()) as resp:
+        with opener.open(req, timeout=timeout) as resp:
             payload = resp.read()
             if raw:
                 return payload, dict(resp.headers)
@@ -43,6 +45,18 @@ def request(method: str, url: str, body: Any = None, timeout: float = TIMEOUT,
         raise click.ClickException(f"cannot reach {url}: {reason}") from None
     except json.JSONDecodeError:
         raise click.ClickException(f"{url} did not answer with JSON") from None
+
+
+class _KeepMethodOnRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow 307/308 for any method, with its body (what those codes mean): a
+    follower master answers a POST with 307 to the leader."""
+
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        if code in (307, 308) and req.get_method() not in ("GET", "HEAD"):
+            return urllib.request.Request(newurl, data=req.data, method=req.get_method(),
+                                          headers=dict(req.header_items()))
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def authorization_header() -> str | None:
@@ -89,6 +103,23 @@ def master_get(masters: str, path: str) -> Any:
         try:
             return get(url + path)
         except click.ClickException as exc:
+            last = exc
+    raise last or click.ClickException("no master URL given")
+
+
+def master_post(masters: str, path: str, body: Any) -> Any:
+    """POST ``body`` to ``path`` on the first of the comma-separated ``masters`` that
+    can be reached (a follower redirects to the leader); the answer's JSON or None.
+    A master that answers (even with an error) is the last one asked: a call that
+    changes something is sent to one leader only."""
+    urls = [m.strip().rstrip("/") for m in masters.split(",") if m.strip()]
+    last: click.ClickException | None = None
+    for url in urls:
+        try:
+            return request("POST", url + path, body)
+        except click.ClickException as exc:
+            if not exc.message.startswith("cannot reach"):
+                raise
             last = exc
     raise last or click.ClickException("no master URL given")
 

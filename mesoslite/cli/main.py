@@ -14,6 +14,7 @@ import click
 # name -> "module:attribute" of a click command or group
 COMMANDS: dict[str, str] = {
     "agent": "mesoslite.cli.agent_cmd:agent",
+    "agents": "mesoslite.cli.agents_cmd:agents",
     "apply": "mesoslite.cli.apps_cmd:apply",
     "apps": "mesoslite.cli.apps_cmd:apps",
     "batch": "mesoslite.cli.batch_cmd:batch",

@@ -109,18 +109,14 @@ class AgentLinkHandler:
         try:
             message = decode_from_agent(frame.data)
         except ProtocolError as exc:
-            await ws.send_str(encode(Refused(message=f"bad register frame: {exc}")).decode())
+            await self._refuse(ws, f"bad register frame: {exc}")
             return None
         if not isinstance(message, Register):
-            await ws.send_str(encode(Refused(message="the first frame must be 'register'"))
-                              .decode())
+            await self._refuse(ws, "the first frame must be 'register'")
             return None
         answer = self.server.handle(AgentRegisters(message, connection))
         if not isinstance(answer, Admitted):
-            refusal = answer.message if answer is not None else "refused"
-            # With this master's epoch: agents ignore frames from deposed masters.
-            await ws.send_str(encode(Refused(message=refusal, epoch=self.server.state.epoch))
-                              .decode())
+            await self._refuse(ws, answer.message if answer is not None else "refused")
             return None
         agent_id = answer.id
         old = self.server.links.get(agent_id)
@@ -131,3 +127,9 @@ class AgentLinkHandler:
         log.info("agent %s registered from %s", agent_id, message.address,
                  extra={"agent_id": agent_id})
         return link
+
+    async def _refuse(self, ws: web.WebSocketResponse, why: str) -> None:
+        # With this master's epoch: an agent ignores anything from a master older than
+        # the newest it has heard, and would not hear why it is refused.
+        refused = Refused(message=why, epoch=self.server.state.epoch)
+        await ws.send_str(encode(refused).decode())

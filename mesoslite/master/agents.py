@@ -7,6 +7,7 @@ import hmac
 
 import msgspec
 
+from mesoslite.master import operator_agents
 from mesoslite.master.allocator.offer_constraints import AgentFacts
 from mesoslite.master.maintenance_ops import MAINTENANCE_META, refuse_registration
 from mesoslite.master.model import (
@@ -59,6 +60,9 @@ class AgentOps(TaskOps):
         msg = stimulus.message
         if not self._secret_matches(msg.secret):
             return Refusal(403, "agent authentication failed")
+        if msg.agent_id is not None and msg.agent_id in self.gone_agents:
+            return Refusal(403, f"Agent {msg.agent_id} was marked gone by the operator: it "
+                                "may not register again")
         try:
             total = to_resources(msg.resources)
         except ResourceError as exc:
@@ -103,6 +107,7 @@ class AgentOps(TaskOps):
             if task.kill_pending and not task.latest_state.terminal:
                 task.kill_pending = False
                 self.to_agent(agent_id, KillTask(framework_id=task.framework_id, task_id=task.id))
+        operator_agents.agent_registered(self, agent)  # type: ignore[arg-type]
         registered = Registered(
             agent_id=agent_id, master_id=self.master_id, epoch=self.epoch,
             ping_interval_seconds=self.config.agent_ping_timeout, kill_task_ids=kill_ids,
@@ -137,6 +142,8 @@ class AgentOps(TaskOps):
                                  reserved_allocated=reserved_used,
                                  facts=AgentFacts(agent.hostname, self.offer_attributes(agent)))
         self.in_allocator.add(agent.id)
+        if not agent.offerable:  # the operator turned its offers off (deactivated, draining)
+            self.allocator.deactivate_agent(agent.id)
 
     def _reconcile_agent_tasks(
         self,

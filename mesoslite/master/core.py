@@ -85,6 +85,10 @@ class MasterCore:
         self.epoch = 0
         self.start_mono = 0.0
         self.agents: dict[str, AgentRecord] = {}
+        # agents the operator marked gone (their last record): refused if they return
+        self.gone_agents: dict[str, AgentRecord] = {}
+        # draining agents that lost a task: ``MasterState.handle`` sees if they are drained
+        self.drain_candidates: set[str] = set()
         self.frameworks: dict[str, FrameworkRecord] = {}
         self.completed_frameworks: deque[FrameworkRecord] = deque(
             maxlen=config.max_completed_frameworks
@@ -149,8 +153,9 @@ class MasterCore:
         server commits this before it executes the commands drained in the same flush."""
         writes = Writes()
         for aid in self.dirty_agents:
-            if aid in self.agents:
-                writes.agents[aid] = self.agents[aid].to_store()
+            agent = self.agents.get(aid) or self.gone_agents.get(aid)
+            if agent is not None:
+                writes.agents[aid] = agent.to_store()
             else:
                 writes.deleted_agents.add(aid)
         for fid in self.dirty_frameworks:
@@ -237,6 +242,9 @@ class MasterCore:
         self.tasks_by_framework.get(task.framework_id, set()).discard(task.key)
         self.dirty_tasks.add(task.key)
         self.completed_tasks.append(task)
+        agent = self.agents.get(task.agent_id)
+        if agent is not None and agent.drain is not None:
+            self.drain_candidates.add(agent.id)
 
     def _release(self, task: TaskRecord, mono: float) -> None:
         """Give a task's resources back to the allocator, once."""

@@ -12,9 +12,9 @@ of the same tick succeeded, so an event is never seen before the change is durab
 
 Event types: ``TASK_ADDED``, ``TASK_UPDATED``, ``AGENT_ADDED`` (first registration,
 or back after being unreachable or after a master failover), ``AGENT_UPDATED`` (a
-mesoslite extension: an agent disconnected, reconnected or re-registered with other
-resources or attributes), ``AGENT_REMOVED`` (marked unreachable: Mesos sends
-AGENT_REMOVED then too), ``FRAMEWORK_ADDED``, ``FRAMEWORK_UPDATED`` (re-subscribed,
+mesoslite extension: an agent disconnected, reconnected, re-registered with other
+resources or attributes, or was deactivated, drained or reactivated), ``AGENT_REMOVED``
+(marked unreachable: Mesos sends AGENT_REMOVED then too; or marked gone), ``FRAMEWORK_ADDED``, ``FRAMEWORK_UPDATED`` (re-subscribed,
 failed over, disconnected, suppressed/revived, updated its info), ``FRAMEWORK_REMOVED``.
 
 Resume.  ``EventLog`` keeps the last ``capacity`` events in memory.  Ids are
@@ -139,7 +139,7 @@ class EventSource:
         self.state = state
         # last reported: record and digest, per record id
         self._tasks: dict[tuple[str, str], tuple[TaskRecord, TaskState, TaskState, bool | None]] = {}
-        self._agents: dict[str, tuple[AgentState, Any, dict[str, str], str, int]] = {}
+        self._agents: dict[str, tuple[Any, ...]] = {}
         self._frameworks: dict[str, tuple[FrameworkRecord, Any, Any, frozenset[str]]] = {}
         # tasks that entered each state, for /metrics
         self.task_transitions: Counter[TaskState] = Counter()
@@ -192,9 +192,11 @@ class EventSource:
 
     def _agent(self, aid: str, early: list[MasterEvent], late: list[MasterEvent]) -> None:
         agent = self.state.agents.get(aid)
-        if agent is None:  # removed (its machine went DOWN)
+        if agent is None:  # removed (its machine went DOWN, or it is gone)
+            gone = self.state.gone_agents.get(aid)
             if self._agents.pop(aid, None) is not None:
-                late.append(MasterEvent(EventType.AGENT_REMOVED, RemovedAgent(aid)))
+                late.append(MasterEvent(EventType.AGENT_REMOVED, copy.copy(gone)
+                                        if gone is not None else RemovedAgent(aid)))
             return
         digest = _agent_digest(agent)
         known = self._agents.get(aid)
@@ -232,8 +234,9 @@ def _task_digest(task: TaskRecord) -> tuple[TaskState, TaskState, bool | None]:
     return (task.status.state, task.latest_state, task.status.healthy)
 
 
-def _agent_digest(agent: AgentRecord) -> tuple[AgentState, Any, dict[str, str], str, int]:
-    return (agent.state, agent.total, agent.attributes, agent.hostname, agent.port)
+def _agent_digest(agent: AgentRecord) -> tuple[Any, ...]:
+    return (agent.state, agent.total, agent.attributes, agent.hostname, agent.port,
+            agent.deactivated, agent.drain)
 
 
 def _framework_digest(fw: FrameworkRecord) -> tuple[Any, Any, frozenset[str]]:

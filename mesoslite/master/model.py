@@ -34,6 +34,34 @@ class AgentState(str, enum.Enum):
     UNREACHABLE = "unreachable"  # timed out; its tasks were reported UNREACHABLE/LOST
 
 
+class DrainState(str, enum.Enum):
+    """Mesos' ``DrainState`` (``DRAIN_AGENT``): killing the agent's tasks, then done."""
+
+    DRAINING = "DRAINING"
+    DRAINED = "DRAINED"  # every task terminal and its terminal update acknowledged
+
+
+@dataclass(frozen=True)
+class DrainRecord:
+    """An agent's drain (Mesos' ``DrainInfo``); replaced, never changed in place, so
+    the snapshots the event stream keeps stay what they were."""
+
+    state: DrainState
+    max_grace_period: float | None = None  # seconds; caps each task's kill grace
+    mark_gone: bool = False  # once DRAINED, the agent is marked gone
+
+    def to_store(self) -> dict:
+        return {"state": self.state.value, "max_grace_period": self.max_grace_period,
+                "mark_gone": self.mark_gone}
+
+    @classmethod
+    def from_store(cls, data: dict | None) -> DrainRecord | None:
+        if not data:
+            return None
+        return cls(DrainState(data["state"]), data.get("max_grace_period"),
+                   bool(data.get("mark_gone")))
+
+
 class FrameworkState(str, enum.Enum):
     SUBSCRIBED = "subscribed"
     DISCONNECTED = "disconnected"  # stream gone, failover timer running
@@ -62,6 +90,17 @@ class AgentRecord:
     connection: int = 0  # which link the agent is on; stale links are ignored
     # dynamic reservations and persistent volumes (kept with the agent in the store)
     reservations: AgentReservations = field(default_factory=AgentReservations)
+    # no offers by the operator's word (DEACTIVATE_AGENT, or draining); kept in the store
+    deactivated: bool = False
+    drain: DrainRecord | None = None
+    # wall time the operator marked it gone (MARK_AGENT_GONE, a drain with mark_gone):
+    # it is then out of ``agents`` and refused if it registers again
+    gone_time: float | None = None
+
+    @property
+    def offerable(self) -> bool:
+        """Connected, and the operator has not turned its offers off."""
+        return self.state == AgentState.ACTIVE and not self.deactivated
 
     def to_store(self) -> dict:
         return {
@@ -77,6 +116,9 @@ class AgentRecord:
             "registered_time": self.registered_time,
             "unreachable_time": self.unreachable_time,
             "reservations": self.reservations.to_store() if self.reservations else None,
+            "deactivated": self.deactivated,
+            "drain": self.drain.to_store() if self.drain else None,
+            "gone_time": self.gone_time,
         }
 
 

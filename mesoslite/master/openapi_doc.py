@@ -30,6 +30,21 @@ _BODIES = {
 _RESOURCE_CALL = {"type": "object", "properties": {
     "agent_id": {"type": "object", "properties": {"value": {"type": "string"}}},
     "resources": {"type": "array", "items": {"$ref": "#/components/schemas/Resource"}}}}
+_AGENT_ID = {"type": "object", "properties": {
+    "agent_id": {"type": "object", "properties": {"value": {"type": "string"}}}}}
+# max_grace_period: protobuf's Duration ({"seconds": s, "nanos": n}, or "600s") or
+# Mesos' DurationInfo ({"nanoseconds": n})
+_DURATION = {"oneOf": [
+    {"type": "string"},
+    {"type": "object", "properties": {"seconds": {"type": "integer"},
+                                      "nanos": {"type": "integer"},
+                                      "nanoseconds": {"type": "integer"}}}]}
+_AGENT_CALLS = {
+    "drain_agent": {"type": "object", "properties": {
+        **_AGENT_ID["properties"], "max_grace_period": _DURATION,
+        "mark_gone": {"type": "boolean"}}},
+    "deactivate_agent": _AGENT_ID, "reactivate_agent": _AGENT_ID, "mark_agent_gone": _AGENT_ID,
+}
 def maintenance_call_bodies() -> dict[str, Any]:
     """The operator calls' maintenance bodies (``maintenance_http``)."""
     machines = {"type": "object", "properties": {"machines": {
@@ -44,6 +59,7 @@ _BODIES["OperatorCall"] = {"type": "object", "required": ["type"], "properties":
     "type": {"type": "string", "enum": ["SUBSCRIBE", *sorted(operator_calls())]},
     "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL,
     **maintenance_call_bodies(),
+    **_AGENT_CALLS,
     "update_weights": {"type": "object", "properties": {
         "weight_infos": {"type": "array", "items": {"$ref": "#/components/schemas/WeightInfo"}}}},
     "update_quota": {"type": "object", "properties": {
@@ -171,7 +187,9 @@ def master_openapi() -> dict[str, Any]:
         "/api/v1": {"post": {
             "summary": "Mesos v1 operator API call (SUBSCRIBE streams RecordIO events; "
                        "RESERVE_RESOURCES/UNRESERVE_RESOURCES change reservations; "
-                       "UPDATE_WEIGHTS/UPDATE_QUOTA change weights and quota)",
+                       "UPDATE_WEIGHTS/UPDATE_QUOTA change weights and quota; "
+                       "DRAIN_AGENT, DEACTIVATE_AGENT, REACTIVATE_AGENT, MARK_AGENT_GONE "
+                       "answer 200 with no body once stored)",
             "requestBody": json_body("OperatorCall"),
             "responses": {**ok_json(), "202": {"description": "reservation stored"},
                           "307": {"description": "not the leader: see Location"},

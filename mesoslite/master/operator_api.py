@@ -3,8 +3,9 @@
 Each family of calls lives in its own module and exports ``CALLS``, a mapping from
 the call's ``type`` to an ``OperatorCall``; this module only reads the request,
 dispatches and writes the answer.  A handler returns the ``Response`` body (a dict
-such as ``{"type": "GET_ROLES", "get_roles": {...}}``), answered 200, or ``None``
-for calls Mesos answers ``202 Accepted`` with no body.  It raises ``HTTPError`` for
+such as ``{"type": "GET_ROLES", "get_roles": {...}}``), answered 200, ``None``
+for calls Mesos answers ``202 Accepted`` with no body, or a ``web.Response`` sent as
+it is (Mesos' bodiless ``200 OK`` of the agent calls).  It raises ``HTTPError`` for
 anything it refuses, before it changes anything.  ``SUBSCRIBE`` streams
 (``events_http``).
 
@@ -36,20 +37,21 @@ if TYPE_CHECKING:
     from mesoslite.master.server import MasterServer
 
 OperatorCall = Callable[["MasterServer", web.Request, dict[str, Any]],
-                        Awaitable[dict[str, Any] | None]]
+                        Awaitable[dict[str, Any] | web.Response | None]]
 
 
 def _families() -> list[Mapping[str, OperatorCall]]:
     # Imported here: each family imports the server's modules, which import this one.
     from mesoslite.master import (
         maintenance_http,
+        operator_agents_http,
         operator_reads_http,
         operator_state_calls,
         quota_http,
         reservations_http,
     )
     return [operator_state_calls.CALLS, operator_reads_http.CALLS, reservations_http.CALLS,
-            quota_http.CALLS, maintenance_http.CALLS]
+            quota_http.CALLS, maintenance_http.CALLS, operator_agents_http.CALLS]
 
 
 def calls() -> dict[str, OperatorCall]:
@@ -90,4 +92,6 @@ class OperatorAPI:
         answer = await handler(self.server, request, call)
         if answer is None:
             return web.Response(status=202)
+        if isinstance(answer, web.Response):
+            return answer
         return message_response(wire.MASTER_RESPONSE, answer, answer_type)

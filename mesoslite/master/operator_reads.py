@@ -83,8 +83,10 @@ def _record_metrics(state: MasterState) -> dict[str, float]:
 
     connected = float(sum(f.connected for f in frameworks))
     return {
-        "master/slaves_active": agents_in(AgentState.ACTIVE),
-        "master/slaves_inactive": agents_in(AgentState.DISCONNECTED, AgentState.RECOVERED),
+        # active: offered (connected, not deactivated by the operator)
+        "master/slaves_active": float(sum(a.offerable for a in agents)),
+        "master/slaves_inactive": float(sum(not a.offerable and a.state != AgentState.UNREACHABLE
+                                            for a in agents)),
         "master/slaves_connected": agents_in(AgentState.ACTIVE),
         "master/slaves_disconnected": agents_in(AgentState.DISCONNECTED,
                                                 AgentState.RECOVERED),

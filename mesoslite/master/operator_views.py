@@ -15,7 +15,13 @@ from typing import Any
 import msgspec
 
 from mesoslite import __version__
-from mesoslite.master.model import AgentRecord, AgentState, FrameworkRecord, TaskRecord
+from mesoslite.master.model import (
+    AgentRecord,
+    AgentState,
+    DrainRecord,
+    FrameworkRecord,
+    TaskRecord,
+)
 from mesoslite.master.state import MasterState
 from mesoslite.messages.attributes import mesos_attributes
 from mesoslite.messages.mesos import ID, TaskState, TaskStatus
@@ -88,12 +94,21 @@ def agent_info_json(agent: AgentRecord) -> dict[str, Any]:
     }
 
 
+def drain_info_json(drain: DrainRecord) -> dict[str, Any]:
+    """A Mesos ``DrainInfo``: ``{"state": "DRAINING", "config": {...}}``."""
+    config: dict[str, Any] = {"mark_gone": drain.mark_gone}
+    _set(config, "max_grace_period", time_info(drain.max_grace_period))
+    return {"state": drain.state.value, "config": config}
+
+
 def agent_json(agent: AgentRecord, allocated: Resources | None = None,
                offered: Resources | None = None) -> dict[str, Any]:
-    """A Mesos ``GetAgents.Agent`` (``active`` is false while disconnected)."""
+    """A Mesos ``GetAgents.Agent``: ``active`` is false while disconnected or
+    deactivated, ``deactivated`` is the operator's (DEACTIVATE_AGENT, DRAIN_AGENT)."""
     out: dict[str, Any] = {
         "agent_info": agent_info_json(agent),
-        "active": agent.state == AgentState.ACTIVE,
+        "active": agent.offerable,
+        "deactivated": agent.deactivated,
         "version": agent.version,
         "pid": f"slave(1)@{agent.address}:{agent.port}",
         "total_resources": agent.total.to_json(),
@@ -104,6 +119,8 @@ def agent_json(agent: AgentRecord, allocated: Resources | None = None,
         out["allocated_resources"] = allocated.to_json()
     if offered is not None:
         out["offered_resources"] = offered.to_json()
+    if agent.drain is not None:
+        out["drain_info"] = drain_info_json(agent.drain)
     return out
 
 

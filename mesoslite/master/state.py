@@ -15,13 +15,14 @@ from typing import Any
 
 import msgspec
 
-from mesoslite.master import maintenance_ops, operator_quota, operator_reservations
+from mesoslite.master import maintenance_ops, operator_agents, operator_quota, operator_reservations
 from mesoslite.master.agents import AgentOps
 from mesoslite.master.allocator import Allocator
 from mesoslite.master.core import MasterConfig, SecretsCheck
 from mesoslite.master.model import (
     AgentRecord,
     AgentState,
+    DrainRecord,
     FrameworkRecord,
     FrameworkState,
     TaskRecord,
@@ -36,6 +37,10 @@ from mesoslite.master.stimuli import (
     FrameworkStreamClosed,
     FrameworkSubscribes,
     MalformedCall,
+    OperatorDeactivatesAgent,
+    OperatorDrainsAgent,
+    OperatorMarksAgentGone,
+    OperatorReactivatesAgent,
     OperatorReserves,
     OperatorSchedulesMaintenance,
     OperatorStartsMaintenance,
@@ -65,7 +70,10 @@ class MasterState(AgentOps):
 
     def handle(self, stimulus: Stimulus, now: float, mono: float) -> Result:
         """The one entry point: apply ``stimulus`` at this time and answer it."""
-        return _HANDLERS[type(stimulus)](self, stimulus, now, mono)
+        result = _HANDLERS[type(stimulus)](self, stimulus, now, mono)
+        if self.drain_candidates:
+            operator_agents.finish_drains(self, now, mono)
+        return result
 
     def tick(self, stimulus: Tick, now: float, mono: float) -> None:
         """Timeouts: offers, agents that went silent, frameworks past failover."""
@@ -145,7 +153,13 @@ class MasterState(AgentOps):
                 state=AgentState.UNREACHABLE if data.get("unreachable") else AgentState.RECOVERED,
                 unreachable_time=data.get("unreachable_time"), last_seen=mono,
                 reservations=AgentReservations.from_store(data.get("reservations")),
+                deactivated=bool(data.get("deactivated")),
+                drain=DrainRecord.from_store(data.get("drain")),
+                gone_time=data.get("gone_time"),
             )
+            if agent.gone_time is not None:
+                self.gone_agents[agent.id] = agent
+                continue
             self.agents[agent.id] = agent
         for data in snapshot.get("frameworks", []):
             info = msgspec.convert(data["info"], FrameworkInfo)
@@ -240,6 +254,10 @@ _HANDLERS: dict[type, Callable[[MasterState, Any, float, float], Result]] = {
     OperatorSchedulesMaintenance: maintenance_ops.update_schedule,
     OperatorStartsMaintenance: maintenance_ops.start,
     OperatorStopsMaintenance: maintenance_ops.stop,
+    OperatorDrainsAgent: operator_agents.drain,
+    OperatorDeactivatesAgent: operator_agents.deactivate,
+    OperatorReactivatesAgent: operator_agents.reactivate,
+    OperatorMarksAgentGone: operator_agents.mark_gone,
     Tick: MasterState.tick,
     AllocationRound: MasterState.allocation_round,
     Recover: MasterState.recover,

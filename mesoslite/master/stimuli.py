@@ -116,6 +116,36 @@ class OperatorStopsMaintenance:
     machines: list[MachineID]
 
 
+@dataclass(frozen=True)
+class OperatorDrainsAgent:
+    """``DRAIN_AGENT``: ``max_grace_period`` in seconds (None: each task's own)."""
+
+    agent_id: str
+    max_grace_period: float | None
+    mark_gone: bool
+
+
+@dataclass(frozen=True)
+class OperatorDeactivatesAgent:
+    """``DEACTIVATE_AGENT``."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class OperatorReactivatesAgent:
+    """``REACTIVATE_AGENT``."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True)
+class OperatorMarksAgentGone:
+    """``MARK_AGENT_GONE``."""
+
+    agent_id: str
+
+
 # ---------------------------------------------------------------- time and the store
 
 
@@ -143,7 +173,9 @@ class Recover:
 Stimulus = (AgentRegisters | AgentSent | AgentLinkClosed | FrameworkSubscribes
             | FrameworkCalls | FrameworkStreamClosed | MalformedCall | OperatorReserves
             | OperatorUnreserves | OperatorSchedulesMaintenance | OperatorStartsMaintenance
-            | OperatorStopsMaintenance | Tick | AllocationRound | Recover)
+            | OperatorStopsMaintenance | OperatorDrainsAgent | OperatorDeactivatesAgent
+            | OperatorReactivatesAgent | OperatorMarksAgentGone | Tick | AllocationRound
+            | Recover)
 
 
 # ---------------------------------------------------------------- answers

@@ -19,6 +19,7 @@ from mesoslite.master.model import (
     OfferRecord,
     TaskRecord,
 )
+from mesoslite.master.operator_agents import draining_state, draining_status
 from mesoslite.master.reservations import (
     Ledger,
     container_volume_ids,
@@ -314,6 +315,7 @@ class TaskOps(ExecutorOps):
     ) -> None:
         """Record and forward updates from an agent (at-least-once: duplicates are fine)."""
         immediate_acks: list[Ack] = []
+        agent = self.agents.get(agent_id)
         for update in updates:
             status = update.status
             fid, tid = update.framework_id, status.task_id.value
@@ -323,9 +325,14 @@ class TaskOps(ExecutorOps):
                 if status.uuid:
                     immediate_acks.append(Ack(framework_id=fid, task_id=tid, uuid=status.uuid))
                 continue
+            latest = update.latest_state
+            if agent is not None and agent.drain is not None:
+                aware = self.partition_aware(fid)
+                status = draining_status(agent, status, aware)
+                latest = None if latest is None else draining_state(agent, latest, aware)
             task = self.tasks.get((fid, tid))
             if task is not None and task.agent_id == agent_id:
-                self.transition(task, status, mono, latest=update.latest_state,
+                self.transition(task, status, mono, latest=latest,
                                 at=status.timestamp or 0.0)
             self.send_update(fid, status)
         if immediate_acks:
@@ -420,7 +427,9 @@ class TaskOps(ExecutorOps):
             agent_id is None and recovering
         ):
             return None  # Mesos: wait until the agent has re-registered
-        if agent is not None and agent.state == AgentState.UNREACHABLE:
+        if agent_id is not None and agent_id in self.gone_agents:
+            state, message = TaskState.TASK_GONE_BY_OPERATOR, "Reconciliation: Agent is gone"
+        elif agent is not None and agent.state == AgentState.UNREACHABLE:
             state, message = TaskState.TASK_UNREACHABLE, "Reconciliation: Task is unreachable"
         elif agent is not None:
             state, message = TaskState.TASK_GONE, "Reconciliation: Task is unknown to the agent"

@@ -16,6 +16,7 @@ from mesoslite.master.model import (
     TaskRecord,
 )
 from mesoslite.master.operator_reads import master_flags
+from mesoslite.master.operator_views import drain_info_json
 from mesoslite.master.reservations import state_json as reservations_state_json
 from mesoslite.master.state import MasterState
 from mesoslite.master.usage import attach_statistics, usage_view
@@ -99,8 +100,9 @@ def agent_view(state: MasterState, agent: AgentRecord) -> dict[str, Any]:
         "offered_resources": resources_summary(offered),
         **reservation_fields(agent),
         "attributes": dict(agent.attributes),
-        "active": agent.state == AgentState.ACTIVE,
-        "deactivated": agent.state != AgentState.ACTIVE,
+        "active": agent.offerable,
+        "deactivated": agent.deactivated,
+        **({"drain_info": drain_info_json(agent.drain)} if agent.drain else {}),
         "state": agent.state.value,
         "version": agent.version,
         "containerizers": list(agent.containerizers),
@@ -163,8 +165,8 @@ def state_view(state: MasterState, start_time: float, usage: dict[str, Usage]) -
         "start_time": start_time,
         "elected_time": start_time,
         "epoch": state.epoch,
-        "activated_slaves": sum(a.state == AgentState.ACTIVE for a in agents),
-        "deactivated_slaves": sum(a.state in (AgentState.DISCONNECTED, AgentState.RECOVERED)
+        "activated_slaves": sum(a.offerable for a in agents),
+        "deactivated_slaves": sum(not a.offerable and a.state != AgentState.UNREACHABLE
                                   for a in agents),
         "unreachable_slaves": sum(a.state == AgentState.UNREACHABLE for a in agents),
         "slaves": [agent_view(state, a) for a in agents],

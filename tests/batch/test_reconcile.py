@@ -128,6 +128,16 @@ def test_lost_attempts_use_no_retry_until_too_many():
     assert len(sim.run.attempts) == MAX_LOST + 2  # 10 free losses, then 2 counted
 
 
+def test_an_attempt_killed_by_a_drain_uses_no_retry():
+    attempt = Attempt("a1", "r1", "main", 0, 1, AttemptState.RUNNING, T0)
+    drained = observe(attempt, "TASK_KILLED", "Task killed", T0 + 1, "REASON_AGENT_DRAINING")
+    assert drained is not None
+    assert (drained.state, drained.counts, drained.exit_state) == (
+        AttemptState.LOST, False, "TASK_KILLED")
+    killed = observe(attempt, "TASK_KILLED", "Task killed", T0 + 1, "REASON_COMMAND_EXECUTOR_FAILED")
+    assert killed is not None and (killed.state, killed.counts) == (AttemptState.KILLED, True)
+
+
 def test_timeout_kills_and_fails_the_step():
     run = make_run({"command": "x", "timeout": 30, "completions": 2})
     sim = Sim(run, lambda a: None)  # attempts run forever

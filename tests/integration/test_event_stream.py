@@ -162,7 +162,7 @@ async def test_operator_synchronous_calls_and_errors(cluster, framework):
         ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING"]
     status, _, body = await request("POST", url, json={"type": "GET_HEALTH"})
     assert json.loads(body) == {"type": "GET_HEALTH", "get_health": {"healthy": True}}
-    status, _, body = await request("POST", url, json={"type": "DRAIN_AGENT"})
+    status, _, body = await request("POST", url, json={"type": "GROW_VOLUME"})
     assert status == 400 and "not supported" in json.loads(body)["message"]
     status, _, body = await request("POST", url, json={"type": "RESERVE_RESOURCES"})
     assert status == 400

@@ -32,6 +32,7 @@ from mesoslite.messages.agent import (
     AckUpdates,
     AgentTask,
     KillTask,
+    Refused,
     Register,
     Registered,
     RunTasks,
@@ -142,6 +143,10 @@ class SimAgent:
         elif isinstance(message, AckUpdates):
             for ack in message.acks:
                 out += self._acknowledged((ack.framework_id, ack.task_id), ack.uuid)
+        elif isinstance(message, Refused) and self.connection is not None:
+            # Told it may not stay (marked gone): it hangs up.
+            connection, self.connection = self.connection, None
+            out.append(AgentLinkClosed(self.id or "", connection))
         return out
 
     def _acknowledged(self, key: tuple[str, str], uuid: bytes) -> list[Stimulus]:

@@ -55,6 +55,10 @@ from mesoslite.master.stimuli import (
     FrameworkCalls,
     FrameworkStreamClosed,
     FrameworkSubscribes,
+    OperatorDeactivatesAgent,
+    OperatorDrainsAgent,
+    OperatorMarksAgentGone,
+    OperatorReactivatesAgent,
     Recover,
     Refusal,
     Result,
@@ -215,7 +219,12 @@ class MasterMachine(RuleBasedStateMachine):
         agent = self.sim.agents[host]
         old = agent.connection
         connection = next(self.connections)
+        gone = agent.id is not None and agent.id in self.master.gone_agents
         answer = self.handle(AgentRegisters(agent.register(), connection))
+        if gone:
+            assert isinstance(answer, Refusal) and "marked gone" in answer.message, answer
+            self.rule_done()
+            return
         assert isinstance(answer, Admitted)
         assert agent.id in (None, answer.id)
         # The server keeps the new link before the flush sends Registered on it.
@@ -428,6 +437,47 @@ class MasterMachine(RuleBasedStateMachine):
             self.everyone_connects()
         self.rule_done()
 
+    # ---------------------------------------------------------------- the operator
+
+    @rule(host=st.sampled_from(HOSTS), kind=st.sampled_from(["deactivate", "reactivate",
+                                                            "drain", "gone"]),
+          grace=st.sampled_from([None, 0.0, 3.0]), gone=RARELY, now=RARELY)
+    def operator_acts_on_agent(self, host: str, kind: str, grace: float | None, gone: bool,
+                               now: bool) -> None:
+        """DEACTIVATE_AGENT, REACTIVATE_AGENT, DRAIN_AGENT (marking it gone when
+        drained, rarely) and MARK_AGENT_GONE (rarely)."""
+        agent_id = self.sim.agents[host].id
+        if agent_id is None or (kind == "gone" and not now):
+            self.rule_done()
+            return
+        was_gone = agent_id in self.master.gone_agents
+        before = self.master.agents.get(agent_id)
+        draining = before is not None and before.drain is not None and (
+            before.drain.state.value == "DRAINING")
+        deactivated = before is not None and before.deactivated
+        stimulus: Stimulus
+        if kind == "gone":
+            stimulus = OperatorMarksAgentGone(agent_id)
+        elif kind == "drain":
+            stimulus = OperatorDrainsAgent(agent_id, grace, gone)
+        elif kind == "deactivate":
+            stimulus = OperatorDeactivatesAgent(agent_id)
+        else:
+            stimulus = OperatorReactivatesAgent(agent_id)
+        answer = self.step(stimulus)
+        if isinstance(stimulus, OperatorMarksAgentGone):
+            assert answer is None and agent_id in self.master.gone_agents
+        elif was_gone:
+            assert isinstance(answer, Refusal) and answer.status == 404, answer
+        elif isinstance(stimulus, OperatorReactivatesAgent) and (draining or not deactivated):
+            assert isinstance(answer, Refusal) and answer.status == 409, answer
+        else:
+            assert answer is None, answer
+        agent = self.master.agents.get(agent_id)
+        if agent is not None and not isinstance(stimulus, OperatorReactivatesAgent):
+            assert agent.deactivated and not self.master.offers_by_agent.get(agent_id)
+        self.rule_done()
+
     # ---------------------------------------------------------------- invariants
 
     @invariant()
@@ -476,6 +526,20 @@ class MasterMachine(RuleBasedStateMachine):
             known = set(m.tasks_by_agent.get(agent.id, ()))
             assert running <= known, (agent.id, running - known)
             assert known <= set(agent.tasks), (agent.id, known - set(agent.tasks))
+
+    @invariant()
+    def the_operators_word_holds(self) -> None:
+        """No offers for agents the operator turned off; a DRAINED agent has no task;
+        a gone agent has no task and is known only as gone."""
+        m = self.master
+        for offer in m.offers.values():
+            assert m.agents[offer.agent_id].offerable, offer.agent_id
+        for agent in m.agents.values():
+            if agent.drain is not None and agent.drain.state.value == "DRAINED":
+                assert not m.tasks_by_agent.get(agent.id), agent.id
+        for agent_id in m.gone_agents:
+            assert agent_id not in m.agents and agent_id not in m.in_allocator
+            assert not m.tasks_by_agent.get(agent_id), agent_id
 
     @invariant()
     def frameworks_hold_the_offers_they_were_sent(self) -> None:

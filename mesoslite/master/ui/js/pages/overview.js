@@ -160,8 +160,7 @@ export function eventLine(event, model) {
     const id = agent ? agent.agent_info.id.value : d.agent_removed.agent_id.value;
     const known = model && model.agents.get(id);
     what = agent ? agent.agent_info.hostname : (known ? known.hostname : id);
-    state = kind === 'AGENT_REMOVED' ? 'unreachable' : (agent && agent.active ? 'active'
-      : 'disconnected');
+    state = kind === 'AGENT_REMOVED' ? 'unreachable' : agentState(agent);
   } else if (kind.startsWith('FRAMEWORK_')) {
     const fw = (d.framework_added || d.framework_updated || {}).framework;
     what = fw ? fw.framework_info.name : d.framework_removed.framework_info.name;
@@ -169,6 +168,15 @@ export function eventLine(event, model) {
       : 'disconnected');
   }
   return { what, state };
+}
+
+// An agent of an AGENT_ADDED/UPDATED event (Mesos' GetAgents.Agent): the operator's
+// drain or deactivation first, else whether it is connected.
+function agentState(agent) {
+  if (!agent) return 'disconnected';
+  if (agent.drain_info) return agent.drain_info.state.toLowerCase();
+  if (agent.deactivated) return 'deactivated';
+  return agent.active ? 'active' : 'disconnected';
 }
 
 function renderFeed(el, store, model) {
