@@ -60,6 +60,8 @@ _BODIES["OperatorCall"] = {"type": "object", "required": ["type"], "properties":
     "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL,
     **maintenance_call_bodies(),
     **_AGENT_CALLS,
+    "teardown": {"type": "object", "properties": {"framework_id": {
+        "type": "object", "properties": {"value": {"type": "string"}}}}},
     "update_weights": {"type": "object", "properties": {
         "weight_infos": {"type": "array", "items": {"$ref": "#/components/schemas/WeightInfo"}}}},
     "update_quota": {"type": "object", "properties": {
@@ -201,6 +203,14 @@ def master_openapi() -> dict[str, Any]:
                                   "responses": {**ok_json(), **error_responses(400, 401, 403)}}},
         **_v0_read_paths(),
         **_maintenance_paths(),
+        "/master/teardown": {"post": {
+            "summary": "tear a framework down (v0; teardown_framework)",
+            "requestBody": {"required": True, "content": {
+                "application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "required": ["frameworkId"],
+                    "properties": {"frameworkId": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "torn down"},
+                          **error_responses(400, 401, 403, 404, 503)}}},
         "/master/redirect": {"get": {"summary": "307 to the leading master",
                                      "responses": {"307": {"description": "the leader"},
                                                    **error_responses(401, 503)}}},

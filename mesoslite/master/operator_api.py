@@ -47,11 +47,13 @@ def _families() -> list[Mapping[str, OperatorCall]]:
         operator_agents_http,
         operator_reads_http,
         operator_state_calls,
+        operator_teardown,
         quota_http,
         reservations_http,
     )
     return [operator_state_calls.CALLS, operator_reads_http.CALLS, reservations_http.CALLS,
-            quota_http.CALLS, maintenance_http.CALLS, operator_agents_http.CALLS]
+            quota_http.CALLS, maintenance_http.CALLS, operator_agents_http.CALLS,
+            operator_teardown.CALLS]
 
 
 def calls() -> dict[str, OperatorCall]:

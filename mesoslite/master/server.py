@@ -41,6 +41,7 @@ from mesoslite.master.model import (
 )
 from mesoslite.master.openapi_doc import master_openapi
 from mesoslite.master.operator_reads_http import OperatorReadsHTTP
+from mesoslite.master.operator_teardown import TeardownHTTP
 from mesoslite.master.quota_http import QuotaHTTP
 from mesoslite.master.scheduler_api import FrameworkStream, SchedulerAPI
 from mesoslite.master.secrets import MasterSecrets
@@ -207,6 +208,7 @@ class MasterServer:
         EventsHTTP(self).add_routes(app)
         OperatorReadsHTTP(self).add_routes(app)
         QuotaHTTP(self).add_routes(app)
+        TeardownHTTP(self).add_routes(app)
         MaintenanceHTTP(self).add_routes(app)
         SecretsHTTP(self).add_routes(app)
         DashboardHTTP(self).add_routes(app)

@@ -15,7 +15,13 @@ from typing import Any
 
 import msgspec
 
-from mesoslite.master import maintenance_ops, operator_agents, operator_quota, operator_reservations
+from mesoslite.master import (
+    maintenance_ops,
+    operator_agents,
+    operator_quota,
+    operator_reservations,
+    operator_teardown,
+)
 from mesoslite.master.agents import AgentOps
 from mesoslite.master.allocator import Allocator
 from mesoslite.master.core import MasterConfig, SecretsCheck
@@ -258,6 +264,7 @@ _HANDLERS: dict[type, Callable[[MasterState, Any, float, float], Result]] = {
     OperatorDeactivatesAgent: operator_agents.deactivate,
     OperatorReactivatesAgent: operator_agents.reactivate,
     OperatorMarksAgentGone: operator_agents.mark_gone,
+    operator_teardown.OperatorTearsDown: operator_teardown.teardown,
     Tick: MasterState.tick,
     AllocationRound: MasterState.allocation_round,
     Recover: MasterState.recover,
