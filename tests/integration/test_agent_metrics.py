@@ -29,8 +29,9 @@ async def test_agent_metrics_count_launches_failures_updates_and_latency(cluster
     offer = await framework.offer()
     agent = next(a for a in cluster.agents if a.agent_id == offer.agent_id.value)
     ok = task_info("m-ok", "m-ok", offer.agent_id, cmd="sleep 30", cpus=0.1, mem=16)
-    bad = task_info("m-bad", "m-bad", offer.agent_id, cmd="true", cpus=0.1, mem=16)
-    bad.command.user = "no-such-user-for-mesoslite"  # the containerizer refuses it
+    # a program that does not exist: the containerizer's launch fails
+    bad = task_info("m-bad", "m-bad", offer.agent_id, argv=["/no/such/program"], cpus=0.1,
+                    mem=16)
     await framework.launch(offer, [ok, bad])
     await framework.wait_state("m-ok", TaskState.TASK_RUNNING)
     await framework.wait_state("m-bad", TaskState.TASK_FAILED)
