@@ -117,7 +117,13 @@ class EventsHTTP:
     # ---------------------------------------------------------------- operator API
 
     async def subscribe(self, request: web.Request) -> web.StreamResponse:
+        """The operator API's SUBSCRIBE stream.  It carries Mesos' own event types
+        only, so a strict Mesos client never meets a type it does not know; a JSON
+        subscriber opts in to mesoslite's own (AGENT_UPDATED) with the query
+        ``?mesoslite_events=1`` (master.proto's Subscribe has no field for it)."""
         media_type = answer_media_type(request)
+        own = media_type == wire.JSON and request.query.get("mesoslite_events") in (
+            "1", "true")
         heartbeat = self._heartbeat()
         # The snapshot and the cursor are taken together, with no await between them.
         snapshot = {"type": "SUBSCRIBED", "subscribed": {
@@ -141,7 +147,7 @@ class EventsHTTP:
                     break
                 if events:
                     cursor = events[-1].seq
-                    await response.write(_records(events, media_type))
+                    await response.write(_records(events, media_type, own))
                 else:
                     await response.write(beat)
         except ConnectionResetError:
@@ -151,11 +157,13 @@ class EventsHTTP:
         return response
 
 
-def _records(events: list[MasterEvent], media_type: str) -> bytes:
+def _records(events: list[MasterEvent], media_type: str, own: bool) -> bytes:
+    """The events as RecordIO records.  mesoslite's own event types (AGENT_UPDATED)
+    have no number in master.proto's Event.Type: they go only to a JSON subscriber
+    that asked for them."""
     if media_type == wire.JSON:
-        return b"".join(record(e.body()) for e in events)
-    # mesoslite's own event types (AGENT_UPDATED) have no number in master.proto's
-    # Event.Type: a protobuf subscriber could not decode them, so they are not sent
+        return b"".join(record(e.body()) for e in events
+                        if own or e.type.value in _PROTO_EVENT_TYPES)
     return b"".join(wire.MASTER_EVENT.record(e.to_dict(), media_type) for e in events
                     if e.type.value in _PROTO_EVENT_TYPES)
 

@@ -148,6 +148,30 @@ async def test_operator_subscribe_gets_subscribed_then_task_added_and_updated(
     await framework.driver.teardown()
 
 
+async def _records_until(resp: aiohttp.ClientResponse, kind: str) -> list[str]:
+    kinds: list[str] = []
+    while kind not in kinds:
+        kinds.append((await asyncio.wait_for(read_record(resp.content), 15))["type"])
+    return kinds
+
+
+async def test_operator_stream_carries_mesos_types_unless_asked_for_our_own(cluster):
+    url = cluster.master_url + "/api/v1"
+    async with aiohttp.ClientSession() as session, \
+            session.post(url, json={"type": "SUBSCRIBE"}) as strict, \
+            session.post(url + "?mesoslite_events=1", json={"type": "SUBSCRIBE"}) as own:
+        assert (await read_record(strict.content))["type"] == "SUBSCRIBED"
+        assert (await read_record(own.content))["type"] == "SUBSCRIBED"
+        await cluster.stop_agent(0)  # the agent goes inactive (UPDATED), then is removed
+        strict_kinds = await _records_until(strict, "AGENT_REMOVED")
+        own_kinds = await _records_until(own, "AGENT_REMOVED")
+    assert "AGENT_UPDATED" in own_kinds
+    assert "AGENT_UPDATED" not in strict_kinds
+    mesos_types = {"SUBSCRIBED", "TASK_ADDED", "TASK_UPDATED", "AGENT_ADDED", "AGENT_REMOVED",
+                   "FRAMEWORK_ADDED", "FRAMEWORK_UPDATED", "FRAMEWORK_REMOVED", "HEARTBEAT"}
+    assert set(strict_kinds) <= mesos_types
+
+
 async def test_operator_synchronous_calls_and_errors(cluster, framework):
     await framework.run_task("sync-1", "sleep 30")
     await framework.wait_state("sync-1", TaskState.TASK_RUNNING)
