@@ -1,7 +1,8 @@
 """The agent's OpenAPI document (served at ``GET /openapi.json``).
 
 The agent's HTTP API is read-only: its state, its metrics, per-task usage and the
-sandbox files (``mesoslite logs`` and the dashboard's log tail read them here).
+sandbox files (``mesoslite logs`` and the dashboard's log tail read them here), and
+Mesos' agent operator API over the same (``POST /api/v1``, ``operator_api.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,22 @@ def agent_openapi() -> dict[str, Any]:
     usage = {"summary": "per-task resource usage (Mesos' /monitor/statistics shape)",
              "responses": {"200": {"description": "a list of executors' statistics"},
                            **error_responses(401, 403)}}
+    path = {"type": "object", "properties": {"path": {"type": "string"}}}
+    operator_call = {"type": "object", "required": ["type"], "properties": {
+        "type": {"type": "string", "enum": [
+            "GET_HEALTH", "GET_VERSION", "GET_FLAGS", "GET_METRICS", "GET_AGENT",
+            "GET_FRAMEWORKS", "GET_EXECUTORS", "GET_TASKS", "GET_STATE", "GET_CONTAINERS",
+            "LIST_FILES", "READ_FILE"]},
+        "list_files": path,
+        "read_file": {"type": "object", "properties": {
+            "path": {"type": "string"}, "offset": {"type": "integer", "minimum": 0},
+            "length": {"type": "integer", "minimum": 0}}}}}
     paths = {
+        "/api/v1": {"post": {
+            "summary": "Mesos' agent operator API (JSON or application/x-protobuf)",
+            "requestBody": {"required": True, "content": {
+                "application/json": {"schema": operator_call}}},
+            "responses": {**ok_json(), **error_responses(400, 401, 403, 404, 406, 415)}}},
         "/state": {"get": {"summary": "the agent's tasks, resources and attributes",
                            "responses": {**ok_json(), **error_responses(401, 403)}}},
         "/health": {"get": {"summary": "liveness", "security": [],

@@ -34,7 +34,9 @@ class SandboxHTTP:
         app.router.add_get("/files/browse", self.files_browse)
         app.router.add_get("/files/browse.json", self.files_browse)
 
-    def _resolve(self, path: str) -> Path:
+    def resolve(self, path: str) -> Path:
+        """``path`` (absolute, or relative to the sandboxes directory) resolved; 400
+        when it cannot be, 403 when it is outside the sandboxes."""
         root = self.cp.sandboxes.resolve()
         if "\0" in path:
             raise HTTPError(400, "A path cannot contain a NUL byte", [("path", ["has NUL"])])
@@ -52,24 +54,24 @@ class SandboxHTTP:
     async def raw(self, request: web.Request) -> web.Response:
         fid = request.match_info["framework_id"]
         tid = request.match_info["task_id"]
-        path = self._resolve(str(self.cp.sandbox(fid, tid) / request.match_info["name"]))
+        path = self.resolve(str(self.cp.sandbox(fid, tid) / request.match_info["name"]))
         offset, length = _range(request)
-        data, size = _read(path, offset, length)
+        data, size = read_range(path, offset, length)
         return web.Response(body=data, content_type="application/octet-stream",
                             headers={"X-File-Size": str(size)})
 
     async def files_read(self, request: web.Request) -> web.Response:
-        path = self._resolve(_required(request, "path"))
+        path = self.resolve(_required(request, "path"))
         offset = _int(request, "offset", -1)
         if offset == -1:
             size = _size(path)
             return json_response({"data": "", "offset": size})
         _, length = _range(request)
-        data, _ = _read(path, offset, length)
+        data, _ = read_range(path, offset, length)
         return json_response({"data": data.decode("utf-8", "replace"), "offset": offset})
 
     async def files_browse(self, request: web.Request) -> web.Response:
-        path = self._resolve(_required(request, "path"))
+        path = self.resolve(_required(request, "path"))
         if not path.is_dir():
             raise HTTPError(404, f"No such directory: {path}")
         entries = []
@@ -118,7 +120,9 @@ def _size(path: Path) -> int:
         raise HTTPError(400, f"{path.name} cannot be read: {exc.strerror}") from None
 
 
-def _read(path: Path, offset: int, length: int) -> tuple[bytes, int]:
+def read_range(path: Path, offset: int, length: int) -> tuple[bytes, int]:
+    """Up to ``length`` bytes of ``path`` from ``offset``, and the file's size; 404 for
+    a missing file, 400 for a directory or an unreadable one."""
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size

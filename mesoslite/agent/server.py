@@ -31,6 +31,7 @@ from mesoslite.agent.host import ephemeral_overlap, local_port_range
 from mesoslite.agent.lifecycle import AgentTaskState
 from mesoslite.agent.metrics import AgentMetrics
 from mesoslite.agent.openapi_doc import agent_openapi
+from mesoslite.agent.operator_api import AgentOperatorAPI
 from mesoslite.agent.sandbox_http import SandboxHTTP
 from mesoslite.agent.secrets import AgentSecrets, file_owner
 from mesoslite.agent.status_updates import StatusUpdateManager
@@ -456,7 +457,9 @@ class Agent:
 
         app = make_app(middlewares=[auth.middleware(public), authorize])
         ExecutorAPI(self.executors, require_token=auth.enabled).add_routes(app)
-        SandboxHTTP(self.cp).add_routes(app)
+        files = SandboxHTTP(self.cp)
+        files.add_routes(app)
+        AgentOperatorAPI(self, files).add_routes(app)
         app.router.add_get("/state", self._state)
         app.router.add_get("/health", self._health)
         app.router.add_get("/metrics", self.metrics.handle)
