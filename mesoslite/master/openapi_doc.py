@@ -60,6 +60,10 @@ _BODIES["OperatorCall"] = {"type": "object", "required": ["type"], "properties":
     "reserve_resources": _RESOURCE_CALL, "unreserve_resources": _RESOURCE_CALL,
     **maintenance_call_bodies(),
     **_AGENT_CALLS,
+    "list_files": {"type": "object", "properties": {"path": {"type": "string"}}},
+    "read_file": {"type": "object", "properties": {
+        "path": {"type": "string"}, "offset": {"type": "integer", "minimum": 0},
+        "length": {"type": "integer", "minimum": 0}}},
     "teardown": {"type": "object", "properties": {"framework_id": {
         "type": "object", "properties": {"value": {"type": "string"}}}}},
     "update_weights": {"type": "object", "properties": {

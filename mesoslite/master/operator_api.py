@@ -45,6 +45,7 @@ def _families() -> list[Mapping[str, OperatorCall]]:
     from mesoslite.master import (
         maintenance_http,
         operator_agents_http,
+        operator_files,
         operator_reads_http,
         operator_state_calls,
         operator_teardown,
@@ -53,7 +54,7 @@ def _families() -> list[Mapping[str, OperatorCall]]:
     )
     return [operator_state_calls.CALLS, operator_reads_http.CALLS, reservations_http.CALLS,
             quota_http.CALLS, maintenance_http.CALLS, operator_agents_http.CALLS,
-            operator_teardown.CALLS]
+            operator_teardown.CALLS, operator_files.CALLS]
 
 
 def calls() -> dict[str, OperatorCall]:

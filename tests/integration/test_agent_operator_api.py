@@ -3,6 +3,8 @@ in protobuf: what runs there, its flags and metrics, and its sandbox files."""
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 import pytest
 from google.protobuf import json_format
@@ -106,3 +108,41 @@ async def test_bad_calls_get_a_clear_4xx(cluster):
         async with http.post(url(agent), data=b"{}",
                              headers={"Content-Type": "text/plain"}) as response:
             assert response.status == 415
+
+
+async def master_call(cluster, body: dict) -> tuple[int, dict]:
+    async with aiohttp.ClientSession() as http, http.post(
+            cluster.master_url + "/api/v1", json=body) as response:
+        return response.status, await response.json()
+
+
+async def test_the_master_lists_and_reads_any_agents_sandbox(cluster, framework):
+    offer = await framework.offer()
+    aid = offer.agent_id.value
+    await framework.launch(offer, [task_info("mf-t", "mf-t", offer.agent_id,
+                                             cmd="echo through-the-master; sleep 30")])
+    await framework.wait_state("mf-t", TaskState.TASK_RUNNING)
+    status, root = await master_call(cluster, {"type": "LIST_FILES",
+                                               "list_files": {"path": "/agents"}})
+    assert status == 200
+    assert f"/agents/{aid}" in [f["path"] for f in root["list_files"]["file_infos"]]
+    task_dir = f"/agents/{aid}/{framework.id}/mf-t"
+    status, listed = await master_call(cluster, {"type": "LIST_FILES",
+                                                 "list_files": {"path": task_dir}})
+    assert status == 200
+    assert f"{task_dir}/stdout" in [f["path"] for f in listed["list_files"]["file_infos"]]
+
+    async def printed() -> bool:
+        status, read = await master_call(cluster, {"type": "READ_FILE", "read_file": {
+            "path": f"{task_dir}/stdout", "offset": 0}})
+        return status == 200 and b"through-the-master" in base64.b64decode(
+            read["read_file"]["data"])
+
+    await wait_for(printed, 10, message="the task's output through the master")
+    for bad, expected in (({"path": f"/agents/{aid}/../../etc/passwd"}, 400),
+                          ({"path": "/master/log"}, 404),
+                          ({"path": f"/agents/no-such-agent/{framework.id}"}, 404),
+                          ({"path": f"{task_dir}/stdout", "offset": -1}, 400),
+                          ({"path": f"{task_dir}/missing"}, 404)):
+        status, body = await master_call(cluster, {"type": "READ_FILE", "read_file": bad})
+        assert status == expected, (bad, body)
