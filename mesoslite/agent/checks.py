@@ -31,6 +31,7 @@ from mesoslite.agent.health import (
     MIN_INTERVAL,
     HttpTarget,
     Prober,
+    TaskLoops,
     TcpTarget,
     check_command_argv,
     check_port,
@@ -71,15 +72,15 @@ def result_status(check_type: CheckType, result: int | bool | None) -> CheckStat
         succeeded=None if result is None else bool(result)))
 
 
-class CheckMonitor:
+class CheckMonitor(TaskLoops):
     """Runs the checks of RUNNING tasks; hook ``start`` to ``TaskManager.on_running``
     and ``stop`` to ``on_ended``; ``close`` on shutdown."""
 
     def __init__(self, tasks: TaskManager, prober: Prober, clock: Clock | None = None) -> None:
+        super().__init__()
         self.tasks = tasks
         self.prober = prober
         self.clock = clock or SystemClock()
-        self._loops: dict[tuple[str, str], asyncio.Task[None]] = {}
 
     def start(self, task: AgentTaskState) -> None:
         check = task.info.check
@@ -89,20 +90,7 @@ class CheckMonitor:
             return  # refused by the master (messages/refused.py)
         latest = self.tasks.updates.latest(*task.key)
         reported = latest.check_status if latest is not None else None
-        loop_task = asyncio.create_task(self._run(task, check, reported))
-        self._loops[task.key] = loop_task
-        loop_task.add_done_callback(lambda t: self._forget(task.key, t))
-
-    def stop(self, task: AgentTaskState) -> None:
-        loop_task = self._loops.pop(task.key, None)
-        if loop_task is not None and loop_task is not asyncio.current_task():
-            loop_task.cancel()
-
-    def _forget(self, key: tuple[str, str], loop_task: asyncio.Task[None]) -> None:
-        if self._loops.get(key) is loop_task:
-            del self._loops[key]
-        if not loop_task.cancelled() and loop_task.exception() is not None:
-            log.error("checks of %s stopped", key[1], exc_info=loop_task.exception())
+        self._spawn(task.key, self._run(task, check, reported))
 
     async def _run(self, task: AgentTaskState, check: CheckInfo,
                    reported: CheckStatusInfo | None) -> None:
@@ -151,8 +139,5 @@ class CheckMonitor:
 
     async def close(self) -> None:
         """Stop every check loop (tasks keep running)."""
-        loops = list(self._loops.values())
-        self._loops.clear()
-        for loop_task in loops:
-            loop_task.cancel()
+        loops = self._cancel_all()
         await asyncio.gather(*loops, return_exceptions=True)

@@ -47,9 +47,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -329,15 +329,50 @@ def probe_target(check: HealthCheck, task: AgentTaskState, address: str) -> Prob
     raise ValueError(f"unsupported health check {check.type.value}")
 
 
-class HealthMonitor:
+class TaskLoops:
+    """One asyncio loop per task (its health checks, its generic checks): started
+    with ``_spawn``, cancelled by ``stop``, all cancelled by ``_cancel_all``."""
+
+    what = "checks"  # for the log line of a loop that failed
+
+    def __init__(self) -> None:
+        self._loops: dict[tuple[str, str], asyncio.Task[None]] = {}
+
+    def _spawn(self, key: tuple[str, str], coro: Coroutine[Any, Any, None]) -> None:
+        loop_task = asyncio.create_task(coro)
+        self._loops[key] = loop_task
+        loop_task.add_done_callback(lambda t: self._forget(key, t))
+
+    def stop(self, task: AgentTaskState) -> None:
+        loop_task = self._loops.pop(task.key, None)
+        if loop_task is not None and loop_task is not asyncio.current_task():
+            loop_task.cancel()
+
+    def _forget(self, key: tuple[str, str], loop_task: asyncio.Task[None]) -> None:
+        if self._loops.get(key) is loop_task:
+            del self._loops[key]
+        if not loop_task.cancelled() and loop_task.exception() is not None:
+            log.error("%s of %s stopped", self.what, key[1], exc_info=loop_task.exception())
+
+    def _cancel_all(self) -> list[asyncio.Task[None]]:
+        loops = list(self._loops.values())
+        self._loops.clear()
+        for loop_task in loops:
+            loop_task.cancel()
+        return loops
+
+
+class HealthMonitor(TaskLoops):
     """Runs the health checks of RUNNING tasks; hook ``start`` to
     ``TaskManager.on_running`` and ``stop`` to ``on_ended``; ``close`` on shutdown."""
 
+    what = "health checks"
+
     def __init__(self, tasks: TaskManager, clock: Clock | None = None) -> None:
+        super().__init__()
         self.tasks = tasks
         self.clock = clock or SystemClock()
         self.prober = Prober()
-        self._loops: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._verdicts: set[asyncio.Future[None]] = set()
 
     def start(self, task: AgentTaskState) -> None:
@@ -353,20 +388,7 @@ class HealthMonitor:
         latest = self.tasks.updates.latest(*key)
         state = HealthState(HealthPolicy.from_check(check), self.clock.monotonic(),
                             latest.healthy if latest is not None else None)
-        loop_task = asyncio.create_task(self._run(task, check, state))
-        self._loops[key] = loop_task
-        loop_task.add_done_callback(lambda t: self._forget(key, t))
-
-    def stop(self, task: AgentTaskState) -> None:
-        loop_task = self._loops.pop(task.key, None)
-        if loop_task is not None and loop_task is not asyncio.current_task():
-            loop_task.cancel()
-
-    def _forget(self, key: tuple[str, str], loop_task: asyncio.Task[None]) -> None:
-        if self._loops.get(key) is loop_task:
-            del self._loops[key]
-        if not loop_task.cancelled() and loop_task.exception() is not None:
-            log.error("health checks of %s stopped", key[1], exc_info=loop_task.exception())
+        self._spawn(key, self._run(task, check, state))
 
     async def _run(self, task: AgentTaskState, check: HealthCheck, state: HealthState) -> None:
         address = self.tasks.identity.address
@@ -401,9 +423,6 @@ class HealthMonitor:
 
     async def close(self) -> None:
         """Stop every check loop (tasks keep running) and wait for verdicts under way."""
-        loops = list(self._loops.values())
-        self._loops.clear()
-        for loop_task in loops:
-            loop_task.cancel()
+        loops = self._cancel_all()
         await asyncio.gather(*loops, *self._verdicts, return_exceptions=True)
         await self.prober.close()

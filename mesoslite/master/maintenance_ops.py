@@ -48,7 +48,7 @@ from mesoslite.messages.maintenance import (
     InverseOfferStatus,
     MachineMode,
 )
-from mesoslite.messages.mesos import ID, InverseOffer, Reason, TaskState, TimeInfo
+from mesoslite.messages.mesos import ID, InverseOffer, MachineID, Reason, TaskState, TimeInfo
 from mesoslite.messages.scheduler import (
     Call,
     Event,
@@ -88,21 +88,30 @@ def update_schedule(state: MasterState, stimulus: OperatorSchedulesMaintenance, 
     return None
 
 
+def _machines_refusal(book: MaintenanceBook, machines: list[MachineID], down: bool
+                      ) -> Refusal | None:
+    """Why START (``down``) or STOP of ``machines`` cannot be done: a bad machine id,
+    one not in the schedule, one already DOWN (START) or not DOWN (STOP)."""
+    refusal = check_machines(machines, "machines")
+    if refusal is not None:
+        return refusal
+    scheduled = {machine_key(m) for m in book.machines()}
+    for i, machine in enumerate(machines):
+        where = f"machines[{i}]"
+        if machine_key(machine) not in scheduled:
+            return Refusal(400, f"Machine '{show(machine)}' is not part of a maintenance "
+                                "schedule", where)
+        if (machine_key(machine) in book.down) == down:
+            mode, verb = ("DRAINING", "down") if down else ("DOWN", "up")
+            return Refusal(400, f"Machine '{show(machine)}' is not in {mode} mode and "
+                                f"cannot be brought {verb}", where)
+    return None
+
+
 def start(state: MasterState, stimulus: OperatorStartsMaintenance, now: float, mono: float
           ) -> Refusal | None:
     book = state.maintenance
-    refusal = check_machines(stimulus.machines, "machines")
-    scheduled = {machine_key(m) for m in book.machines()}
-    for i, machine in enumerate(stimulus.machines):
-        if refusal is not None:
-            break
-        where = f"machines[{i}]"
-        if machine_key(machine) not in scheduled:
-            refusal = Refusal(400, f"Machine '{show(machine)}' is not part of a maintenance "
-                                   "schedule", where)
-        elif machine_key(machine) in book.down:
-            refusal = Refusal(400, f"Machine '{show(machine)}' is not in DRAINING mode and "
-                                   "cannot be brought down", where)
+    refusal = _machines_refusal(book, stimulus.machines, down=True)
     if refusal is not None:
         return refusal
     for machine in stimulus.machines:
@@ -117,18 +126,7 @@ def start(state: MasterState, stimulus: OperatorStartsMaintenance, now: float, m
 def stop(state: MasterState, stimulus: OperatorStopsMaintenance, now: float, mono: float
          ) -> Refusal | None:
     book = state.maintenance
-    refusal = check_machines(stimulus.machines, "machines")
-    scheduled = {machine_key(m) for m in book.machines()}
-    for i, machine in enumerate(stimulus.machines):
-        if refusal is not None:
-            break
-        where = f"machines[{i}]"
-        if machine_key(machine) not in scheduled:
-            refusal = Refusal(400, f"Machine '{show(machine)}' is not part of a maintenance "
-                                   "schedule", where)
-        elif machine_key(machine) not in book.down:
-            refusal = Refusal(400, f"Machine '{show(machine)}' is not in DOWN mode and cannot "
-                                   "be brought up", where)
+    refusal = _machines_refusal(book, stimulus.machines, down=False)
     if refusal is not None:
         return refusal
     up = {machine_key(m) for m in stimulus.machines}
