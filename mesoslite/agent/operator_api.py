@@ -12,6 +12,7 @@ is 403).  Another call type is 400.  Answers are ``mesos.v1.agent.Response``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -106,7 +107,8 @@ class AgentOperatorAPI:
         return {"agent_info": self._agent_info()}
 
     async def _frameworks(self, call: dict[str, Any]) -> dict[str, Any]:
-        infos = self.agent.cp.frameworks()
+        # checkpoint files: read off the event loop, which serves tasks' updates
+        infos = await asyncio.to_thread(self.agent.cp.frameworks)
         live = {t.framework_id for t in self.agent.tasks.tasks.values()} | {
             fid for fid, _ in self.agent.executors.runs}
         return {"frameworks": [{"framework_info": msgspec.to_builtins(infos[fid])}
