@@ -30,6 +30,7 @@ from mesoslite.master.model import (
     SendToFramework,
     TaskRecord,
 )
+from mesoslite.master.operations import OperationRecord
 from mesoslite.messages.agent import MasterMessage, Usage
 from mesoslite.messages.mesos import (
     ID,
@@ -117,6 +118,8 @@ class MasterCore:
         self.stored_weights: dict[str, float] = {}
         self.quotas: dict[str, Quota] = {}
         self.meta_writes: dict[str, str] = {}  # meta table rows for the next flush
+        # offer operations with an id, by (framework id, operation id): operations.py
+        self.operations: dict[tuple[str, str], OperationRecord] = {}
         self._ids: dict[str, itertools.count[int]] = {}
         self.counters: dict[str, int] = {
             "offers_sent": 0,

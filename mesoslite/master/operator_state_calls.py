@@ -1,5 +1,6 @@
 """The operator API's state reads: ``GET_STATE``, ``GET_AGENTS``, ``GET_FRAMEWORKS``,
-``GET_TASKS``, ``GET_EXECUTORS``, ``GET_HEALTH``, ``GET_VERSION``, ``GET_MASTER``.
+``GET_TASKS``, ``GET_EXECUTORS``, ``GET_OPERATIONS``, ``GET_HEALTH``, ``GET_VERSION``,
+``GET_MASTER``.
 
 All but ``GET_HEALTH`` and ``GET_VERSION`` need ``view_state`` on ``master``, as
 ``/master/state`` does.
@@ -14,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from mesoslite import __version__
+from mesoslite.master import operations
 from mesoslite.master import operator_views as views
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ CALLS: dict[str, OperatorCall] = {
     "GET_EXECUTORS": _guarded("GET_EXECUTORS", lambda s: views.get_executors(s.state)),
     "GET_MASTER": _guarded("GET_MASTER", lambda s: {
         "master_info": msgspec.to_builtins(s.state.master_info())}),
+    "GET_OPERATIONS": _guarded("GET_OPERATIONS",
+                               lambda s: operations.operations_view(s.state)),
     "GET_HEALTH": _guarded("GET_HEALTH", lambda s: {"healthy": True}, guard=False),
     "GET_VERSION": _guarded("GET_VERSION",
                             lambda s: {"version_info": {"version": __version__}}, guard=False),

@@ -17,6 +17,7 @@ import msgspec
 
 from mesoslite.master import (
     maintenance_ops,
+    operations,
     operator_agents,
     operator_quota,
     operator_reservations,
@@ -84,6 +85,7 @@ class MasterState(AgentOps):
     def tick(self, stimulus: Tick, now: float, mono: float) -> None:
         """Timeouts: offers, agents that went silent, frameworks past failover."""
         self.expire_offers(mono)
+        operations.resend_due(self, mono)
         self.check_agents(now, mono)
         self.check_failovers(now, mono)
 
@@ -149,6 +151,8 @@ class MasterState(AgentOps):
         for item in snapshot.get("meta", []):
             if item["key"] == maintenance_ops.MAINTENANCE_META:
                 self.maintenance.load(item["value"])
+            elif item["key"] == operations.OPERATIONS_META:
+                operations.recover(self, item["value"], mono)
         for data in snapshot.get("agents", []):
             agent = AgentRecord(
                 id=data["id"], hostname=data["hostname"], address=data["address"],
@@ -239,6 +243,10 @@ _CALLS: dict[CallType, _Call] = {
     CallType.SHUTDOWN: lambda s, fid, c, now, mono: s.shutdown(fid, c.shutdown, now),
     CallType.ACKNOWLEDGE: lambda s, fid, c, now, mono: s._acknowledge(fid, c, mono),
     CallType.RECONCILE: lambda s, fid, c, now, mono: s.reconcile(fid, c.reconcile, now),
+    CallType.ACKNOWLEDGE_OPERATION_STATUS: lambda s, fid, c, now, mono:
+        operations.acknowledge(s, fid, c, mono),
+    CallType.RECONCILE_OPERATIONS: lambda s, fid, c, now, mono:
+        operations.reconcile(s, fid, c, now),
     CallType.MESSAGE: lambda s, fid, c, now, mono: s.message(fid, c.message),
     CallType.UPDATE_FRAMEWORK: lambda s, fid, c, now, mono: s.update_framework(
         fid, c.update_framework, mono),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
+from mesoslite.master import operations
 from mesoslite.master.executors import ExecutorOps
 from mesoslite.master.frameworks import DEFAULT_REFUSE_SECONDS
 from mesoslite.master.model import (
@@ -48,7 +49,6 @@ from mesoslite.messages.mesos import (
     ID,
     Operation,
     OperationState,
-    OperationStatus,
     OperationType,
     Reason,
     Source,
@@ -58,14 +58,11 @@ from mesoslite.messages.mesos import (
 )
 from mesoslite.messages.scheduler import (
     Accept,
-    Event,
-    EventType,
     Kill,
     Message,
     Reconcile,
     ReconcileTask,
     Shutdown,
-    UpdateOperationStatus,
 )
 from mesoslite.resources import Resources
 
@@ -109,7 +106,7 @@ class TaskOps(ExecutorOps):
                     run.append(LaunchTasks(framework=fw_info, tasks=accepted, group=bool(group),
                                            executor=group.executor if group else None))
             else:
-                destroyed += self._reservation_operation(framework_id, op, agent, ledger)
+                destroyed += self._reservation_operation(framework_id, op, agent, ledger, mono)
         if ledger.unreserved:
             self.allocator.recover(framework_id, role, agent.id, ledger.unreserved, mono, refuse)
             self.changed_agents.add(agent.id)
@@ -124,11 +121,12 @@ class TaskOps(ExecutorOps):
             self.to_agent(agent.id, RunTasks(launches=run))
 
     def _reservation_operation(self, framework_id: str, op: Operation, agent: AgentRecord,
-                               ledger: Ledger) -> list[str]:
+                               ledger: Ledger, mono: float) -> list[str]:
         """RESERVE / UNRESERVE / CREATE / DESTROY on the accepted offers, in the
         ACCEPT's order (docs/storage.md).  A refused operation changes nothing and is
         answered with OPERATION_ERROR; one with an ``id`` that succeeds with
-        OPERATION_FINISHED.  Returns the volume ids a DESTROY removed."""
+        OPERATION_FINISHED (tracked until acknowledged: ``operations``).  Returns the
+        volume ids a DESTROY removed."""
         book = agent.reservations
         destroyed: list[str] = []
         error: str | None
@@ -153,10 +151,7 @@ class TaskOps(ExecutorOps):
         self.counters["operations_invalid" if error else "operations_finished"] += 1
         if error is not None or op.id is not None:
             state = OperationState.OPERATION_ERROR if error else OperationState.OPERATION_FINISHED
-            self.to_framework(framework_id, Event(
-                type=EventType.UPDATE_OPERATION_STATUS,
-                update_operation_status=UpdateOperationStatus(status=OperationStatus(
-                    state=state, operation_id=op.id, message=error, agent_id=ID(agent.id)))))
+            operations.report(self, framework_id, agent.id, op, state, error, mono)
         return destroyed
 
     def _take_offers(

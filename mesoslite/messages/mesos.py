@@ -766,15 +766,27 @@ class OperationState(str, enum.Enum):
     OPERATION_FAILED = "OPERATION_FAILED"
     OPERATION_ERROR = "OPERATION_ERROR"
     OPERATION_DROPPED = "OPERATION_DROPPED"
+    OPERATION_GONE_BY_OPERATOR = "OPERATION_GONE_BY_OPERATOR"
+    OPERATION_RECOVERING = "OPERATION_RECOVERING"
+    OPERATION_UNKNOWN = "OPERATION_UNKNOWN"
+
+
+class UUIDValue(Base):
+    """Mesos' ``UUID`` message: 16 bytes (base64 in JSON)."""
+
+    value: bytes
 
 
 class OperationStatus(Base):
-    """What became of an offer operation (Mesos' ``OperationStatus``)."""
+    """What became of an offer operation (Mesos' ``OperationStatus``).  ``uuid`` is
+    set on an update the framework must acknowledge (ACKNOWLEDGE_OPERATION_STATUS);
+    reconciliation answers carry none."""
 
     state: OperationState
     operation_id: ID | None = None
     message: str | None = None
     agent_id: ID | None = None
+    uuid: UUIDValue | None = None
 
 
 # ---------------------------------------------------------------- conversion

@@ -56,10 +56,6 @@ REFUSED: dict[str, str] = {
     # the call: a REQUEST is not implemented by Mesos either
     "mesos.v1.scheduler.Call.request": "REQUEST calls are not implemented (Mesos ignores "
                                        "them): offers come from the allocator",
-    "mesos.v1.scheduler.Call.reconcile_operations": "operation reconciliation is not "
-                                                    "supported yet",
-    "mesos.v1.scheduler.Call.acknowledge_operation_status": "operation status updates "
-                                                            "are not sent yet",
     "mesos.v1.FrameworkInfo.offer_filters": "offer filters (min_allocatable_resources) are "
                                             "not supported: every offer is at least 0.01 cpus "
                                             "or 32 MB",

@@ -168,6 +168,28 @@ class Reconcile(Base):
     tasks: list[ReconcileTask] = []
 
 
+class AcknowledgeOperationStatus(Base):
+    """Acknowledges the operation status update carrying ``uuid`` (docs/storage.md)."""
+
+    uuid: bytes
+    operation_id: ID
+    agent_id: ID | None = None
+    resource_provider_id: ID | None = None
+
+
+class ReconcileOperation(Base):
+    operation_id: ID
+    agent_id: ID | None = None
+    resource_provider_id: ID | None = None
+
+
+class ReconcileOperations(Base):
+    """The latest status of each listed operation; none listed: of every operation the
+    framework has not acknowledged as terminal."""
+
+    operations: list[ReconcileOperation] = []
+
+
 class Message(Base):
     agent_id: ID
     executor_id: ID
@@ -193,7 +215,9 @@ class Call(Base):
     kill: Kill | None = None
     shutdown: Shutdown | None = None
     acknowledge: Acknowledge | None = None
+    acknowledge_operation_status: AcknowledgeOperationStatus | None = None
     reconcile: Reconcile | None = None
+    reconcile_operations: ReconcileOperations | None = None
     message: Message | None = None
     update_framework: UpdateFramework | None = None
 
@@ -208,7 +232,9 @@ _REQUIRED_FIELD = {
     CallType.KILL: "kill",
     CallType.SHUTDOWN: "shutdown",
     CallType.ACKNOWLEDGE: "acknowledge",
+    CallType.ACKNOWLEDGE_OPERATION_STATUS: "acknowledge_operation_status",
     CallType.RECONCILE: "reconcile",
+    CallType.RECONCILE_OPERATIONS: "reconcile_operations",
     CallType.MESSAGE: "message",
     CallType.UPDATE_FRAMEWORK: "update_framework",
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from mesoslite.messages.mesos import ExecutorInfo, Filters, Operation, TaskInfo
+from mesoslite.messages.mesos import ExecutorInfo, Filters, Operation, OperationStatus, TaskInfo
 from mesoslite.messages.scheduler import Call
 from mesoslite.scheduler import calls
 from mesoslite.scheduler.calls import IdLike, OfferRef
@@ -103,6 +103,18 @@ class CallMethods:
     async def acknowledge(self, agent_id: IdLike, task_id: IdLike, uuid: bytes) -> None:
         """Acknowledge a status update (needed only with implicit acknowledgements off)."""
         await self.send(calls.acknowledge(agent_id, task_id, uuid))
+
+    async def acknowledge_operation_status(self, status: OperationStatus) -> None:
+        """Acknowledge an operation status update that carries a uuid (needed only with
+        implicit acknowledgements off)."""
+        await self.send(calls.acknowledge_operation_status(status))
+
+    async def reconcile_operations(
+            self, operations: Iterable[tuple[IdLike, IdLike | None]] | None = None) -> None:
+        """Ask for the latest status of ``(operation_id, agent_id | None)`` pairs, or of
+        every operation the master tracks for this framework; answers arrive as
+        ``operation_update`` callbacks, without a uuid."""
+        await self.send(calls.reconcile_operations(operations))
 
     async def reconcile(self, tasks: Iterable[tuple[IdLike, IdLike | None]] | None = None) -> None:
         """Ask for the latest state of ``(task_id, agent_id | None)`` pairs, or of every

@@ -21,6 +21,7 @@ from mesoslite.messages.mesos import (
     LaunchGroup,
     Offer,
     Operation,
+    OperationStatus,
     OperationType,
     TaskGroupInfo,
     TaskInfo,
@@ -29,6 +30,7 @@ from mesoslite.messages.scheduler import (
     Accept,
     AcceptInverseOffers,
     Acknowledge,
+    AcknowledgeOperationStatus,
     Call,
     CallType,
     Decline,
@@ -36,6 +38,8 @@ from mesoslite.messages.scheduler import (
     Kill,
     Message,
     Reconcile,
+    ReconcileOperation,
+    ReconcileOperations,
     ReconcileTask,
     Revive,
     Shutdown,
@@ -160,6 +164,25 @@ def acknowledge(agent_id: IdLike, task_id: IdLike, uuid: bytes) -> Call:
         type=CallType.ACKNOWLEDGE,
         acknowledge=Acknowledge(agent_id=as_id(agent_id), task_id=as_id(task_id), uuid=uuid),
     )
+
+
+def acknowledge_operation_status(status: OperationStatus) -> Call:
+    """Acknowledge an operation status update that carries a uuid."""
+    assert status.operation_id is not None and status.uuid is not None
+    return Call(type=CallType.ACKNOWLEDGE_OPERATION_STATUS,
+                acknowledge_operation_status=AcknowledgeOperationStatus(
+                    uuid=status.uuid.value, operation_id=status.operation_id,
+                    agent_id=status.agent_id))
+
+
+def reconcile_operations(operations: Iterable[tuple[IdLike, IdLike | None]] | None = None
+                         ) -> Call:
+    """RECONCILE_OPERATIONS for ``(operation_id, agent_id | None)`` pairs, or for every
+    operation the master tracks for this framework (None or empty)."""
+    entries = [ReconcileOperation(operation_id=as_id(o), agent_id=None if a is None
+                                  else as_id(a)) for o, a in (operations or [])]
+    return Call(type=CallType.RECONCILE_OPERATIONS,
+                reconcile_operations=ReconcileOperations(operations=entries))
 
 
 def reconcile(tasks: Iterable[tuple[IdLike, IdLike | None]] | None = None) -> Call:

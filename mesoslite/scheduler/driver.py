@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import aiohttp
 import msgspec
 
-from mesoslite.messages.mesos import FrameworkInfo, MasterInfo, TaskStatus
+from mesoslite.messages.mesos import FrameworkInfo, MasterInfo, OperationStatus, TaskStatus
 from mesoslite.messages.scheduler import Call, CallType, Subscribed, decode_event, encode_call
 from mesoslite.scheduler import calls
 from mesoslite.scheduler.actions import CallMethods
@@ -293,6 +293,12 @@ class Driver(CallMethods, StreamDriver):
         # master-generated ones (reconciliation) carry none.
         if handled and status is not None and status.uuid and self.implicit_acknowledgements:
             self._acknowledge_later(status)
+        op_status = event.update_operation_status.status if event.update_operation_status \
+            else None
+        # Likewise for operation updates: only tracked ones (with a uuid) want an ack.
+        if handled and op_status is not None and op_status.uuid and \
+                self.implicit_acknowledgements:
+            self._acknowledge_operation_later(op_status)
 
     def _note_subscribed(self, sub: Subscribed) -> None:
         self._framework_info = msgspec.structs.replace(self._framework_info, id=sub.framework_id)
@@ -324,34 +330,36 @@ class Driver(CallMethods, StreamDriver):
         if status.agent_id is None or status.uuid is None:
             log.warning("update of task %s has no agent_id; not acknowledged", status.task_id.value)
             return
-        key = (status.task_id.value, status.uuid)
+        self._send_ack(calls.acknowledge(status.agent_id, status.task_id, status.uuid),
+                       (status.task_id.value, status.uuid), f"task {status.task_id.value}")
+
+    def _acknowledge_operation_later(self, status: OperationStatus) -> None:
+        if status.operation_id is None or status.uuid is None:
+            return
+        self._send_ack(calls.acknowledge_operation_status(status),
+                       (status.operation_id.value, status.uuid.value),
+                       f"operation {status.operation_id.value}")
+
+    def _send_ack(self, call: Call, key: tuple[str, bytes], what: str) -> None:
         if key in self._acks_in_flight:
             return  # a retransmission of an update whose ack is on its way
-        call = calls.acknowledge(status.agent_id, status.task_id, status.uuid)
         try:
             # Bind the current stream now: the ack may run after stop() closed it.
             target = self._target(call)
         except NotSubscribedError:
-            log.warning(
-                "update of task %s came unsubscribed; not acknowledged", status.task_id.value
-            )
+            log.warning("update of %s came unsubscribed; not acknowledged", what)
             return
-        task = asyncio.create_task(self._acknowledge(call, target))
+        task = asyncio.create_task(self._acknowledge(call, target, what))
         self._acks.add(task)
         self._acks_in_flight.add(key)
         task.add_done_callback(self._acks.discard)
         task.add_done_callback(lambda _: self._acks_in_flight.discard(key))
 
-    async def _acknowledge(self, call: Call, target: tuple[str, str]) -> None:
+    async def _acknowledge(self, call: Call, target: tuple[str, str], what: str) -> None:
         try:
             await self._post(call, target)
         except DriverError as exc:
-            assert call.acknowledge is not None
-            log.warning(
-                "acknowledging task %s failed (the agent will resend): %s",
-                call.acknowledge.task_id.value,
-                exc,
-            )
+            log.warning("acknowledging %s failed (it will be resent): %s", what, exc)
 
     # ------------------------------------------------------------ calls
 
