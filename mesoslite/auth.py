@@ -20,8 +20,7 @@ Principals, actions and objects are shell-style patterns (``*``, ``web-*``).  Ac
 used by the servers: ``register_framework`` (object: role), ``teardown_framework`` and
 ``kill_task`` (object: the framework's principal), ``view_state`` (object: what is
 read, e.g. ``master``, ``sandbox``), ``update_weights`` and ``update_quota`` (object: the
-role whose weight or quota changes), and the frameworks' own (``manage_app``...).
-read, e.g. ``master``, ``sandbox``), Mesos' maintenance actions
+role whose weight or quota changes), Mesos' maintenance actions
 ``update_maintenance_schedule``, ``get_maintenance_schedule``,
 ``get_maintenance_status``, ``start_maintenance`` and ``stop_maintenance`` (object:
 the machine's hostname, or its IP; the reads leave out the machines they may not
