@@ -1,19 +1,26 @@
-"""The batch framework's HTTP API (aiohttp), Metronome-flavoured.
+"""The batch framework's HTTP API (aiohttp): Metronome's ``/v1`` and the native one.
 
-| method and path | what |
+``/v1/jobs...`` answers in Metronome's shapes (``metronome_api.py``), so Metronome
+clients read it.  The native shape (pipelines, attempts, counts: what the CLI and the
+dashboard read) is served under ``/mesoslite/v1`` (``NATIVE``):
+
+| method and path (under ``/mesoslite/v1``) | what |
 |---|---|
-| ``GET /v1/jobs`` | every job |
-| ``POST /v1/jobs`` | create a job (409 if it exists); native or Metronome shape |
-| ``GET/PUT/DELETE /v1/jobs/{id}`` | read, create-or-replace, delete (``?stop_current_runs=true``) |
-| ``GET/POST /v1/jobs/{id}/runs`` | the job's runs (newest first); start a run |
-| ``GET /v1/jobs/{id}/runs/{run}``, ``POST .../actions/stop`` | Metronome's run paths |
-| ``GET /v1/runs`` | recent runs of every job (``?active=true``, ``?limit=N``) |
-| ``GET /v1/runs/{id}`` | a run: steps with task counts, attempts |
-| ``POST /v1/runs/{id}/actions/stop`` | cancel the run |
-| ``POST /v1/runs/{id}/actions/rerun`` | a new run of the same spec (``{"failed_only": true}``) |
-| ``GET /v1/queue`` | every task that has not started, and why |
-| ``GET /v1/events`` | SSE: job, run, step and attempt changes (``Last-Event-ID`` resumes) |
-| ``GET /v1/info``, ``GET /health`` | master URL, framework id; liveness |
+| ``GET /jobs`` | every job |
+| ``POST /jobs`` | create a job (409 if it exists); native or Metronome shape |
+| ``GET/PUT/DELETE /jobs/{id}`` | read, create-or-replace, delete (``?stop_current_runs=true``) |
+| ``GET/POST /jobs/{id}/runs`` | the job's runs (newest first); start a run |
+| ``GET /jobs/{id}/runs/{run}``, ``POST .../actions/stop`` | a run of the job; cancel it |
+| ``GET /runs`` | recent runs of every job (``?active=true``, ``?limit=N``) |
+| ``GET /runs/{id}`` | a run: steps with task counts, attempts |
+| ``POST /runs/{id}/actions/stop`` | cancel the run |
+| ``POST /runs/{id}/actions/rerun`` | a new run of the same spec (``{"failed_only": true}``) |
+| ``GET /queue`` | every task that has not started, and why |
+| ``GET /events`` | SSE: job, run, step and attempt changes (``Last-Event-ID`` resumes) |
+| ``GET /info`` | master URL, framework id |
+
+The paths Metronome does not have (``/runs...``, ``/queue``, ``/events``, ``/info``)
+answer under ``/v1`` too, in the native shape.  ``GET /health``: liveness.
 
 Invalid jobs are refused with 422 and ``details`` naming each offending field;
 every error is JSON ``{"message", "details"}`` (``mesoslite.httpapi``).
@@ -39,28 +46,36 @@ if TYPE_CHECKING:
 MAX_LIST = 500
 
 
+NATIVE = "/mesoslite/v1"
+
+
 def build_app(server: BatchServer) -> web.Application:
+    from frameworks.batch.metronome_api import MetronomeApi
+
     api = Api(server)
     app = make_app(middlewares=api_guard(server.config.auth or Auth(), "batch",
                                          write="manage_job", public={"/health"}))
     r = app.router
     r.add_get("/health", api.health)
-    r.add_get("/v1/info", api.info)
-    r.add_get("/v1/jobs", api.list_jobs)
-    r.add_post("/v1/jobs", api.create_job)
-    r.add_get("/v1/jobs/{job}", api.get_job)
-    r.add_put("/v1/jobs/{job}", api.put_job)
-    r.add_delete("/v1/jobs/{job}", api.delete_job)
-    r.add_get("/v1/jobs/{job}/runs", api.job_runs)
-    r.add_post("/v1/jobs/{job}/runs", api.start_run)
-    r.add_get("/v1/jobs/{job}/runs/{run}", api.get_run)
-    r.add_post("/v1/jobs/{job}/runs/{run}/actions/stop", api.stop_run)
-    r.add_get("/v1/runs", api.list_runs)
-    r.add_get("/v1/runs/{run}", api.get_run)
-    r.add_post("/v1/runs/{run}/actions/stop", api.stop_run)
-    r.add_post("/v1/runs/{run}/actions/rerun", api.rerun)
-    r.add_get("/v1/queue", api.queue)
-    r.add_get("/v1/events", api.events)
+    n = NATIVE
+    r.add_get(f"{n}/jobs", api.list_jobs)
+    r.add_post(f"{n}/jobs", api.create_job)
+    r.add_get(f"{n}/jobs/{{job}}", api.get_job)
+    r.add_put(f"{n}/jobs/{{job}}", api.put_job)
+    r.add_delete(f"{n}/jobs/{{job}}", api.delete_job)
+    r.add_get(f"{n}/jobs/{{job}}/runs", api.job_runs)
+    r.add_post(f"{n}/jobs/{{job}}/runs", api.start_run)
+    r.add_get(f"{n}/jobs/{{job}}/runs/{{run}}", api.get_run)
+    r.add_post(f"{n}/jobs/{{job}}/runs/{{run}}/actions/stop", api.stop_run)
+    for prefix in (n, "/v1"):  # paths Metronome lacks: the native shape on /v1 as well
+        r.add_get(f"{prefix}/info", api.info)
+        r.add_get(f"{prefix}/runs", api.list_runs)
+        r.add_get(f"{prefix}/runs/{{run}}", api.get_run)
+        r.add_post(f"{prefix}/runs/{{run}}/actions/stop", api.stop_run)
+        r.add_post(f"{prefix}/runs/{{run}}/actions/rerun", api.rerun)
+        r.add_get(f"{prefix}/queue", api.queue)
+        r.add_get(f"{prefix}/events", api.events)
+    MetronomeApi(api).add_routes(r)
     install_observer(app, server)  # /metrics, dashboard views, GET / redirect
     return app
 
@@ -91,7 +106,10 @@ class Api:
     # ------------------------------------------------------------ jobs
 
     async def _spec(self, request: web.Request, path_id: str | None = None) -> Any:
-        body = await read_json(request)
+        return self.spec_of(await read_json(request), path_id)
+
+    def spec_of(self, body: Any, path_id: str | None = None) -> Any:
+        """The validated ``JobSpec`` of a request body (422 naming every bad field)."""
         if path_id is not None and isinstance(body, dict) and "id" not in body:
             body = {**body, "id": path_id}
         try:
@@ -104,7 +122,7 @@ class Api:
                                  f"{path_id!r}", [("id", ["must match the job id in the path"])])
         return spec
 
-    def _job(self, job_id: str) -> Any:
+    def job(self, job_id: str) -> Any:
         record = self.state.jobs.get(job_id)
         if record is None:
             raise HTTPError(404, f"Job '{job_id}' does not exist")
@@ -133,14 +151,19 @@ class Api:
         return json_response(self._job_json(record), 201 if created else 200)
 
     async def get_job(self, request: web.Request) -> web.Response:
-        record = self._job(request.match_info["job"])
+        record = self.job(request.match_info["job"])
         doc = self._job_json(record)
         runs = await asyncio.to_thread(self.server.store.list_runs, record.spec.id, 10)
         doc["recent_runs"] = [run_summary(r) for r in runs]
         return json_response(doc)
 
     async def delete_job(self, request: web.Request) -> web.Response:
-        record = self._job(request.match_info["job"])
+        return json_response(self._job_json(await self.remove_job(request)))
+
+    async def remove_job(self, request: web.Request) -> Any:
+        """Delete the path's job (409 while it has active runs, unless asked to stop
+        them); returns its record."""
+        record = self.job(request.match_info["job"])
         active = self.state.active_runs(record.spec.id)
         stop = request.query.get("stop_current_runs", request.query.get(
             "stopCurrentJobRuns", "false")).lower() == "true"
@@ -151,18 +174,18 @@ class Api:
             self.state.cancel_run(run, "job deleted")
         self.state.delete_job(record.spec.id)
         await self.server.commit()
-        return json_response(self._job_json(record))
+        return record
 
     # ------------------------------------------------------------ runs
 
     async def start_run(self, request: web.Request) -> web.Response:
-        record = self._job(request.match_info["job"])
+        record = self.job(request.match_info["job"])
         run = self.state.start_run(record.spec, self.now())
         await self.server.commit()
         return json_response(run_json(run), 201)
 
     async def job_runs(self, request: web.Request) -> web.Response:
-        record = self._job(request.match_info["job"])
+        record = self.job(request.match_info["job"])
         limit = _limit(request)
         docs = await asyncio.to_thread(self.server.store.list_runs, record.spec.id, limit)
         return json_response([run_summary(d) for d in docs])
@@ -174,7 +197,7 @@ class Api:
         docs = await asyncio.to_thread(self.server.store.list_runs, None, _limit(request))
         return json_response([run_summary(d) for d in docs])
 
-    async def _run(self, run_id: str, job_id: str | None = None) -> Run:
+    async def run(self, run_id: str, job_id: str | None = None) -> Run:
         run = self.state.runs.get(run_id)
         if run is None:
             found = await asyncio.to_thread(self.server.store.get_run, run_id)
@@ -186,20 +209,24 @@ class Api:
         return run
 
     async def get_run(self, request: web.Request) -> web.Response:
-        run = await self._run(request.match_info["run"], request.match_info.get("job"))
+        run = await self.run(request.match_info["run"], request.match_info.get("job"))
         return json_response(run_json(run))
 
     async def stop_run(self, request: web.Request) -> web.Response:
-        run = await self._run(request.match_info["run"], request.match_info.get("job"))
+        return json_response(run_json(await self.cancel(request), attempts=False), 202)
+
+    async def cancel(self, request: web.Request) -> Run:
+        """Cancel the path's run (409 once it has ended); returns the live run."""
+        run = await self.run(request.match_info["run"], request.match_info.get("job"))
         if run.state.terminal:
             raise HTTPError(409, f"Run '{run.id}' has already ended ({run.state.value})")
         live = self.state.runs.get(run.id, run)
         self.state.cancel_run(live, "cancelled by request")
         await self.server.commit()
-        return json_response(run_json(live, attempts=False), 202)
+        return live
 
     async def rerun(self, request: web.Request) -> web.Response:
-        run = await self._run(request.match_info["run"])
+        run = await self.run(request.match_info["run"])
         body = await read_json(request) if request.can_read_body else {}
         failed_only = bool(body.get("failed_only", False)) if isinstance(body, dict) else False
         new = self.state.start_run(run.spec, self.now(), f"rerun:{run.id}", rerun_of=run,

@@ -45,7 +45,7 @@ MAX_COMPLETIONS = 100_000
 
 TASK_FIELDS = ("command", "args", "image", "cpus", "mem", "disk", "gpus", "env", "constraints",
                "parallelism", "completions", "retries", "backoff", "timeout", "gang",
-               "kill_grace", "secret_files", "volumes", "artifacts")
+               "kill_grace", "secret_files", "volumes", "artifacts", "retry_deadline")
 STEP_FIELDS = ("name", "depends_on", "allow_failure", *TASK_FIELDS)
 JOB_FIELDS = ("id", "description", "user", "labels", "priority", "schedule", "schedules",
               "steps", *TASK_FIELDS)
@@ -78,7 +78,10 @@ class StepSpec:
     ``command`` runs under ``/bin/sh -c``; ``args`` is executed directly (with an
     ``image``: the container's arguments).  ``retries`` are per task;
     ``timeout`` is the step's active deadline in seconds, counted from the moment the
-    step may start; ``gang`` starts all tasks together or none.
+    step may start; ``gang`` starts all tasks together or none.  ``retry_deadline``
+    (Metronome's ``restart.activeDeadlineSeconds``) bounds the retries in time: a task
+    that fails this many seconds or more after the run was created is not relaunched,
+    whatever ``retries`` it has left.
     """
 
     name: str
@@ -105,6 +108,7 @@ class StepSpec:
     secret_files: tuple[tuple[str, Ref], ...] = ()
     volumes: tuple[JobVolume, ...] = ()  # host paths, named Docker volumes (volumes.py)
     artifacts: tuple[JobArtifact, ...] = ()  # fetched into the sandbox (artifacts.py)
+    retry_deadline: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -122,6 +126,7 @@ class StepSpec:
             "backoff": {"initial": self.backoff.initial, "factor": self.backoff.factor,
                         "max": self.backoff.maximum},
             "timeout": self.timeout, "gang": self.gang, "kill_grace": self.kill_grace,
+            "retry_deadline": self.retry_deadline,
         }
 
 
@@ -222,6 +227,7 @@ def _task_fields(reader: Reader) -> dict[str, Any]:
         "timeout": reader.duration("timeout"),
         "gang": reader.boolean("gang"),
         "kill_grace": reader.duration("kill_grace", allow_zero=True),
+        "retry_deadline": reader.duration("retry_deadline"),
     }
     return {k: v for k, v in values.items() if v is not None}
 
@@ -311,6 +317,17 @@ def _parse_schedule(raw: Any, path: str, index: int, errors: Errors) -> Schedule
                         deadline, True if enabled is None else enabled)
 
 
+def parse_schedule(raw: Any) -> ScheduleSpec:
+    """One native schedule document, ``id`` required; raises ``SpecError``."""
+    errors = Errors()
+    if isinstance(raw, Mapping) and raw.get("id") is None:
+        errors.add("id", "is required")
+    schedule = _parse_schedule(raw, "", 0, errors)
+    errors.raise_if_any()
+    assert schedule is not None
+    return schedule
+
+
 def _parse_schedules(reader: Reader, errors: Errors) -> list[ScheduleSpec]:
     data = reader.data
     if data.get("schedule") is not None and data.get("schedules") is not None:
@@ -342,11 +359,14 @@ def parse_job(data: Any, default_user: str | None = None) -> JobSpec:
     if isinstance(data, Mapping) and isinstance(data.get("run"), Mapping):
         from frameworks.batch.metronome import from_metronome
 
-        data, paths = from_metronome(data)
+        data, paths, problems = from_metronome(data)
         try:
-            return parse_job(data, default_user)
+            spec = parse_job(data, default_user)
         except SpecError as exc:
-            raise SpecError([(paths(p), m) for p, m in exc.details]) from None
+            raise SpecError(problems + [(paths(p), m) for p, m in exc.details]) from None
+        if problems:
+            raise SpecError(problems)
+        return spec
     if not isinstance(data, Mapping):
         raise SpecError([("", "a job must be a mapping (JSON object)")])
     errors = Errors()

@@ -1,8 +1,9 @@
 """The batch framework's OpenAPI document (served at ``GET /openapi.json``).
 
 Job documents are validated by hand (``model.parse_job``, strict: unknown keys are
-errors), so their schema is written out here from the same field lists; Metronome's
-shape (a ``run`` object) is accepted too and described loosely.  Every error is
+errors), so their schema is written out here from the same field lists.  ``/v1/jobs...``
+speaks Metronome's shapes (``MetronomeJob``, ``MetronomeSchedule``, described
+loosely); the native API is under ``/mesoslite/v1``.  Every error is
 ``{"message", "details": [{"path", "errors"}]}``.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from frameworks.batch.api import MAX_LIST
+from frameworks.batch.api import MAX_LIST, NATIVE
+from frameworks.batch.metronome import RESTART_POLICIES
+from frameworks.batch.metronome_views import EMBEDS
 from frameworks.batch.model import MAX_COMPLETIONS, POLICIES
 from mesoslite import __version__
 from mesoslite.openapi import document, error_responses, json_body, ok_json
@@ -34,6 +37,7 @@ _TASK_FIELDS: dict[str, Any] = {
     "backoff": {"oneOf": [_DURATION, {"type": "object", "properties": {
         "initial": _DURATION, "factor": {"type": "number"}, "max": _DURATION}}]},
     "timeout": _DURATION,
+    "retry_deadline": _DURATION,
     "gang": {"type": "boolean"},
     "kill_grace": _DURATION,
     "secret_files": {"type": "array", "items": {"type": "object"}},
@@ -63,6 +67,36 @@ _SCHEMAS: dict[str, Any] = {
         "run": {"type": "object", "description": "Metronome's job shape"},
         **_TASK_FIELDS}},
     "Rerun": {"type": "object", "properties": {"failed_only": {"type": "boolean"}}},
+    "MetronomeSchedule": {"type": "object", "required": ["id", "cron"], "properties": {
+        "id": {"type": "string"}, "cron": {"type": "string"}, "timezone": {"type": "string"},
+        "concurrencyPolicy": {"type": "string", "enum": list(POLICIES)},
+        "startingDeadlineSeconds": {"type": "integer", "minimum": 1},
+        "enabled": {"type": "boolean"}}},
+    "MetronomeJob": {"type": "object", "required": ["id", "run"], "properties": {
+        "id": {"type": "string"}, "description": {"type": "string"},
+        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        "schedules": {"type": "array", "items": {
+            "$ref": "#/components/schemas/MetronomeSchedule"}},
+        "run": {"type": "object", "properties": {
+            "cmd": {"type": "string"}, "args": _STRINGS,
+            "cpus": {"type": "number"}, "mem": {"type": "number"},
+            "disk": {"type": "number"}, "gpus": {"type": "number"},
+            "env": {"type": "object"}, "user": {"type": "string"},
+            "docker": {"type": "object", "properties": {"image": {"type": "string"}}},
+            "placement": {"type": "object"}, "secrets": {"type": "object"},
+            "artifacts": {"type": "array", "items": {"type": "object", "properties": {
+                "uri": {"type": "string"}, "extract": {"type": "boolean"},
+                "executable": {"type": "boolean"}, "cache": {"type": "boolean"}}}},
+            "volumes": {"type": "array", "items": {"type": "object", "properties": {
+                "containerPath": {"type": "string"}, "hostPath": {"type": "string"},
+                "mode": {"type": "string", "enum": ["RO", "RW"]},
+                "secret": {"type": "string"}}}},
+            "restart": {"type": "object", "properties": {
+                "policy": {"type": "string", "enum": list(RESTART_POLICIES)},
+                "activeDeadlineSeconds": {"type": "integer", "minimum": 1}}},
+            "maxLaunchDelay": {"type": "integer", "minimum": 1},
+            "taskKillGracePeriodSeconds": {"type": "number", "minimum": 0},
+            "networks": {"type": "array"}, "ucr": {"type": "object"}}}}},
 }
 _JOB = {"name": "job", "in": "path", "required": True, "schema": {"type": "string"}}
 _RUN = {"name": "run", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -86,18 +120,17 @@ def _op(summary: str, *codes: int, params: list[dict[str, Any]] | None = None,
     return out
 
 
-def batch_openapi() -> dict[str, Any]:
+def _native_paths() -> dict[str, Any]:
+    """The native API's operations, by path under ``/mesoslite/v1``."""
     body_errors = (400, 413, 415, 422)
-    run_ops = {"get": _op("a run: steps, task counts, attempts", 404, params=[_RUN])}
-    stop = _op("cancel the run", 404, 409, params=[_RUN],
-               ok=_json("202", "cancelling"))
-    paths: dict[str, Any] = {
-        "/v1/jobs": {
+    stop = _op("cancel the run", 404, 409, params=[_RUN], ok=_json("202", "cancelling"))
+    return {
+        "/jobs": {
             "get": _op("every job", ok=_json("200", "jobs", "array")),
             "post": _op("create a job", 409, *body_errors, body="Job",
                         ok=_json("201", "created")),
         },
-        "/v1/jobs/{job}": {
+        "/jobs/{job}": {
             "get": _op("a job with its recent runs", 404, params=[_JOB]),
             "put": _op("create or replace a job", *body_errors, params=[_JOB], body="Job",
                        ok={**ok_json(), **_json("201", "created")}),
@@ -105,32 +138,92 @@ def batch_openapi() -> dict[str, Any]:
                           params=[_JOB, {"name": "stop_current_runs", "in": "query",
                                          "schema": {"type": "boolean"}}]),
         },
-        "/v1/jobs/{job}/runs": {
+        "/jobs/{job}/runs": {
             "get": _op("the job's runs, newest first", 400, 404, params=[_JOB, _LIMIT],
                        ok=_json("200", "runs", "array")),
             "post": _op("start a run", 404, params=[_JOB], ok=_json("201", "started")),
         },
-        "/v1/jobs/{job}/runs/{run}": {"get": _op("a run of the job", 404,
-                                                 params=[_JOB, _RUN])},
-        "/v1/jobs/{job}/runs/{run}/actions/stop": {"post": {
-            **stop, "parameters": [_JOB, _RUN]}},
-        "/v1/runs": {"get": _op("recent runs (?active=true: the running ones)", 400, params=[
+        "/jobs/{job}/runs/{run}": {"get": _op("a run of the job", 404, params=[_JOB, _RUN])},
+        "/jobs/{job}/runs/{run}/actions/stop": {"post": {**stop, "parameters": [_JOB, _RUN]}},
+        **_shared_paths(),
+    }
+
+
+def _shared_paths() -> dict[str, Any]:
+    """Native paths Metronome lacks: under ``/mesoslite/v1`` and ``/v1`` alike."""
+    body_errors = (400, 413, 415, 422)
+    stop = _op("cancel the run", 404, 409, params=[_RUN], ok=_json("202", "cancelling"))
+    return {
+        "/runs": {"get": _op("recent runs (?active=true: the running ones)", 400, params=[
             _LIMIT, {"name": "active", "in": "query", "schema": {"type": "boolean"}}],
             ok=_json("200", "runs", "array"))},
-        "/v1/runs/{run}": run_ops,
-        "/v1/runs/{run}/actions/stop": {"post": stop},
-        "/v1/runs/{run}/actions/rerun": {"post": {
+        "/runs/{run}": {"get": _op("a run: steps, task counts, attempts", 404, params=[_RUN])},
+        "/runs/{run}/actions/stop": {"post": stop},
+        "/runs/{run}/actions/rerun": {"post": {
             **_op("a new run of the same spec", 404, *body_errors, params=[_RUN],
                   ok=_json("201", "started")),
             "requestBody": {"required": False, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Rerun"}}}}}},
-        "/v1/queue": {"get": _op("tasks that have not started, and why")},
-        "/v1/events": {"get": {"summary": "server-sent events (Last-Event-ID resumes)",
-                               "parameters": [{"name": "types", "in": "query",
-                                               "schema": {"type": "string"}}],
-                               "responses": {"200": {"description": "text/event-stream"},
-                                             **error_responses(*_COMMON)}}},
-        "/v1/info": {"get": _op("master, framework id, store")},
+        "/queue": {"get": _op("tasks that have not started, and why")},
+        "/events": {"get": {"summary": "server-sent events (Last-Event-ID resumes)",
+                            "parameters": [{"name": "types", "in": "query",
+                                            "schema": {"type": "string"}}],
+                            "responses": {"200": {"description": "text/event-stream"},
+                                          **error_responses(*_COMMON)}}},
+        "/info": {"get": _op("master, framework id, store")},
+    }
+
+
+def _metronome_paths() -> dict[str, Any]:
+    """Metronome's job, run and schedule paths under ``/v1`` (its shapes)."""
+    body_errors = (400, 413, 415, 422)
+    embed = {"name": "embed", "in": "query", "style": "form", "explode": True,
+             "schema": {"type": "array", "items": {"type": "string", "enum": list(EMBEDS)}}}
+    sched = {"name": "schedule", "in": "path", "required": True, "schema": {"type": "string"}}
+    stop_all = {"name": "stopCurrentJobRuns", "in": "query", "schema": {"type": "boolean"}}
+    return {
+        "/v1/jobs": {
+            "get": _op("every job (Metronome's shape)", 400, params=[embed],
+                       ok=_json("200", "jobs", "array")),
+            "post": _op("create a job", 409, *body_errors, body="MetronomeJob",
+                        ok=_json("201", "created")),
+        },
+        "/v1/jobs/{job}": {
+            "get": _op("a job (Metronome's shape)", 400, 404, params=[_JOB, embed]),
+            "put": _op("create or replace a job (keeps its schedules)", 409, *body_errors,
+                       params=[_JOB], body="MetronomeJob",
+                       ok={**ok_json(), **_json("201", "created")}),
+            "delete": _op("delete a job", 404, 409, params=[_JOB, stop_all]),
+        },
+        "/v1/jobs/{job}/runs": {
+            "get": _op("the job's active runs", 404, params=[_JOB],
+                       ok=_json("200", "runs", "array")),
+            "post": _op("start a run", 404, params=[_JOB], ok=_json("201", "started")),
+        },
+        "/v1/jobs/{job}/runs/{run}": {"get": _op("a run", 404, params=[_JOB, _RUN])},
+        "/v1/jobs/{job}/runs/{run}/actions/stop": {
+            "post": _op("stop the run", 404, 409, params=[_JOB, _RUN])},
+        "/v1/jobs/{job}/schedules": {
+            "get": _op("the job's schedules", 404, params=[_JOB],
+                       ok=_json("200", "schedules", "array")),
+            "post": _op("add a schedule", 404, 409, *body_errors, params=[_JOB],
+                        body="MetronomeSchedule", ok=_json("201", "created")),
+        },
+        "/v1/jobs/{job}/schedules/{schedule}": {
+            "get": _op("a schedule", 404, params=[_JOB, sched]),
+            "put": _op("replace a schedule", 404, *body_errors, params=[_JOB, sched],
+                       body="MetronomeSchedule"),
+            "delete": _op("remove a schedule", 404, params=[_JOB, sched],
+                          ok={"200": {"description": "removed (no body)"}}),
+        },
+    }
+
+
+def batch_openapi() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        **{NATIVE + path: ops for path, ops in _native_paths().items()},
+        **{"/v1" + path: ops for path, ops in _shared_paths().items()},
+        **_metronome_paths(),
         "/health": {"get": {"summary": "liveness", "security": [], "responses": ok_json()}},
         "/metrics": {"get": {"summary": "Prometheus text", "responses": {
             "200": {"description": "metrics"}, **error_responses(*_COMMON)}}},

@@ -17,6 +17,8 @@ Rules (docs/batch.md has the user's view):
   agent was lost, or it was killed because the operator drains its agent) uses no
   retry and is replaced at once, up to ``MAX_LOST`` times.
   When a task has no retries left the step fails and its other attempts are killed.
+  With ``retry_deadline`` (Metronome's ``restart.activeDeadlineSeconds``) a failure at
+  or after ``run.created_at + retry_deadline`` leaves no retries either.
 * A gang step launches all its tasks as one unit; when a member fails the others are
   killed and, with retries left, the whole gang runs again (one retry per round).
 * ``timeout`` is the step's active deadline from the moment it may start: then its
@@ -221,11 +223,13 @@ def _plan_tasks(run: Run, spec: StepSpec, rec: StepRecord, attempts: list[Attemp
                 now: float, out: Plan) -> None:
     tasks = _summarise(spec, attempts)
     for index, task in enumerate(tasks):
-        if not task.done and not task.active and _failures(task) > spec.retries:
+        if not task.done and not task.active and _out_of_retries(run, spec, task):
             last = task.last.message if task.last else ""
             tries = "attempt" if task.attempts == 1 else "attempts"
-            _end(rec, StepState.FAILED,
-                 f"task {index} failed after {task.attempts} {tries}: {last}".rstrip(": "), now)
+            late = (f" (past the retry deadline of {spec.retry_deadline:g}s)"
+                    if _failures(task) <= spec.retries else "")
+            _end(rec, StepState.FAILED, f"task {index} failed after {task.attempts} {tries}"
+                                        f"{late}: {last}".rstrip(": "), now)
             _kill_all(attempts, f"step {spec.name} failed", out)
             return
     if all(t.done for t in tasks):
@@ -245,6 +249,23 @@ def _plan_tasks(run: Run, spec: StepSpec, rec: StepRecord, attempts: list[Attemp
         else:
             out.backoff.append((unit, ready))
             out.wake(ready)
+
+
+def _out_of_retries(run: Run, spec: StepSpec, task: _Task) -> bool:
+    """Whether a task whose last attempt ended may not be relaunched: too many
+    failures, or (``retry_deadline``) its last failure came too late."""
+    if _failures(task) > spec.retries:
+        return True
+    return _past_retry_deadline(run, spec, task.last)
+
+
+def _past_retry_deadline(run: Run, spec: StepSpec, last: Attempt | None) -> bool:
+    # Decided by when the failure happened (not by now), as Metronome does, so a
+    # relaunch that waits out a backoff past the deadline still happens.
+    if spec.retry_deadline is None or last is None or not last.counts:
+        return False
+    ended = last.finished_at if last.finished_at is not None else run.created_at
+    return ended >= run.created_at + spec.retry_deadline
 
 
 def _ready_at(spec: StepSpec, task: _Task) -> float:
@@ -279,8 +300,8 @@ def _plan_gang(run: Run, spec: StepSpec, rec: StepRecord, attempts: list[Attempt
                       if not any(a.counts for a in group)
                       and any(a.state == AttemptState.LOST for a in group))
     failures += max(0, lost_rounds - MAX_LOST)
-    if failures > spec.retries:
-        culprit = next((a for a in members if a.counts), members[0] if members else None)
+    culprit = next((a for a in members if a.counts), members[0] if members else None)
+    if failures > spec.retries or _past_retry_deadline(run, spec, culprit):
         detail = f": task {culprit.index}: {culprit.message}" if culprit else ""
         _end(rec, StepState.FAILED, f"gang failed after {current} rounds{detail}", now)
         return

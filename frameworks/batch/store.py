@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 import msgspec
-from sqlalchemy import Column, Float, Index, MetaData, String, select
+from sqlalchemy import Column, Float, Index, MetaData, String, func, select
 
 from mesoslite.framework import DocumentStore, Journal
 from mesoslite.framework.store import document_table, meta_table, to_json
@@ -90,6 +90,24 @@ class BatchStore(DocumentStore):
             query = query.where(runs.c.state.in_(states))
         with self.engine.connect() as conn:
             return [_dec(r[0]) for r in conn.execute(query)]
+
+    def count_runs(self, job_id: str) -> dict[str, int]:
+        """The job's runs by state (``{"SUCCEEDED": 3, ...}``)."""
+        query = (select(runs.c.state, func.count()).where(runs.c.job_id == job_id)
+                 .group_by(runs.c.state))
+        with self.engine.connect() as conn:
+            return {state: count for state, count in conn.execute(query)}
+
+    def attempt_ids(self, run_ids: list[str]) -> dict[str, list[str]]:
+        """The ids of each run's attempts (its Mesos task ids)."""
+        out: dict[str, list[str]] = {r: [] for r in run_ids}
+        if not run_ids:
+            return out
+        query = select(attempts.c.id, attempts.c.run_id).where(attempts.c.run_id.in_(run_ids))
+        with self.engine.connect() as conn:
+            for attempt, run_id in conn.execute(query):
+                out[run_id].append(attempt)
+        return out
 
     @staticmethod
     def _attempts(conn: Any, run_id: str) -> list[dict[str, Any]]:

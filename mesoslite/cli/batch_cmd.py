@@ -155,10 +155,10 @@ def _parse_local(doc: Any, source: str, user: str) -> Any:
 
 def _put_and_start(server: str, spec: Any, start: bool) -> dict[str, Any] | None:
     doc = spec.to_json()
-    _api(server, "PUT", f"/v1/jobs/{_q(spec.id)}", doc)
+    _api(server, "PUT", f"/mesoslite/v1/jobs/{_q(spec.id)}", doc)
     if not start:
         return None
-    return _api(server, "POST", f"/v1/jobs/{_q(spec.id)}/runs")
+    return _api(server, "POST", f"/mesoslite/v1/jobs/{_q(spec.id)}/runs")
 
 
 @batch.command("submit")
@@ -180,7 +180,7 @@ def submit(file: Path, wait: bool, run_now: bool | None, user: str | None, serve
     start = run_now if run_now is not None else not spec.schedules
     run = _put_and_start(server, spec, start)
     if run is None:
-        job = _api(server, "GET", f"/v1/jobs/{_q(spec.id)}")
+        job = _api(server, "GET", f"/mesoslite/v1/jobs/{_q(spec.id)}")
         if as_json:
             _emit_json(job)
         else:
@@ -249,7 +249,7 @@ def _follow_run(server: str, run: dict[str, Any], wait: bool, as_json: bool,
     if as_json:
         _emit_json(final)
     elif show_output:
-        info = _api(server, "GET", "/v1/info")
+        info = _api(server, "GET", "/mesoslite/v1/info")
         for attempt in _latest_attempts(final):
             _print_sandbox(server, info["master"], info["framework_id"], attempt, "stdout",
                            follow=False, header=False)
@@ -263,7 +263,7 @@ def _watch(server: str, run_id: str, quiet: bool = False) -> dict[str, Any]:
     tty = _tty() and not quiet
     drawn = 0
     last: dict[str, str] = {}
-    path = f"/v1/runs/{_q(run_id)}"
+    path = f"/mesoslite/v1/runs/{_q(run_id)}"
     while True:
         run = _api(server, "GET", path)
         if quiet:
@@ -300,8 +300,8 @@ def list_cmd(limit: int, server: str, as_json: bool) -> None:
     """Jobs and recent runs."""
     from frameworks.batch.render import jobs_table, runs_table
 
-    jobs = _api(server, "GET", "/v1/jobs")
-    runs = _api(server, "GET", f"/v1/runs?limit={limit}")
+    jobs = _api(server, "GET", "/mesoslite/v1/jobs")
+    runs = _api(server, "GET", f"/mesoslite/v1/runs?limit={limit}")
     if as_json:
         _emit_json({"jobs": jobs, "runs": runs})
         return
@@ -319,7 +319,7 @@ def status(run_id: str, server: str, as_json: bool) -> None:
     """A run's steps, task counts and failures.  Exit 0 unless it failed/was cancelled."""
     from frameworks.batch.render import status_text
 
-    run = _api(server, "GET", f"/v1/runs/{_q(run_id)}")
+    run = _api(server, "GET", f"/mesoslite/v1/runs/{_q(run_id)}")
     if as_json:
         _emit_json(run)
     else:
@@ -334,7 +334,7 @@ def status(run_id: str, server: str, as_json: bool) -> None:
 @JSON_OPTION
 def cancel(run_id: str, server: str, as_json: bool) -> None:
     """Cancel a run: its tasks are killed."""
-    doc = _api(server, "POST", f"/v1/runs/{_q(run_id)}/actions/stop")
+    doc = _api(server, "POST", f"/mesoslite/v1/runs/{_q(run_id)}/actions/stop")
     if as_json:
         _emit_json(doc)
     else:
@@ -350,7 +350,7 @@ def cancel(run_id: str, server: str, as_json: bool) -> None:
 @JSON_OPTION
 def rerun(run_id: str, failed_only: bool, wait: bool, server: str, as_json: bool) -> None:
     """Run a run's job again, with the same spec."""
-    run = _api(server, "POST", f"/v1/runs/{_q(run_id)}/actions/rerun",
+    run = _api(server, "POST", f"/mesoslite/v1/runs/{_q(run_id)}/actions/rerun",
                {"failed_only": failed_only})
     _follow_run(server, run, wait, as_json)
 
@@ -367,7 +367,7 @@ def graph(target: str, server: str) -> None:
         spec = _parse_local(_load_file(path), target, getpass.getuser())
         click.echo(render(spec.steps, sizes={s.name: s.completions for s in spec.steps}))
         return
-    run = _api(server, "GET", f"/v1/runs/{_q(target)}")
+    run = _api(server, "GET", f"/mesoslite/v1/runs/{_q(target)}")
     from frameworks.batch.model import parse_job
 
     steps = parse_job({"id": run["job_id"], "steps": [
@@ -394,7 +394,7 @@ def graph(target: str, server: str) -> None:
 def logs(run_id: str, step: str | None, task_index: int | None, attempt: int | None,
          stream: str, follow: bool, master: str | None, server: str) -> None:
     """Print the output of a run's tasks, from the agents' sandboxes."""
-    run = _api(server, "GET", f"/v1/runs/{_q(run_id)}")
+    run = _api(server, "GET", f"/mesoslite/v1/runs/{_q(run_id)}")
     chosen = [a for a in run["attempts"] if (step is None or a["step"] == step)
               and (task_index is None or a["index"] == task_index)]
     if attempt is not None:
@@ -403,7 +403,7 @@ def logs(run_id: str, step: str | None, task_index: int | None, attempt: int | N
         chosen = _latest_attempts({"attempts": chosen})
     if not chosen:
         raise BatchError(f"run {run_id} has no task matching that (yet)")
-    info = _api(server, "GET", "/v1/info")
+    info = _api(server, "GET", "/mesoslite/v1/info")
     several = len(chosen) > 1
     for a in chosen:
         _print_sandbox(server, master or info["master"], info["framework_id"], a, stream,
@@ -466,5 +466,5 @@ def _print_sandbox(server: str, master_url: str, framework_id: str | None,
             if attempt["state"] not in ACTIVE_ATTEMPT:
                 return
             time.sleep(POLL_S)
-            run = _api(server, "GET", f"/v1/runs/{_q(attempt['id'].rsplit('.', 3)[0])}")
+            run = _api(server, "GET", f"/mesoslite/v1/runs/{_q(attempt['id'].rsplit('.', 3)[0])}")
             attempt = next(a for a in run["attempts"] if a["id"] == attempt["id"])

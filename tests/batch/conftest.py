@@ -46,11 +46,13 @@ class BatchEnv:
 
     async def cluster(self, agents: int = 2, resources: Resources = AGENT_RESOURCES,
                       containerizers: Iterable[str] = ("process",),
-                      attributes: list[dict[str, str]] | None = None) -> LocalCluster:
+                      attributes: list[dict[str, str]] | None = None,
+                      allowed_host_paths: Iterable[str] = ()) -> LocalCluster:
         spec = ClusterSpec(work_dir=self.tmp / f"cluster{len(self.clusters)}", agents=agents,
                            agent_resources=resources, master_config=fast_config(),
                            containerizers=list(containerizers), status_update_retry=0.2,
-                           agent_attributes=attributes or [])
+                           agent_attributes=attributes or [],
+                           allowed_host_paths=list(allowed_host_paths))
         cluster = LocalCluster(spec)
         self.clusters.append(cluster)
         await within(CLUSTER_LIMIT, "the cluster to start", cluster.start())
@@ -89,15 +91,15 @@ async def api(server: BatchServer, method: str, path: str, body: Any = None
 
 async def submit(server: BatchServer, job: dict[str, Any]) -> dict[str, Any]:
     """PUT the job and start a run; returns the run."""
-    status, body = await api(server, "PUT", f"/v1/jobs/{job['id']}", job)
+    status, body = await api(server, "PUT", f"/mesoslite/v1/jobs/{job['id']}", job)
     assert status in (200, 201), body
-    status, run = await api(server, "POST", f"/v1/jobs/{job['id']}/runs")
+    status, run = await api(server, "POST", f"/mesoslite/v1/jobs/{job['id']}/runs")
     assert status == 201, run
     return run
 
 
 async def get_run(server: BatchServer, run_id: str) -> dict[str, Any]:
-    status, run = await api(server, "GET", f"/v1/runs/{run_id}")
+    status, run = await api(server, "GET", f"/mesoslite/v1/runs/{run_id}")
     assert status == 200, run
     return run
 

@@ -61,17 +61,22 @@ async def test_metronome_job_shape_is_accepted(batch_env):
                           "concurrencyPolicy": "FORBID", "startingDeadlineSeconds": 60}]}
     status, body = await api(server, "POST", "/v1/jobs", job)
     assert status == 201, body
-    step = body["steps"][0]
-    assert (step["command"], step["retries"], step["timeout"]) == ("echo $MON", 3, 120)
-    assert body["user"] == "zeus"
-    assert body["schedules"][0]["concurrency_policy"] == "FORBID"
+    assert body["schedules"][0]["concurrencyPolicy"] == "FORBID"
+    _, native = await api(server, "GET", "/mesoslite/v1/jobs/prod.example.app")
+    step = native["steps"][0]
+    # ON_FAILURE: relaunched until 120s after the run's creation (no kill deadline).
+    assert (step["command"], step["retry_deadline"], step["timeout"]) == ("echo $MON", 120,
+                                                                          None)
+    assert step["retries"] > 0
+    assert native["user"] == "zeus"
+    assert native["schedules"][0]["concurrency_policy"] == "FORBID"
     assert (await api(server, "POST", "/v1/jobs", job))[0] == 409
     status, run = await api(server, "POST", "/v1/jobs/prod.example.app/runs")
     assert status == 201
     done = await wait_run(server, run["id"])
     assert done["state"] == "SUCCEEDED"
     status, same = await api(server, "GET", f"/v1/jobs/prod.example.app/runs/{run['id']}")
-    assert status == 200 and same["id"] == run["id"]
+    assert status == 200 and same["id"] == run["id"] and same["status"] == "SUCCESS"
     bad = {"id": "m2", "run": {"cmd": "x", "cpus": -2, "mem": 32}}
     status, body = await api(server, "POST", "/v1/jobs", bad)
     assert status == 422 and body["details"][0]["path"] == "run.cpus"

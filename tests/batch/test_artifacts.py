@@ -29,7 +29,7 @@ async def test_a_metronome_job_runs_its_fetched_artifact(batch_env, server, tmp_
         "artifacts": [{"uri": url, "extract": True, "executable": False, "cache": True}]}}
     status, body = await api(batch, "POST", "/v1/jobs", job)
     assert status == 201, body
-    assert body["steps"][0]["artifacts"] == [
+    assert body["run"]["artifacts"] == [
         {"uri": url, "executable": False, "extract": True, "cache": True}]
     status, run = await api(batch, "POST", "/v1/jobs/nightly.report/runs")
     assert status == 201, run

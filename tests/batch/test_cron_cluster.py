@@ -10,13 +10,13 @@ EVERY_5_MIN = "*/5 * * * *"
 
 
 async def scheduled_runs(server, job_id):
-    _, runs = await api(server, "GET", f"/v1/jobs/{job_id}/runs")
+    _, runs = await api(server, "GET", f"/mesoslite/v1/jobs/{job_id}/runs")
     return sorted((r for r in runs if r["trigger"].startswith("schedule:")),
                   key=lambda r: r["scheduled_for"])
 
 
 async def put_job(server, clock, job):
-    status, body = await api(server, "PUT", f"/v1/jobs/{job['id']}", job)
+    status, body = await api(server, "PUT", f"/mesoslite/v1/jobs/{job['id']}", job)
     assert status == 201, body
     return body["schedules"][0]["next_run_at"]
 
@@ -56,7 +56,7 @@ async def test_forbid_skips_a_fire_time_while_a_run_is_active(batch_env, tmp_pat
     advance_to(clock, first_fire + 300)  # due again while the first still runs
 
     async def skipped():
-        _, job = await api(server, "GET", "/v1/jobs/nightly")
+        _, job = await api(server, "GET", "/mesoslite/v1/jobs/nightly")
         return job["skipped"]
 
     [skip] = await wait_for(skipped, 20)
@@ -108,10 +108,10 @@ async def test_missed_runs_while_down_start_once_not_in_a_burst(batch_env, tmp_p
     [run] = await wait_runs(server, "every5", 1)
     assert run["scheduled_for"] == first_fire + 9 * 300  # only the latest
     assert (await wait_run(server, run["id"]))["state"] == "SUCCEEDED"
-    _, job = await api(server, "GET", "/v1/jobs/every5")
+    _, job = await api(server, "GET", "/mesoslite/v1/jobs/every5")
     assert "9 earlier fire times" in job["skipped"][0]["reason"]
     # The strict schedule's latest fire time is 120 s late, past its 60 s deadline.
-    _, strict = await api(server, "GET", "/v1/jobs/strict")
+    _, strict = await api(server, "GET", "/mesoslite/v1/jobs/strict")
     assert any("starting deadline" in s["reason"] for s in strict["skipped"])
     assert await scheduled_runs(server, "strict") == []
     # Nothing else fires until the next fire time.

@@ -118,3 +118,32 @@ def test_round_trip(job_id, completions, retries, cpus, gang, timeout):
            "cpus": cpus, "gang": gang, "timeout": timeout}
     spec = parse_job({k: v for k, v in doc.items() if v is not None})
     assert parse_job(spec.to_json()) == spec
+
+
+metronome_runs = st.fixed_dictionaries({
+    "cmd": st.sampled_from(["true", "echo $A"]), "cpus": st.floats(0.01, 8),
+    "mem": st.floats(1, 4096)}, optional={
+    "env": st.dictionaries(st.sampled_from(["A", "B"]), st.sampled_from(["x", "1"])),
+    "restart": st.fixed_dictionaries({"policy": st.sampled_from(["NEVER", "ON_FAILURE"])},
+                                     optional={"activeDeadlineSeconds": st.integers(1, 9999)}),
+    "volumes": st.lists(st.fixed_dictionaries({
+        "containerPath": st.sampled_from(["data", "/in"]),
+        "hostPath": st.sampled_from(["/srv/a", "rel"]), "mode": st.sampled_from(["RO", "RW"])}),
+        max_size=2),
+    "artifacts": st.lists(st.fixed_dictionaries({"uri": st.just("http://h/a.tgz")}, optional={
+        "extract": st.booleans(), "executable": st.booleans(), "cache": st.booleans()}),
+        max_size=2),
+    "maxLaunchDelay": st.integers(1, 3600), "user": st.sampled_from(["root", "alice"]),
+    "taskKillGracePeriodSeconds": st.integers(0, 60),
+    "placement": st.just({"constraints": [{"attribute": "rack", "operator": "IS",
+                                           "value": "r1"}]})})
+
+
+@given(metronome_runs)
+def test_a_metronome_job_read_back_in_its_shape_parses_to_the_same_spec(run):
+    from frameworks.batch.metronome_views import job_doc
+
+    spec = parse_job({"id": "m", "labels": {"team": "t"}, "run": run})
+    shown = job_doc(spec)
+    assert parse_job(shown) == spec
+    assert job_doc(parse_job(shown)) == shown

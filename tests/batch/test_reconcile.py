@@ -272,3 +272,32 @@ def test_plan_is_idempotent_without_new_observations(doc):
     again = plan(run, T0)
     assert [u.key for u in again.launch] == [u.key for u in first.launch]
     assert not again.steps or all(r.state == run.steps[n].state for n, r in again.steps.items())
+
+
+@pytest.mark.parametrize("gang", [False, True])
+def test_metronome_on_failure_relaunches_until_the_deadline_from_the_runs_creation(gang):
+    deadline = 30
+    doc = {"id": "m", "run": {"cmd": "x", "restart": {
+        "policy": "ON_FAILURE", "activeDeadlineSeconds": deadline}}}
+    spec = parse_job(doc)
+    if gang:  # the native gang step under the same rule
+        spec = parse_job({**spec.to_json(), "steps": [
+            {**spec.steps[0].to_json(), "name": "g", "gang": True, "completions": 2,
+             "parallelism": 2}]})
+    sim = Sim(Run("r1", "m", spec, T0), always("TASK_FAILED"))
+    sim.drive()
+    assert sim.run.state == RunState.FAILED
+    ends = sorted(a.finished_at for a in sim.run.attempts.values())
+    last_round = [a for a in sim.run.attempts.values() if a.finished_at == ends[-1]]
+    assert ends[-1] >= T0 + deadline  # the failure that ended it came at the deadline
+    earlier = [e for e in ends if e not in {a.finished_at for a in last_round}]
+    assert earlier and all(e < T0 + deadline for e in earlier)  # each was relaunched
+    assert len(sim.run.attempts) > 2
+
+
+def test_metronome_never_fails_the_run_with_its_first_failure():
+    spec = parse_job({"id": "m", "run": {"cmd": "x", "restart": {
+        "policy": "NEVER", "activeDeadlineSeconds": 300}}})
+    sim = Sim(Run("r1", "m", spec, T0), always("TASK_FAILED"))
+    sim.drive()
+    assert sim.run.state == RunState.FAILED and len(sim.run.attempts) == 1

@@ -229,7 +229,7 @@ async def test_cli_create_list_update_delete(tmp_path: Path,
 def test_metronome_secrets_become_references() -> None:
     from frameworks.batch.metronome import from_metronome
 
-    native, _ = from_metronome({"id": "j", "run": {
+    native, _, _ = from_metronome({"id": "j", "run": {
         "cmd": "true", "env": {"A": {"secret": "s0"}, "B": "plain"},
         "secrets": {"s0": {"source": "db"}, "s1": {"source": "config:app"}},
         "volumes": [{"containerPath": "conf", "secret": "s1"}]}})

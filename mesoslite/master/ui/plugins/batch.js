@@ -3,7 +3,7 @@
 //   #/x/batch/<framework id>/runs/<run id>   one run: the pipeline drawn as a graph,
 //                                            per-step progress, the tasks' logs,
 //                                            its waiting tasks and why
-// Live: the framework's /v1/events stream (relayed by the master) triggers a reload.
+// Live: the framework's /mesoslite/v1/events stream (relayed by the master) triggers a reload.
 
 import { h, fill, link, route } from '../js/dom.js';
 import { ago, duration, time } from '../js/format.js';
@@ -13,6 +13,8 @@ import {
   crumbs, livePage as mountLive, LogTail, Refresher, ensureStyles, errorLine, liveBadge, svg,
 } from './common.js';
 
+// The framework's native API (its /v1 answers in Metronome's shapes).
+const NATIVE = 'mesoslite/v1';
 const EVENTS = [
   'job_created', 'job_updated', 'job_deleted', 'run_started', 'run_cancelling',
   'step_updated', 'attempt_updated', 'run_finished', 'schedule_skipped',
@@ -38,7 +40,8 @@ export default {
 // ------------------------------------------------------------------ shared
 
 const livePage = (root, ctx, load) =>
-  mountLive(root, ctx, { cls: 'batch-page', eventsPath: 'v1/events', events: EVENTS }, load);
+  mountLive(root, ctx, { cls: 'batch-page', eventsPath: `${NATIVE}/events`, events: EVENTS },
+    load);
 
 function runLink(ctx, runId, text = runId) {
   return h('a', { href: route('x', 'batch', ctx.framework.id, 'runs', runId) }, text);
@@ -102,7 +105,8 @@ function runsPage(root, ctx) {
 
   async function load() {
     const [runsJson, queue, jobsJson] = await Promise.all([
-      ctx.api('dashboard/v1/runs', { limit: 50 }), ctx.api('v1/queue'), ctx.api('v1/jobs')]);
+      ctx.api('dashboard/v1/runs', { limit: 50 }), ctx.api(`${NATIVE}/queue`),
+      ctx.api(`${NATIVE}/jobs`)]);
     const list = runsJson.runs || [];
     const entries = queue.queue || [];
     const active = list.filter((r) => r.state === 'ACTIVE');
@@ -190,7 +194,7 @@ function runPage(root, ctx, runId) {
 
   async function load() {
     const [runJson, queue] = await Promise.all([
-      ctx.api(`v1/runs/${encodeURIComponent(runId)}`), ctx.api('v1/queue')]);
+      ctx.api(`${NATIVE}/runs/${encodeURIComponent(runId)}`), ctx.api(`${NATIVE}/queue`)]);
     run = runJson;
     fill(head, pageHead(run.id, { crumbs: crumbs(ctx, batch),
       badges: [pill(run.phase || run.state, { big: true }), badge],
