@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from frameworks.batch.api import MAX_LIST
-from frameworks.batch.model import MAX_COMPLETIONS, POLICIES
+from frameworks.batch.model import MAX_COMPLETIONS, NETWORKS, POLICIES
 from mesoslite import __version__
 from mesoslite.openapi import document, error_responses, json_body, ok_json
 
@@ -36,6 +36,7 @@ _TASK_FIELDS: dict[str, Any] = {
     "timeout": _DURATION,
     "gang": {"type": "boolean"},
     "kill_grace": _DURATION,
+    "network": {"type": "string", "enum": list(NETWORKS)},  # any case
     "secret_files": {"type": "array", "items": {"type": "object"}},
     "volumes": {"type": "array", "items": {"type": "object"}},
     # a URI, or {uri, executable, extract, cache, output_file} (docs/fetcher.md)
