@@ -42,10 +42,14 @@ POLICIES = ("ALLOW", "FORBID", "REPLACE")
 _JOB_ID = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 _STEP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_COMPLETIONS = 100_000
+# A Docker step's network.  Bridge by default: every agent allows it, while host
+# networking needs the agent operator's --allow-host-network-principal.
+NETWORKS = ("bridge", "host")
 
 TASK_FIELDS = ("command", "args", "image", "cpus", "mem", "disk", "gpus", "env", "constraints",
                "parallelism", "completions", "retries", "backoff", "timeout", "gang",
-               "kill_grace", "secret_files", "volumes", "artifacts", "retry_deadline")
+               "kill_grace", "secret_files", "volumes", "artifacts", "retry_deadline",
+               "network")
 STEP_FIELDS = ("name", "depends_on", "allow_failure", *TASK_FIELDS)
 JOB_FIELDS = ("id", "description", "user", "labels", "priority", "schedule", "schedules",
               "steps", *TASK_FIELDS)
@@ -109,12 +113,14 @@ class StepSpec:
     volumes: tuple[JobVolume, ...] = ()  # host paths, named Docker volumes (volumes.py)
     artifacts: tuple[JobArtifact, ...] = ()  # fetched into the sandbox (artifacts.py)
     retry_deadline: float | None = None
+    network: str = "bridge"  # an image's container network: one of NETWORKS
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "depends_on": list(self.depends_on),
             "allow_failure": self.allow_failure, "command": self.command,
             "args": list(self.args) if self.args is not None else None, "image": self.image,
+            "network": self.network,
             "cpus": self.cpus, "mem": self.mem, "disk": self.disk, "gpus": self.gpus,
             "env": {**self.env, **{k: r.to_json() for k, r in self.secret_env.items()}},
             "secret_files": files_json(self.secret_files),
@@ -228,8 +234,17 @@ def _task_fields(reader: Reader) -> dict[str, Any]:
         "gang": reader.boolean("gang"),
         "kill_grace": reader.duration("kill_grace", allow_zero=True),
         "retry_deadline": reader.duration("retry_deadline"),
+        "network": _network(reader),
     }
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _network(reader: Reader) -> str | None:
+    value = reader.string("network")
+    if value is None or value.lower() in NETWORKS:
+        return value.lower() if value else None
+    reader.errors.add(reader.at("network"), f"must be one of {', '.join(NETWORKS)}")
+    return None
 
 
 def _resolve_step(name: str, defaults: dict[str, Any], own: dict[str, Any], path: str,

@@ -14,7 +14,7 @@ from typing import Any
 from frameworks.batch.api import MAX_LIST, NATIVE
 from frameworks.batch.metronome import RESTART_POLICIES
 from frameworks.batch.metronome_views import EMBEDS
-from frameworks.batch.model import MAX_COMPLETIONS, POLICIES
+from frameworks.batch.model import MAX_COMPLETIONS, NETWORKS, POLICIES
 from mesoslite import __version__
 from mesoslite.openapi import document, error_responses, json_body, ok_json
 
@@ -40,6 +40,7 @@ _TASK_FIELDS: dict[str, Any] = {
     "retry_deadline": _DURATION,
     "gang": {"type": "boolean"},
     "kill_grace": _DURATION,
+    "network": {"type": "string", "enum": list(NETWORKS)},  # any case
     "secret_files": {"type": "array", "items": {"type": "object"}},
     "volumes": {"type": "array", "items": {"type": "object"}},
     # a URI, or {uri, executable, extract, cache, output_file} (docs/fetcher.md)

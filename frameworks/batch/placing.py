@@ -155,7 +155,8 @@ def task_info_for(run: Run, step: StepSpec, index: int, number: int, agent_id: s
         name=f"{run.job_id}.{step.name}[{index}]", cmd=step.command,
         argv=list(step.args) if step.args else None, cpus=step.cpus, mem=step.mem,
         disk=step.disk, gpus=step.gpus, env=env, labels=labels,
-        docker=DockerSpec(step.image) if step.image else None, kill_grace_s=step.kill_grace,
+        docker=DockerSpec(step.image, network=step.network) if step.image else None,
+        kill_grace_s=step.kill_grace,
         secret_env=step.secret_env, uris=[a.to_mesos() for a in step.artifacts],
         volumes=[*(v.to_mesos() for v in step.volumes),
                  *(secret_volume(path, ref) for path, ref in step.secret_files)])

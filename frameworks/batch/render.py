@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mesoslite.cli.waiting import HEADER
+
 BAR_WIDTH = 24
 _COLORS = {"SUCCEEDED": "32", "FAILED": "31", "CANCELLED": "33", "SKIPPED": "90",
            "RUNNING": "36", "WAITING": "90", "CANCELLING": "33", "QUEUED": "90"}
@@ -109,11 +111,16 @@ def jobs_table(jobs: Sequence[Mapping[str, Any]]) -> str:
     return table(["JOB", "USER", "STEPS", "SCHEDULE", "NEXT RUN", "ACTIVE"], rows)
 
 
-def runs_table(runs: Sequence[Mapping[str, Any]]) -> str:
+def runs_table(runs: Sequence[Mapping[str, Any]],
+               waiting: Mapping[str, str] | None = None) -> str:
+    """One line per run; ``waiting`` (run id -> text) adds the WAITING / LAST FAILURE
+    column (``mesoslite.cli.waiting``)."""
     rows = [[r["id"], r["state"], r["trigger"], when(r["created_at"]),
              duration((r["finished_at"] or time.time()) - r["created_at"])]
+            + ([waiting.get(r["id"], "-")] if waiting is not None else [])
             for r in runs]
-    return table(["RUN", "STATE", "TRIGGER", "STARTED", "TOOK"], rows)
+    headers = ["RUN", "STATE", "TRIGGER", "STARTED", "TOOK"]
+    return table(headers + ([HEADER] if waiting is not None else []), rows)
 
 
 def status_text(run: Mapping[str, Any], color: bool = False) -> str:

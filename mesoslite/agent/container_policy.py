@@ -89,8 +89,8 @@ class ContainerPolicy:
     def local_dev(cls) -> ContainerPolicy:
         """In-process clusters (``mesoslite up``, the test clusters): hardened, but
         host networking is allowed to every principal, because it is the default
-        networking of Marathon apps and of batch steps (one machine, loopback-only
-        listeners).  A real agent (``mesoslite agent``) uses ``ContainerPolicy()``."""
+        networking of Marathon apps (and batch steps may ask for it; one machine,
+        loopback-only listeners).  A real agent (``mesoslite agent``) uses ``ContainerPolicy()``."""
         return cls(host_network_principals=("*",))
 
     def may_run_privileged(self, principal: str | None) -> bool:

@@ -119,15 +119,21 @@ def apps() -> None:
 @apps.command("list")
 @server_option
 def list_apps(server: str) -> None:
-    """One line per app: instances, running, healthy, deployment in progress."""
-    data = request("GET", _url(server, "/v2/apps"))
-    rows = [("ID", "INSTANCES", "RUNNING", "HEALTHY", "DEPLOYING", "RUNS")]
+    """One line per app: instances, running, healthy, deployment in progress, and why
+    instances wait (the queue's reason) or how the last task failed."""
+    from mesoslite.cli import waiting
+
+    data = request("GET", _url(server, "/v2/apps", embed="apps.lastTaskFailure"))
+    queue = request("GET", _url(server, "/v2/queue")).get("queue", [])
+    cells = waiting.app_cells(data.get("apps", []), queue)
+    rows = [("ID", "INSTANCES", "RUNNING", "HEALTHY", "DEPLOYING", "RUNS", waiting.HEADER)]
     for app in data.get("apps", []):
         docker = (app.get("container") or {}).get("docker") or {}
         runs = docker.get("image") or app.get("cmd") or " ".join(app.get("args") or [])
         healthy = str(app.get("tasksHealthy", 0)) if app.get("healthChecks") else "-"
         rows.append((app["id"], str(app.get("instances")), str(app.get("tasksRunning", 0)),
-                     healthy, "yes" if app.get("deployments") else "no", runs[:48]))
+                     healthy, "yes" if app.get("deployments") else "no", runs[:48],
+                     cells[app["id"]]))
     _table(rows)
 
 

@@ -308,7 +308,18 @@ def list_cmd(limit: int, server: str, as_json: bool) -> None:
     jobs = [j for j in jobs if j.get("labels", {}).get("one_off") != "true"]  # batch run's
     click.echo(jobs_table(jobs) if jobs else "no jobs")
     click.echo("")
-    click.echo(runs_table(runs) if runs else "no runs")
+    click.echo(runs_table(runs, _waiting_cells(server, runs)) if runs else "no runs")
+
+
+def _waiting_cells(server: str, runs: list[dict[str, Any]]) -> dict[str, str]:
+    """Run id -> why it waits or how it failed (active runs' attempts are read)."""
+    from mesoslite.cli.waiting import run_cell
+
+    active = [r for r in runs if r["state"] == "ACTIVE"]
+    queue = _api(server, "GET", "/mesoslite/v1/queue")["queue"] if active else []
+    attempts = {r["id"]: _api(server, "GET", f"/mesoslite/v1/runs/{_q(r['id'])}").get("attempts", [])
+                for r in active}
+    return {r["id"]: run_cell(r, queue, attempts.get(r["id"], ())) for r in runs}
 
 
 @batch.command("status")

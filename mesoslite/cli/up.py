@@ -71,8 +71,10 @@ def up(port: int, agents: int, work_dir: Path, examples: bool, services: bool,
 
     async def start() -> None:
         await cluster.start()
-        click.echo(f"mesoslite is up: master {cluster.master_url}, {agents} agents, "
-                   f"work dir {spec.work_dir}", err=True)
+        # The containerizers too: without docker, Docker apps wait (apps list says why).
+        click.echo(f"mesoslite is up: master {cluster.master_url}, {agents} agents "
+                   f"({','.join(spec.containerizers or [])}), work dir {spec.work_dir}",
+                   err=True)
         if services:
             from frameworks.services.server import hosted as hosted_services
 

@@ -45,6 +45,21 @@ def test_steps_inherit_top_level_fields_and_may_override():
     assert (b.cpus, b.parallelism, b.depends_on) == (0.5, 3, ("a",))
 
 
+def test_docker_steps_use_the_bridge_network_unless_they_ask_for_the_host():
+    """Bridge is what a plain agent allows; host networking is opt-in, per job or step."""
+    from frameworks.batch.placing import task_info_for
+    from frameworks.batch.records import Run
+    from mesoslite.messages.mesos import DockerNetwork
+
+    spec = parse_job({"id": "p", "image": "img", "steps": [
+        {"name": "a", "command": "x"}, {"name": "b", "command": "y", "network": "HOST"}]})
+    run = Run(id="r1", job_id="p", spec=spec, created_at=0.0)
+    networks = [task_info_for(run, step, 0, 1, "agent-1").container.docker.network
+                for step in spec.steps]
+    assert networks == [DockerNetwork.BRIDGE, DockerNetwork.HOST]
+    assert parse_job(spec.to_json()) == spec
+
+
 def test_durations():
     assert [parse_duration(v) for v in (5, "90s", "10m", "1.5h", "2d", "250ms")] == [
         5.0, 90.0, 600.0, 5400.0, 172800.0, 0.25]
@@ -78,6 +93,7 @@ def test_durations():
      "artifacts[0].cache"),
     ({"id": "a", "command": "x", "artifacts": [{"url": "/a"}]}, "artifacts[0].url"),
     ({"id": "a", "command": "x", "artifacts": "http://h/a"}, "artifacts"),
+    ({"id": "a", "image": "i", "network": "overlay"}, "network"),
     ({"id": "m", "run": {"cmd": "x", "artifacts": [{"uri": "s3://b/k"}]}},
      "run.artifacts[0].uri"),
 ])

@@ -93,7 +93,8 @@ async def test_apps_commands(offline) -> None:
     listed = await run("apps", "list", env=env)
     assert listed.exit_code == 0
     header, row = listed.output.splitlines()
-    assert header.split() == ["ID", "INSTANCES", "RUNNING", "HEALTHY", "DEPLOYING", "RUNS"]
+    assert header.split() == ["ID", "INSTANCES", "RUNNING", "HEALTHY", "DEPLOYING", "RUNS",
+                              "WAITING", "/", "LAST", "FAILURE"]
     assert row.split()[:5] == ["/web", "1", "0", "0", "yes"]
     shown = await run("apps", "show", "web", env=env)
     assert json.loads(shown.output)["id"] == "/web"
