@@ -21,6 +21,7 @@ from frameworks.services.apiutil import (
     deployment_result,
     embeds,
     flag,
+    kill_flags,
 )
 from frameworks.services.app_secrets import references
 from frameworks.services.model import App, app_json, encode_app
@@ -232,9 +233,9 @@ class AppsApi:
 
     async def _kill(self, request: web.Request, app: App, ids: list[str], single: bool
                     ) -> web.Response:
-        scale = flag(request, "scale")
+        scale, force, wipe = kill_flags(request)
         tasks, deployments = operations.kill_tasks(
-            self.ctx.state, ids, self.ctx.now(), scale, flag(request, "force"))
+            self.ctx.state, ids, self.ctx.now(), scale, force, wipe)
         await self.ctx.commit()
         if scale and deployments:
             return json_response(deployment_result(deployments[0].id, deployments[0].version))
