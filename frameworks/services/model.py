@@ -299,17 +299,13 @@ class App(Base):
         return [i for i in range(len(self.health_checks)) if i != self.agent_check]
 
 
-def config_of(app: App) -> dict[str, Any]:
-    """What decides a task's configuration: everything but instances, versions and the
-    autoscaling policy."""
-    data = msgspec.to_builtins(app)
-    for key in ("instances", "version", "versionInfo", "autoscale"):
-        data.pop(key, None)
-    return data
-
-
 def same_config(a: App, b: App) -> bool:
-    return config_of(a) == config_of(b)
+    """Whether ``a`` and ``b`` launch the same tasks: equal in everything but
+    instances, versions and the autoscaling policy.  Compared as values (``1`` and
+    ``1.0`` are equal), so writing back what was read is no change."""
+    neutral: dict[str, Any] = {"instances": 0, "version": None, "version_info": None,
+                               "autoscale": None}
+    return msgspec.structs.replace(a, **neutral) == msgspec.structs.replace(b, **neutral)
 
 
 # ---------------------------------------------------------------- versions

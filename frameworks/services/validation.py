@@ -300,8 +300,14 @@ def _check_fetch(app: App, errors: _Errors) -> None:
 
 
 def _check_unreachable(app: App, errors: _Errors) -> None:
-    """Marathon's rules and messages for ``unreachableStrategy``."""
+    """Marathon's rules and messages for ``unreachableStrategy``; the app's default,
+    given explicitly (what a client that read the app sends back), is stored as the
+    default, so writing back what was read changes no configuration."""
     strategy = app.unreachable_strategy
+    app.unreachable_strategy = None  # so that ``app.unreachable`` is the default
+    if strategy == (app.unreachable or "disabled"):
+        return
+    app.unreachable_strategy = strategy
     if strategy is None or strategy == "disabled":
         return
     inactive, expunge = strategy.inactive_after_seconds, strategy.expunge_after_seconds

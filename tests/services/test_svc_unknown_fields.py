@@ -131,6 +131,13 @@ async def test_unknown_fields_survive_get_put_patch_and_versions(offline) -> Non
         assert marathon_path(p) in headers["Warning"]
     read = await offline.app("/keep")
     assert kept_in(read) == EXPECTED
+    # written back unchanged: no change of configuration (nothing would restart)
+    status, _, _ = await offline.call("PUT", "/v2/apps/keep", read, partialUpdate="false",
+                                      force="true")
+    assert status == 200
+    same = await offline.app("/keep")
+    assert same["versionInfo"]["lastConfigChangeAt"] == \
+        read["versionInfo"]["lastConfigChangeAt"] and same["version"] != read["version"]
     # GET / modify one field / PUT the whole object back (a client's full update)
     read["cmd"] = "sleep 2000"
     status, _, headers = await offline.call("PUT", "/v2/apps/keep", read,
@@ -144,7 +151,7 @@ async def test_unknown_fields_survive_get_put_patch_and_versions(offline) -> Non
     patched = await offline.app("/keep")
     assert patched["mem"] == 32 and kept_in(patched) == EXPECTED
     versions = (await offline.ok("GET", "/v2/apps/keep/versions"))["versions"]
-    assert len(versions) == 3
+    assert len(versions) == 4
     for version in versions:
         old = await offline.ok("GET", f"/v2/apps/keep/versions/{version}")
         assert kept_in(old) == EXPECTED
