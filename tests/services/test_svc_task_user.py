@@ -41,3 +41,19 @@ async def test_a_user_the_agent_does_not_have_fails_the_task_naming_it(api) -> N
 
     last = await wait_for(failure, 30, message="the refused launch as lastTaskFailure")
     assert "no-such-user-here" in last["message"] and "no such user" in last["message"]
+
+
+async def test_a_docker_app_s_tasks_run_as_its_user(engine, dcluster, services_factory) -> None:
+    from tests.services.conftest import IMAGE, Api
+
+    server = await services_factory(dcluster.master_url)
+    await wait_for(lambda: server.reconciled, 10, message="reconciled")
+    api = Api(server.url)
+    await api.ok("POST", "/v2/apps", {
+        "id": "/docker-nobody", "instances": 1, "cpus": 0.1, "mem": 32, "user": "nobody",
+        "cmd": 'echo "I am $(id -un)" && exec sleep 1000',
+        "container": {"type": "DOCKER", "docker": {"image": IMAGE}}})
+    [task] = await api.running("/docker-nobody", 1, timeout=60)
+    out = sandbox(dcluster, task["id"]) / "stdout"
+    await wait_for(lambda: out.exists() and out.read_text() == "I am nobody\n",
+                   message="the container's output, run as nobody")
