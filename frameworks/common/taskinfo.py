@@ -141,6 +141,8 @@ class TaskSpec:
     secret_env: Mapping[str, Ref] = field(default_factory=dict)
     # Fetched into the sandbox before the task starts (docs/fetcher.md).
     uris: Sequence[CommandURI] = ()
+    # The user the task runs as (CommandInfo.user; None: the framework's user).
+    user: str | None = None
 
 
 def build_task(spec: TaskSpec, task_id: str, agent_id: str, ports: Sequence[int] = ()
@@ -172,6 +174,9 @@ def build_task(spec: TaskSpec, task_id: str, agent_id: str, ports: Sequence[int]
         env.variables = [*env.variables, *(env_variable(var, ref)
                                            for var, ref in sorted(spec.secret_env.items()))]
         info.command.environment = env
+    if spec.user:
+        assert info.command is not None
+        info.command.user = spec.user
     if spec.kill_grace_s is not None:
         info.kill_policy = KillPolicy(
             grace_period=DurationInfo(nanoseconds=int(spec.kill_grace_s * 1e9)))

@@ -21,11 +21,13 @@ from frameworks.services.apiutil import (
     deployment_result,
     embeds,
     flag,
+    kill_flags,
 )
 from frameworks.services.app_secrets import references
 from frameworks.services.model import App, app_json, encode_app
 from frameworks.services.state import NotFound
 from frameworks.services.tasks import task_json
+from frameworks.services.unknown_fields import overlay
 from frameworks.services.validation import Invalid, normalize_id, parse_app
 from frameworks.services.volumes import is_resident
 from mesoslite.httpapi import HTTPError, json_response, read_json
@@ -39,9 +41,18 @@ ALLOWED: dict[tuple[str, ...], list[str]] = {
 
 
 def warning_headers(warnings: list[str]) -> dict[str, str]:
+    """RFC 7234 ``Warning: 299 mesoslite "text"`` entries.  The texts may quote field
+    names a client chose: they are made printable ASCII and their quotes escaped, so
+    no name can break the header."""
     if not warnings:
         return {}
-    return {"Warning": ", ".join(f'299 mesoslite "{w}"' for w in warnings)}
+    return {"Warning": ", ".join(f'299 mesoslite "{_quoted(w)}"' for w in warnings)}
+
+
+def _quoted(text: str) -> str:
+    ascii_text = text.encode("ascii", "backslashreplace").decode("ascii")
+    printable = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in ascii_text)
+    return printable.replace("\\", "\\\\").replace('"', '\\"')
 
 
 class AppsApi:
@@ -93,21 +104,25 @@ class AppsApi:
             raise Invalid([("/", ["expected a JSON array of app definitions"])])
         force, now = flag(request, "force"), self.ctx.now()
         parsed: list[App] = []
+        warnings: list[str] = []
         for i, item in enumerate(body):
             if not isinstance(item, dict) or not isinstance(item.get("id"), str):
                 raise Invalid([(f"/({i})/id", ["is required"])])
             app_id = normalize_id(item["id"])
             try:
-                parsed.append(self._merged(app_id, item, partial=True)[0])
+                app, said = self._merged(app_id, item, partial=True)
             except Invalid as exc:
                 raise Invalid([(f"/({i}){p}", e) for p, e in exc.details]) from None
+            parsed.append(app)
+            warnings += [f"{app.id}: {w}" for w in said]
         last = None
         for app in parsed:
             last, _ = operations.update_app(self.ctx.state, app, now, force)
         await self.ctx.commit()
         if last is None:
             return json_response({"deploymentId": None, "version": None})
-        return json_response(deployment_result(last.id, last.version))
+        return json_response(deployment_result(last.id, last.version), 200,
+                             warning_headers(warnings))
 
     # ---------------------------------------------------------------- one app
 
@@ -160,7 +175,7 @@ class AppsApi:
         if current is None or not partial:
             return self._check_role(parse_app(body, app_id))
         base = encode_app(current)
-        base.update(base.pop("passthrough", {}))
+        overlay(base, base.pop("passthrough", {}))
         for key in ("version", "versionInfo"):
             base.pop(key, None)
         if "ports" in body:
@@ -218,9 +233,9 @@ class AppsApi:
 
     async def _kill(self, request: web.Request, app: App, ids: list[str], single: bool
                     ) -> web.Response:
-        scale = flag(request, "scale")
+        scale, force, wipe = kill_flags(request)
         tasks, deployments = operations.kill_tasks(
-            self.ctx.state, ids, self.ctx.now(), scale, flag(request, "force"))
+            self.ctx.state, ids, self.ctx.now(), scale, force, wipe)
         await self.ctx.commit()
         if scale and deployments:
             return json_response(deployment_result(deployments[0].id, deployments[0].version))

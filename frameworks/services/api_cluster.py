@@ -13,6 +13,7 @@ from frameworks.services.apiutil import (
     deployment_result,
     deployments_json,
     flag,
+    kill_flags,
 )
 from frameworks.services.model import app_json, timestamp
 from frameworks.services.tasks import task_json
@@ -59,13 +60,17 @@ class ClusterApi:
         ids = body.get("ids") if isinstance(body, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise Invalid([("/ids", ["expected a list of task ids"])])
-        scale = flag(request, "scale")
-        _, deployments = operations.kill_tasks(self.ctx.state, ids, self.ctx.now(),
-                                               scale, flag(request, "force"))
+        scale, force, wipe = kill_flags(request)
+        killed, deployments = operations.kill_tasks(self.ctx.state, ids, self.ctx.now(),
+                                                    scale, force, wipe)
         await self.ctx.commit()
         if scale and deployments:
             return json_response(deployment_result(deployments[0].id, deployments[0].version))
-        return json_response({})
+        # Marathon's answer: the tasks it killed (unknown ids are left out)
+        apps = self.ctx.state.targets()
+        return json_response({"tasks": [
+            task_json(t, bool((app := apps.get(t.app_id)) and app.has_health_checks))
+            for t in killed]})
 
     async def deployments(self, request: web.Request) -> web.Response:
         return json_response(deployments_json(self.ctx))

@@ -121,6 +121,15 @@ def app_info(ctx: ApiContext, app: App, embed: set[str]) -> dict[str, Any]:
     return out
 
 
+def kill_flags(request: web.Request) -> tuple[bool, bool, bool]:
+    """``scale``, ``force`` and ``wipe`` of a kill request (Marathon: 400 for scale with
+    wipe, which would both lower the instances and replace them)."""
+    scale, wipe = flag(request, "scale"), flag(request, "wipe")
+    if scale and wipe:
+        raise HTTPError(400, "You cannot use scale and wipe at the same time.")
+    return scale, flag(request, "force"), wipe
+
+
 def deployment_result(deployment_id: str, version: str) -> dict[str, str]:
     return {"deploymentId": deployment_id, "version": version}
 

@@ -3,9 +3,10 @@
 ``App`` is the typed, validated form (``validation.parse_app`` builds it from JSON);
 ``app_json`` renders it the way Marathon's ``GET /v2/apps/{id}`` does, so existing
 clients (which often construct their objects from every key they receive) read it.
-Fields Marathon knows but mesoslite does not act on (``user``, ``residency``, ...) are
-kept verbatim in ``App.passthrough`` and echoed back, so a GET/PUT round trip through
-a Marathon client loses nothing.
+Fields mesoslite does not act on (Marathon's ``residency``, ``storeUrls``, ..., and any
+field it does not know, nested ones included) are kept verbatim in ``App.passthrough``
+(``unknown_fields.py``) and echoed back, so a GET/PUT round trip through a Marathon
+client loses nothing.
 
 Versions are Marathon timestamps (``2024-05-01T12:00:00.123Z``): ``version`` changes
 with every change, ``versionInfo.lastConfigChangeAt`` only when the task
@@ -16,10 +17,11 @@ launched with (``App.config_version``); that is what a deployment replaces.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
+from frameworks.services.unknown_fields import overlay
 from mesoslite.messages.mesos import CommandURI
 
 DEFAULT_DEPLOYMENT_TIMEOUT = 600.0
@@ -30,8 +32,7 @@ HEALTH_PROTOCOLS = ("HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_HTTP", "MESOS_HTTP
 
 # Marathon fields mesoslite accepts and echoes but does not act on (see docs/services.md).
 PASSTHROUGH_FIELDS = (
-    "acceptedResourceRoles", "executor", "user", "residency",
-    "storeUrls", "ipAddress", "role", "unreachableStrategy", "tty",
+    "acceptedResourceRoles", "executor", "residency", "storeUrls", "ipAddress", "role", "tty",
 )
 
 
@@ -165,6 +166,15 @@ class UpgradeStrategy(Base):
     maximum_over_capacity: float = 1.0
 
 
+class UnreachableEnabled(Base):
+    """Marathon's ``unreachableStrategy`` object: an instance unreachable for
+    ``inactiveAfterSeconds`` is replaced; after ``expungeAfterSeconds`` the old task is
+    forgotten (killed if it comes back).  See unreachable.py."""
+
+    inactive_after_seconds: int = 0
+    expunge_after_seconds: int = 0
+
+
 class VersionInfo(Base):
     last_scaling_at: str
     last_config_change_at: str
@@ -210,10 +220,13 @@ class App(Base):
     autoscale: AutoscaleSpec | None = None
     secrets: dict[str, AppSecret] = {}  # referenced by env and volumes
     fetch: list[Artifact] = []
+    user: str | None = None  # the tasks run as this user (CommandInfo.user)
+    # None: Marathon's default ({0, 0}; "disabled" for apps with persistent volumes)
+    unreachable_strategy: UnreachableEnabled | Literal["disabled"] | None = None
     uris: list[str] | None = None  # Marathon < 1.5 spelling of fetch; folded into it
     version: str | None = None
     version_info: VersionInfo | None = None
-    passthrough: dict[str, Any] = {}
+    passthrough: dict[str, Any] = {}  # fields kept verbatim (unknown_fields.py)
 
     # ------------------------------------------------------------ derived
 
@@ -247,6 +260,16 @@ class App(Base):
         return [d.name for d in (self.port_definitions or [])]
 
     @property
+    def unreachable(self) -> UnreachableEnabled | None:
+        """The unreachable strategy in effect; None: disabled (never replaced)."""
+        chosen = self.unreachable_strategy
+        if chosen is None:
+            c = self.container
+            resident = c is not None and any(v.persistent is not None for v in c.volumes)
+            return None if resident else UnreachableEnabled()
+        return None if chosen == "disabled" else chosen
+
+    @property
     def config_version(self) -> str:
         assert self.version_info is not None, "a stored app always has versionInfo"
         return self.version_info.last_config_change_at
@@ -276,17 +299,13 @@ class App(Base):
         return [i for i in range(len(self.health_checks)) if i != self.agent_check]
 
 
-def config_of(app: App) -> dict[str, Any]:
-    """What decides a task's configuration: everything but instances, versions and the
-    autoscaling policy."""
-    data = msgspec.to_builtins(app)
-    for key in ("instances", "version", "versionInfo", "autoscale"):
-        data.pop(key, None)
-    return data
-
-
 def same_config(a: App, b: App) -> bool:
-    return config_of(a) == config_of(b)
+    """Whether ``a`` and ``b`` launch the same tasks: equal in everything but
+    instances, versions and the autoscaling policy.  Compared as values (``1`` and
+    ``1.0`` are equal), so writing back what was read is no change."""
+    neutral: dict[str, Any] = {"instances": 0, "version": None, "version_info": None,
+                               "autoscale": None}
+    return msgspec.structs.replace(a, **neutral) == msgspec.structs.replace(b, **neutral)
 
 
 # ---------------------------------------------------------------- versions
@@ -359,7 +378,7 @@ def app_json(app: App) -> dict[str, Any]:
             "minimumHealthCapacity": app.upgrade_strategy.minimum_health_capacity,
             "maximumOverCapacity": app.upgrade_strategy.maximum_over_capacity,
         },
-        "unreachableStrategy": {"inactiveAfterSeconds": 0, "expungeAfterSeconds": 0},
+        "unreachableStrategy": _unreachable_json(app.unreachable),
         "version": app.version,
         "versionInfo": msgspec.to_builtins(app.version_info) if app.version_info else None,
         "fetch": [_artifact_json(a) for a in app.fetch],
@@ -368,6 +387,8 @@ def app_json(app: App) -> dict[str, Any]:
         out["cmd"] = app.cmd
     if app.args is not None:
         out["args"] = list(app.args)
+    if app.user is not None:
+        out["user"] = app.user
     if app.task_kill_grace_period_seconds is not None:
         out["taskKillGracePeriodSeconds"] = _num(app.task_kill_grace_period_seconds)
     if app.network == "host":
@@ -377,12 +398,18 @@ def app_json(app: App) -> dict[str, Any]:
                             for f in app.autoscale.__struct_fields__}
     if app.secrets:  # names of stored objects only, never values
         out["secrets"] = msgspec.to_builtins(app.secrets)
-    out.update(app.passthrough)
-    return out
+    return overlay(out, app.passthrough)
 
 
 def _num(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
+
+
+def _unreachable_json(strategy: UnreachableEnabled | None) -> dict[str, int] | str:
+    if strategy is None:
+        return "disabled"
+    return {"inactiveAfterSeconds": strategy.inactive_after_seconds,
+            "expungeAfterSeconds": strategy.expunge_after_seconds}
 
 
 def _artifact_json(a: Artifact) -> dict[str, Any]:

@@ -74,8 +74,8 @@ def services_openapi() -> dict[str, Any]:
                              404, 409, params=[_APP_ID, _FORCE, {
                                  "name": "wipe", "in": "query", "schema": {"type": "boolean"}}],
                              ok={**_deployment(), **_CONFLICT})}
-    task_query = [_APP_ID, _FORCE, {"name": "scale", "in": "query",
-                                     "schema": {"type": "boolean"}}]
+    task_query = [_APP_ID, _FORCE, *({"name": n, "in": "query", "schema": {"type": "boolean"}}
+                                     for n in ("scale", "wipe"))]
     paths: dict[str, Any] = {
         "/v2/apps": {
             "get": _op("every app", params=[_EMBED, *({"name": n, "in": "query", "schema": {
@@ -96,13 +96,14 @@ def services_openapi() -> dict[str, Any]:
         "/v2/apps/{appId}/tasks": {
             "get": _op("the app's tasks", 404, params=[_APP_ID]),
             "delete": _op("kill the app's tasks (?host= only those on a host; ?scale=true "
-                          "lowers instances)", 404, 409, params=[
+                          "lowers instances; ?wipe=true destroys their persistent volumes)",
+                          400, 404, 409, params=[
                               *task_query, {"name": "host", "in": "query",
                                             "schema": {"type": "string"}}],
                           ok={**ok_json(), **_CONFLICT}),
         },
         "/v2/apps/{appId}/tasks/{taskId}": {"delete": _op(
-            "kill one task", 404, 409, params=[*task_query, {
+            "kill one task", 400, 404, 409, params=[*task_query, {
                 "name": "taskId", "in": "path", "required": True, "schema": {"type": "string"}}],
             ok={**ok_json(), **_CONFLICT})},
         "/v2/apps/{appId}/versions": {"get": _op("the app's versions", 404,
@@ -117,8 +118,9 @@ def services_openapi() -> dict[str, Any]:
                                                 params=[_APP_ID])},
         "/v2/tasks": {"get": _op("every task (?status=running|staging)", params=[
             {"name": "status", "in": "query", "schema": {"type": "string"}}])},
-        "/v2/tasks/delete": {"post": _op("kill tasks by id (?scale=true lowers instances)",
-                                         404, 409, 413, 415, 422,
+        "/v2/tasks/delete": {"post": _op("kill tasks by id: answers the tasks killed, or with "
+                                         "?scale=true (which lowers instances) the deployment",
+                                         400, 404, 409, 413, 415, 422,
                                          params=task_query[1:], body="TaskIds",
                                          ok={**ok_json(), **_CONFLICT})},
         "/v2/deployments": {"get": {"summary": "running deployments", "responses": {

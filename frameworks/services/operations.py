@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from frameworks.services import volume_ops
 from frameworks.services.deployments import Deployment, deployment_json
 from frameworks.services.model import (
     App,
@@ -174,10 +175,15 @@ def delete_app(state: ServicesState, app_id: str, now: float, force: bool = Fals
 
 
 def kill_tasks(state: ServicesState, task_ids: Iterable[str], now: float, scale: bool = False,
-               force: bool = False) -> tuple[list[TaskRecord], list[Deployment]]:
+               force: bool = False, wipe: bool = False
+               ) -> tuple[list[TaskRecord], list[Deployment]]:
     """Kill tasks; with ``scale`` also lower each app's ``instances`` by its killed
-    tasks (a scale deployment), else they are replaced.  Unknown ids are skipped."""
+    tasks (a scale deployment), else they are replaced (with ``wipe``, on new
+    reservations: the old instances' persistent volumes are destroyed).  Unknown ids
+    are skipped.  Returns the tasks found and the scale deployments."""
     found = [state.tasks[t] for t in task_ids if t in state.tasks]
+    if wipe:
+        volume_ops.wipe_instances(state, {t.id for t in found})
     by_app: dict[str, list[TaskRecord]] = defaultdict(list)
     for task in found:
         by_app[task.app_id].append(task)

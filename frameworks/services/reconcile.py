@@ -91,7 +91,8 @@ def _plan_app(plan: Plan, app: AppView, tasks: list[TaskView],
         assert t.kill_requested_at is not None
         if now - t.kill_requested_at >= settings.kill_retry_s:
             plan.kills.append(Kill(t.id, app.id, "kill not confirmed yet; asking again"))
-    stuck = [t for t in live if not t.running and now - t.staged_at > settings.staging_timeout_s]
+    stuck = [t for t in live if not t.running and not t.unreachable
+             and now - t.staged_at > settings.staging_timeout_s]
     for t in stuck:
         plan.kills.append(Kill(t.id, app.id, "did not start within "
                                              f"{settings.staging_timeout_s:g}s"))

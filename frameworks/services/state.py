@@ -116,7 +116,10 @@ class ServicesState:
     def views(self, ready_at: dict[str, float]) -> tuple[dict[str, AppView], list, list]:
         apps = {app_id: app_view(app, ready_at.get(app_id, 0.0))
                 for app_id, app in self.targets().items()}
-        tasks = [t.view() for t in self.tasks.values()]
+        # A replaced unreachable task (unreachable.py) is not an instance any more;
+        # once it is being killed it holds resources again, as every killed task.
+        tasks = [t.view() for t in self.tasks.values()
+                 if not t.inactive or t.kill_requested_at is not None]
         deployments = [DeploymentView(d.id, d.app_id, d.started_at, d.timeout)
                        for d in self.deployments.values()]
         return apps, tasks, deployments
@@ -202,8 +205,13 @@ class ServicesState:
             out.health_changed = task.note_health(
                 app is not None and app.agent_check is not None,
                 len(app.framework_checks) if app else 0, now, agent=status.healthy)
-        # UNREACHABLE (partition-aware): the instance is replaced at once; if its
-        # agent returns, the task is unknown and killed, the replacement kept.
+        if status.state == TaskState.TASK_UNREACHABLE and self._keep_unreachable(task, now):
+            return out
+        if not task.inactive:
+            task.unreachable_since = None  # back before it was replaced: as before
+        # UNREACHABLE (partition-aware) under Marathon's default unreachableStrategy
+        # (0/0): the instance is replaced at once; if its agent returns, the task is
+        # unknown and killed, the replacement kept.
         if status.state.terminal or status.state == TaskState.TASK_UNREACHABLE:
             self.drop_task(task.id)
             out.terminal = True
@@ -214,6 +222,19 @@ class ServicesState:
         elif previous != task.state or out.health_changed:
             self.put_task(task)
         return out
+
+    def _keep_unreachable(self, task: TaskRecord, now: float) -> bool:
+        """Keep an unreachable task's record when its app's unreachableStrategy waits
+        before expunging it (unreachable.py decides what follows); the first report
+        starts its clock."""
+        app = self.targets().get(task.app_id)
+        strategy = app.unreachable if app is not None else None
+        if app is None or (strategy is not None and strategy.expunge_after_seconds == 0):
+            return False
+        if task.unreachable_since is None:
+            task.unreachable_since = now
+        self.put_task(task)
+        return True
 
     # ---------------------------------------------------------------- service ports
 

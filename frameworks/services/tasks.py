@@ -50,6 +50,10 @@ class TaskRecord(msgspec.Struct, omit_defaults=True):
     kill_is_failure: bool = False  # killed for failing its checks: counts for backoff
     message: str | None = None
     local_volumes: list[dict[str, str]] = []  # persistent volumes (Marathon's shape)
+    # unreachableStrategy (unreachable.py): when it was first reported unreachable, and
+    # whether it was replaced since (no longer counts as an instance)
+    unreachable_since: float | None = None
+    inactive: bool = False
 
     @property
     def running(self) -> bool:
@@ -61,6 +65,7 @@ class TaskRecord(msgspec.Struct, omit_defaults=True):
             running=self.running, healthy=self.healthy, ready=self.ready,
             staged_at=self.staged_at, started_at=self.started_at,
             kill_requested_at=self.kill_requested_at,
+            unreachable=self.state == TaskState.TASK_UNREACHABLE.value,
         )
 
     def note_health(self, has_agent_check: bool, probes: int, now: float,
@@ -129,10 +134,11 @@ def task_json(task: TaskRecord, has_health_checks: bool, role: str = "*") -> dic
 def task_counts(tasks: list[TaskRecord], has_health_checks: bool) -> dict[str, int]:
     """Marathon's ``tasksStaged / Running / Healthy / Unhealthy``."""
     running = [t for t in tasks if t.running]
+    unreachable = [t for t in tasks if t.state == TaskState.TASK_UNREACHABLE.value]
     healthy = [t for t in running if (t.healthy is True if has_health_checks else True)]
     unhealthy = [t for t in running if has_health_checks and t.healthy is False]
     return {
-        "tasksStaged": len(tasks) - len(running),
+        "tasksStaged": len(tasks) - len(running) - len(unreachable),
         "tasksRunning": len(running),
         "tasksHealthy": len(healthy) if has_health_checks else 0,
         "tasksUnhealthy": len(unhealthy),

@@ -50,6 +50,7 @@ def task_spec(app: App, ports: list[int], reservation: Reservation | None = None
         volumes=[*mesos_volumes(app, reservation), *secret_volumes(app)],
         secret_env=secret_env(app),
         uris=[artifact.to_mesos() for artifact in app.fetch],
+        user=app.user or None,
     )
 
 

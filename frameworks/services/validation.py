@@ -6,8 +6,9 @@ or ``/healthChecks(0)/portIndex`` (Marathon writes array indices in parentheses)
 Type errors come from msgspec (one at a time, as it stops at the first); rule checks
 are collected so one answer names every problem it can.
 
-It also returns warnings: Marathon fields accepted and echoed back but not acted on
-(``user``, ``storeUrls``, ...), so a caller can say so instead of silently ignoring them.
+It also returns warnings: fields accepted and echoed back but not acted on (Marathon's
+``storeUrls``, ``ipAddress``, ..., and any field the model does not know, kept verbatim
+by ``unknown_fields``), so a caller can say so instead of silently ignoring them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from frameworks.services.model import (
     Network,
     PortDefinition,
 )
+from frameworks.services.unknown_fields import marathon_path, unknown_fields
 from frameworks.services.volumes import volume_errors
 from mesoslite.messages.mesos import CommandURI
 from mesoslite.placement import Constraint, PlacementInputError
@@ -51,12 +53,9 @@ _SNAKE = {"targetCpuUtilization": "target_cpu_utilization",
           "cooldownSeconds": "cooldown_seconds"}
 LEGACY_NETWORKS = {"HOST": "host", "BRIDGE": BRIDGE}
 NOT_HONOURED = {
-    "user": "user is ignored: tasks run as the agent's user",
     "storeUrls": "storeUrls are ignored",
     "ipAddress": "ipAddress (IP-per-task) is not supported",
     "acceptedResourceRoles": "acceptedResourceRoles is ignored: apps use the framework's role",
-    "unreachableStrategy": "unreachableStrategy is fixed: unreachable instances are "
-                           "replaced at once and killed if their agent returns",
     "tty": "tty is ignored",
 }
 
@@ -118,9 +117,10 @@ def parse_app(raw: Any, path_id: str | None = None) -> tuple[App, list[str]]:
     if not isinstance(raw, dict):
         raise Invalid([("/", ["expected a JSON object"])])
     body = {k: v for k, v in raw.items() if k not in READ_ONLY_FIELDS}
-    passthrough = {k: body.pop(k) for k in PASSTHROUGH_FIELDS if k in body}
-    warnings = sorted({NOT_HONOURED[k] for k, v in passthrough.items()
-                       if k in NOT_HONOURED and _meaningful(k, v)})
+    passthrough = unknown_fields(body, App)  # kept verbatim, echoed back
+    if passthrough.get("/executor") == "":
+        del passthrough["/executor"]  # what every app renders: not a change of its own
+    warnings = _not_honoured(passthrough)
     errors = _Errors()
     app_id = _resolve_id(body.get("id"), path_id, errors)
     body["id"] = app_id
@@ -134,6 +134,7 @@ def parse_app(raw: Any, path_id: str | None = None) -> tuple[App, list[str]]:
     _fold_legacy(app, errors)
     _check_basics(app, errors)
     _check_fetch(app, errors)
+    _check_unreachable(app, errors)
     _check_networking(app, errors)
     _check_health(app, errors)
     _check_constraints(app, errors)
@@ -142,6 +143,20 @@ def parse_app(raw: Any, path_id: str | None = None) -> tuple[App, list[str]]:
                         for d in app.dependencies]
     errors.raise_any()
     return app, warnings
+
+
+def _not_honoured(kept: dict[str, Any]) -> list[str]:
+    """A warning per kept field that asks for something: Marathon's own fields only
+    when not empty or default, any other field always."""
+    out = set()
+    for pointer, value in kept.items():
+        name = pointer[1:]
+        if name in PASSTHROUGH_FIELDS:
+            if name in NOT_HONOURED and _meaningful(name, value):
+                out.add(NOT_HONOURED[name])
+        else:
+            out.add(f"{marathon_path(pointer)}: unknown field, kept as given but not honoured")
+    return sorted(out)
 
 
 def _meaningful(key: str, value: Any) -> bool:
@@ -202,9 +217,13 @@ def _fold_legacy(app: App, errors: _Errors) -> None:
                 fetch.append(Artifact(uri=uri))
         app.fetch, app.uris = fetch, None
     if app.ports is not None:
-        if app.port_definitions is not None:
-            errors.add("/ports", "give either ports or portDefinitions, not both")
-        app.port_definitions = [PortDefinition(port=p) for p in app.ports]
+        if app.port_definitions is None:
+            app.port_definitions = [PortDefinition(port=p) for p in app.ports]
+        elif [d.port for d in app.port_definitions] != app.ports:
+            # Both given: Marathon accepts them when they agree (what a client reading
+            # an app and writing it back sends); portDefinitions then win.
+            errors.add("/ports", "give either ports or portDefinitions, not both (or the "
+                                 "same ports in both)")
         app.ports = None
     docker = app.container.docker if app.container else None
     if docker is not None and docker.network is not None:
@@ -278,6 +297,27 @@ def _check_fetch(app: App, errors: _Errors) -> None:
         problem = uri_error(artifact.to_mesos())
         if problem is not None:
             errors.add(f"/fetch({i})/{fields[problem[0]]}", problem[1])
+
+
+def _check_unreachable(app: App, errors: _Errors) -> None:
+    """Marathon's rules and messages for ``unreachableStrategy``; the app's default,
+    given explicitly (what a client that read the app sends back), is stored as the
+    default, so writing back what was read changes no configuration."""
+    strategy = app.unreachable_strategy
+    app.unreachable_strategy = None  # so that ``app.unreachable`` is the default
+    if strategy == (app.unreachable or "disabled"):
+        return
+    app.unreachable_strategy = strategy
+    if strategy is None or strategy == "disabled":
+        return
+    inactive, expunge = strategy.inactive_after_seconds, strategy.expunge_after_seconds
+    path = "/unreachableStrategy/inactiveAfterSeconds"
+    if inactive < 0:
+        errors.add(path, f"inactiveAfterSeconds ({inactive}) must be greater than or equal "
+                         "to 0")
+    elif inactive > expunge:
+        errors.add(path, f"inactiveAfterSeconds ({inactive}) must be less or equal to "
+                         f"expungeAfterSeconds, which is {expunge}")
 
 
 def _minimum(errors: _Errors, path: str, value: float, low: float) -> None:

@@ -38,6 +38,7 @@ class TaskView:
     staged_at: float = 0.0
     started_at: float | None = None
     kill_requested_at: float | None = None  # when we (last) asked the master to kill it
+    unreachable: bool = False  # TASK_UNREACHABLE: its agent is out of sight, not stuck
 
     @property
     def kill_requested(self) -> bool:

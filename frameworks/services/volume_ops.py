@@ -53,6 +53,17 @@ def wipe(state: ServicesState, app_id: str) -> int:
     return len(marked)
 
 
+def wipe_instances(state: ServicesState, task_ids: set[str]) -> int:
+    """A kill with ``wipe=true``: the volumes of these tasks' instances are destroyed
+    once the tasks are gone, and their replacements start on new reservations."""
+    marked = [r for r in state.reservations.values()
+              if r.task_id in task_ids and not r.destroying]
+    for r in marked:
+        r.destroying = True
+        state.put_reservation(r)
+    return len(marked)
+
+
 def destroys_waiting(state: ServicesState) -> int:
     return len(destroy_ready(state.reservations, set(state.tasks)))
 

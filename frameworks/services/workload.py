@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from frameworks.services import offer_round, operations, volume_ops
+from frameworks.services import offer_round, operations, unreachable, volume_ops
 from frameworks.services.events import status_event
 from frameworks.services.linking import HOST_GATEWAY
 from frameworks.services.queue import QueueStats
@@ -40,7 +40,7 @@ from mesoslite.framework import (
 )
 from mesoslite.framework import Plan as KitPlan
 from mesoslite.framework.instructions import Kill
-from mesoslite.messages.mesos import TaskStatus
+from mesoslite.messages.mesos import TaskState, TaskStatus
 from mesoslite.placement import Placement
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,8 @@ class ServicesWorkload(Workload):
 
     def plan(self, now: float, ready: bool, backoff: LaunchBackoff) -> KitPlan:
         self.backoff = backoff
+        if ready:  # unreachableStrategy deadlines, before the reconciler counts tasks
+            unreachable.apply_due(self.state, now)
         plan = self.last_plan = self.reconcile(now)
         self.queue.waiting(set(plan.launches) | set(plan.waiting), now)
         if not ready:  # nothing is decided before the master confirmed our tasks
@@ -157,6 +159,10 @@ class ServicesWorkload(Workload):
             if task is not None:
                 self._kill_sent[task_id] = now
                 out.append(Kill(task_id, task.agent_id, task.kill_reason or "killed"))
+                if task.state == TaskState.TASK_UNREACHABLE.value:
+                    # Expunged: the master kills it if its agent returns; were it to
+                    # come back running first, it is unknown and killed then.
+                    state.drop_task(task_id)
         for task_id in [t for t in self._kill_sent if t not in state.tasks]:
             del self._kill_sent[task_id]
         return out

@@ -101,8 +101,9 @@ async def test_unknown_and_unhonoured_fields_are_accepted_and_named(offline) -> 
     status, body, headers = await offline.call("POST", "/v2/apps", app)
     assert status == 201
     assert body["storeUrls"] == ["http://example.com/x"] and body["user"] == "nobody"
-    assert "someFutureField" not in body
-    assert "storeUrls" in headers["Warning"] and "user" in headers["Warning"]
+    assert body["someFutureField"] == {"x": 1}  # kept, echoed back
+    assert "storeUrls" in headers["Warning"] and "/someFutureField" in headers["Warning"]
+    assert "user" not in headers["Warning"]  # honoured: the tasks run as that user
 
 
 async def test_fetch_is_honoured_and_rendered_as_marathon_does(offline) -> None:

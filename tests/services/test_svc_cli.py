@@ -37,7 +37,7 @@ async def test_apply_files_and_directories(offline, tmp_path) -> None:
         cpus: 0.1
         mem: 16
         instances: 2
-        user: nobody
+        storeUrls: ["http://example.com/x"]
         ---
         id: /two
         cmd: sleep 200
@@ -58,7 +58,7 @@ async def test_apply_files_and_directories(offline, tmp_path) -> None:
     assert "app /one configured" in result.output and "app /three configured" in result.output
     assert "warning: Deployment three: metadata.annotations.note is not honoured" in \
         result.output
-    assert "warning: /one: user is ignored" in result.output
+    assert "warning: /one: storeUrls are ignored" in result.output
     assert (await offline.app("/one"))["instances"] == 2
     assert (await offline.app("/three"))["container"]["docker"]["image"] == \
         "mesoslite/busybox:latest"

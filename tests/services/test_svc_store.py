@@ -24,6 +24,7 @@ def populated() -> ServicesState:
     state = ServicesState()
     app, _ = parse_app({"id": "/prod/web", "cmd": "sleep 1", "instances": 2,
                         "fetch": [{"uri": "/opt/x", "cache": True}], "user": "nobody",
+                        "residency": {"taskLostBehavior": "WAIT_FOREVER"},
                         "labels": {"a": "b"}})
     operations.create_app(state, app, 1000.0)
     operations.scale_app(state, "/prod/web", 3, 1001.0, force=True)
@@ -49,7 +50,9 @@ def test_round_trip(store_url) -> None:
         assert loaded.versions == state.versions
         assert loaded.deployments == state.deployments
         assert loaded.tasks == state.tasks and snap.meta["framework_id"] == "fw-1"
-        assert loaded.apps["/prod/web"].passthrough == {"user": "nobody"}
+        assert loaded.apps["/prod/web"].passthrough == {
+            "/residency": {"taskLostBehavior": "WAIT_FOREVER"}}
+        assert loaded.apps["/prod/web"].user == "nobody"
         assert loaded.apps["/prod/web"].fetch[0].cache
         # deletions
         operations.delete_app(loaded, "/prod/web", 1002.0, force=True)

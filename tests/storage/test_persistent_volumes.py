@@ -130,3 +130,24 @@ def container_of(engine: Any, task_id: str) -> Any:
     found = engine.containers.list(filters={"label": f"{LABEL_TASK_ID}={task_id}"})
     assert found, f"no container for {task_id}"
     return found[0]
+
+
+async def test_a_task_killed_with_wipe_starts_again_on_a_new_volume(usage_cluster) -> None:
+    c: Cluster = await usage_cluster(agents=1)
+    await c.api.ok("POST", "/v2/apps", resident("/wiped", 1))
+    ((vid, (host, task_id)),) = (await placed(c, "/wiped", 1)).items()
+    await wait_for(lambda: log_of(c, host, vid), 20, message="first write")
+    await c.api.no_deployments(timeout=60)
+    answer = await c.api.ok("POST", "/v2/tasks/delete", {"ids": [task_id]}, wipe=True)
+    assert [t["id"] for t in answer["tasks"]] == [task_id]
+    await wait_for(lambda: not volume_dir(c, host, vid).exists(), 30, interval=0.2,
+                   message="the old instance's volume destroyed")
+
+    async def replaced() -> dict[str, tuple[str, str]] | None:
+        now = await placed(c, "/wiped", 1)
+        return now if vid not in now else None
+
+    ((new_vid, (new_host, new_task)),) = (await wait_for(
+        replaced, 60, interval=0.2, message="a replacement on a new volume")).items()
+    await wait_for(lambda: log_of(c, new_host, new_vid), 20, message="the new task's line")
+    assert log_of(c, new_host, new_vid) == [f"{new_task} 1"]  # nothing of the old data
