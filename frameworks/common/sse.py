@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,11 +125,14 @@ class SseBroadcaster:
         for sub in list(self._subscribers):
             sub.offer(None)
 
-    async def handle(self, request: web.Request, types: Iterable[str] | None = None
-                     ) -> web.StreamResponse:
+    async def handle(self, request: web.Request, types: Iterable[str] | None = None,
+                     attached: Callable[[], None] | None = None,
+                     detached: Callable[[], None] | None = None) -> web.StreamResponse:
         """Serve one SSE stream for ``request``, resuming after its ``Last-Event-ID``.
 
-        ``types`` limits the stream to those event types (None: all).
+        ``types`` limits the stream to those event types (None: all).  ``attached`` is
+        called once the stream is subscribed (what it publishes reaches this stream
+        too), ``detached`` once it is not any more.
         """
         wanted = frozenset(types) if types else None
         sub = _Subscriber(wanted, self._queue_size)
@@ -137,6 +140,8 @@ class SseBroadcaster:
         # falls between the replay and the live queue.
         self._subscribers.add(sub)
         replay, gap = self.replay_since(request.headers.get("Last-Event-ID"))
+        if attached is not None:
+            attached()
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no"})
@@ -154,6 +159,8 @@ class SseBroadcaster:
             return response  # the client went away
         finally:
             self._subscribers.discard(sub)
+            if detached is not None:
+                detached()
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await response.write_eof()
         return response
