@@ -8,7 +8,8 @@ notes of the kit's journal, ``ServicesState.emit``), in Marathon's shapes (``eve
 ``health_status_changed_event``, ``failed_health_check_event``, ``app_terminated_event``;
 and, not being state changes, published at once: ``event_stream_attached`` /
 ``event_stream_detached`` when a stream opens (the opening stream receives its own) or
-closes.  Each SSE message carries the type on its ``event:`` line and in ``eventType``.
+closes.  mesoslite's own types (``endpoints_changed_event``, ``autoscale_decision``) are
+sent only to streams that name them in ``event_type``.  Each SSE message carries the type on its ``event:`` line and in ``eventType``.
 ``?event_type=`` filters (repeatable, as Marathon); ``Last-Event-ID`` resumes.
 """
 
@@ -34,6 +35,10 @@ CONDITIONS = {
     TaskState.TASK_UNREACHABLE: "Unreachable", TaskState.TASK_GONE: "Gone",
     TaskState.TASK_GONE_BY_OPERATOR: "Gone", TaskState.TASK_UNKNOWN: "Unknown",
 }
+# mesoslite's own event types: sent only to streams asking for them by ``event_type``,
+# so a Marathon client reading the whole stream meets only types it knows (some,
+# like marathon-python's, refuse unknown ones).
+EXTENSION_EVENTS = frozenset({"endpoints_changed_event", "autoscale_decision"})
 # TASK_LOST for these reasons may come back (Marathon's TaskConditionMapping).
 UNREACHABLE_REASONS = frozenset({"REASON_RECONCILIATION", "REASON_SLAVE_DISCONNECTED",
                                  "REASON_AGENT_DISCONNECTED", "REASON_SLAVE_REMOVED",
@@ -78,7 +83,7 @@ def events_route(bus: SseBroadcaster, now: Callable[[], float] | None = None) ->
     async def events(request: web.Request) -> web.StreamResponse:
         types = [t for v in request.query.getall("event_type", []) for t in v.split(",") if t]
         if now is None:
-            return await bus.handle(request, types or None)
+            return await bus.handle(request, types or None, only_if_asked=EXTENSION_EVENTS)
         remote = request.remote or ""
 
         def announce(event_type: str) -> Callable[[], None]:
@@ -86,6 +91,6 @@ def events_route(bus: SseBroadcaster, now: Callable[[], float] | None = None) ->
                 "remoteAddress": remote, "eventType": event_type, "timestamp": timestamp(now())})
 
         return await bus.handle(request, types or None, announce("event_stream_attached"),
-                                announce("event_stream_detached"))
+                                announce("event_stream_detached"), EXTENSION_EVENTS)
 
     return web.get("/v2/events", events)
