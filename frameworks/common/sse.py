@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,13 +46,20 @@ class SseEvent:
 
 
 class _Subscriber:
-    def __init__(self, types: frozenset[str] | None, size: int) -> None:
+    def __init__(self, types: frozenset[str] | None, size: int,
+                 hidden: frozenset[str] = frozenset()) -> None:
         self.types = types
+        self.hidden = hidden  # sent only when ``types`` names them
         self.queue: asyncio.Queue[SseEvent | None] = asyncio.Queue(size)
         self.overflowed = False
 
+    def wants(self, event_type: str) -> bool:
+        if self.types is None:
+            return event_type not in self.hidden
+        return event_type in self.types
+
     def offer(self, event: SseEvent | None) -> None:
-        if event is not None and self.types is not None and event.type not in self.types:
+        if event is not None and not self.wants(event.type):
             return
         try:
             self.queue.put_nowait(event)
@@ -125,18 +132,25 @@ class SseBroadcaster:
         for sub in list(self._subscribers):
             sub.offer(None)
 
-    async def handle(self, request: web.Request, types: Iterable[str] | None = None
-                     ) -> web.StreamResponse:
+    async def handle(self, request: web.Request, types: Iterable[str] | None = None,
+                     attached: Callable[[], None] | None = None,
+                     detached: Callable[[], None] | None = None,
+                     only_if_asked: Iterable[str] = ()) -> web.StreamResponse:
         """Serve one SSE stream for ``request``, resuming after its ``Last-Event-ID``.
 
-        ``types`` limits the stream to those event types (None: all).
+        ``types`` limits the stream to those event types (None: all).  ``attached`` is
+        called once the stream is subscribed (what it publishes reaches this stream
+        too), ``detached`` once it is not any more.  Event types in ``only_if_asked``
+        reach only streams whose ``types`` name them.
         """
         wanted = frozenset(types) if types else None
-        sub = _Subscriber(wanted, self._queue_size)
+        sub = _Subscriber(wanted, self._queue_size, frozenset(only_if_asked))
         # Register and snapshot the buffer without awaiting in between, so no event
         # falls between the replay and the live queue.
         self._subscribers.add(sub)
         replay, gap = self.replay_since(request.headers.get("Last-Event-ID"))
+        if attached is not None:
+            attached()
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no"})
@@ -147,13 +161,15 @@ class SseBroadcaster:
                 await response.write(b"event: %s\ndata: %s\n\n" % (
                     RESET_EVENT.encode(), _enc.encode(reset)))
             for event in replay:
-                if wanted is None or event.type in wanted:
+                if sub.wants(event.type):
                     await response.write(event.encode())
             await self._pump(sub, response)
         except ConnectionResetError:
             return response  # the client went away
         finally:
             self._subscribers.discard(sub)
+            if detached is not None:
+                detached()
         with contextlib.suppress(ConnectionResetError, RuntimeError):
             await response.write_eof()
         return response

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from frameworks.services import operations
+from frameworks.services import group_plans, operations
 from frameworks.services.apiutil import (
     ApiContext,
     deployment_result,
@@ -76,14 +76,30 @@ class ClusterApi:
         return json_response(deployments_json(self.ctx))
 
     async def cancel_deployment(self, request: web.Request) -> web.Response:
-        force = flag(request, "force")
+        force, deployment_id = flag(request, "force"), request.match_info["id"]
+        if deployment_id in self.ctx.state.plans:  # a group change's, over several apps
+            return await self._cancel_plan(deployment_id, force)
         rollback = operations.cancel_deployment(
-            self.ctx.state, request.match_info["id"], self.ctx.now(), force,
+            self.ctx.state, deployment_id, self.ctx.now(), force,
             reason="cancelled through the API")
         await self.ctx.commit()
         if rollback is None:
             return web.Response(status=202)
         return json_response(deployment_result(rollback.id, rollback.version))
+
+    async def _cancel_plan(self, plan_id: str, force: bool) -> web.Response:
+        """Each app's deployment stops where it stands (``force``) or is rolled back;
+        the answer names the first rollback (Marathon's shape)."""
+        state, now = self.ctx.state, self.ctx.now()
+        members = group_plans.cancel_plan(state, plan_id, now, "cancelled through the API")
+        rollbacks = [operations.cancel_deployment(state, d.id, now, force,
+                                                  reason="cancelled through the API")
+                     for d in members]
+        await self.ctx.commit()
+        first = next((r for r in rollbacks if r is not None), None)
+        if first is None:
+            return web.Response(status=202)
+        return json_response(deployment_result(first.id, first.version))
 
     async def queue(self, request: web.Request) -> web.Response:
         plan, now = self.ctx.workload.last_plan, self.ctx.now()

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from frameworks.common.sse import SseBroadcaster
 from frameworks.services.deployments import deployment_json
+from frameworks.services.group_plans import holding, plan_deployment_json
 from frameworks.services.model import App, app_json
 from frameworks.services.readiness import ReadinessProber
 from frameworks.services.state import Conflict, NotFound, ServicesState
@@ -102,8 +103,9 @@ def app_info(ctx: ApiContext, app: App, embed: set[str]) -> dict[str, Any]:
     hc = app.has_health_checks
     if "counts" in embed or "taskStats" in embed:
         out.update(task_counts(tasks, hc))
-    if "deployments" in embed:
-        out["deployments"] = [{"id": d.id} for d in ctx.state.deployments_of(app.id)]
+    if "deployments" in embed:  # a group's plan is known by its own id
+        out["deployments"] = [{"id": holding(ctx.state, d)}
+                              for d in ctx.state.deployments_of(app.id)]
     if "tasks" in embed:
         out["tasks"] = [task_json(t, hc) for t in tasks]
     if ("lastTaskFailure" in embed or "failures" in embed) and app.id in ctx.state.last_failure:
@@ -135,9 +137,19 @@ def deployment_result(deployment_id: str, version: str) -> dict[str, str]:
 
 
 def deployments_json(ctx: ApiContext) -> list[dict[str, Any]]:
+    """Every deployment: those of one app, and group changes' plans (one item each,
+    for all their apps)."""
     results = ctx.readiness.results
-    out = []
-    for d in sorted(ctx.state.deployments.values(), key=lambda d: d.started_at):
-        ready = [r for t in ctx.state.app_tasks(d.app_id) if (r := results.get(t.id))]
-        out.append(deployment_json(d, ready))
-    return out
+    state = ctx.state
+
+    def ready(app_id: str) -> list[dict[str, Any]]:
+        return [r for t in state.app_tasks(app_id) if (r := results.get(t.id))]
+
+    items: list[tuple[float, dict[str, Any]]] = []
+    for d in state.deployments.values():
+        if d.plan_id not in state.plans:
+            items.append((d.started_at, deployment_json(d, ready(d.app_id))))
+    for plan in state.plans.values():
+        apps = {a.app for step in plan.steps for a in step}
+        items.append((plan.started_at, plan_deployment_json(plan, {a: ready(a) for a in apps})))
+    return [item for _, item in sorted(items, key=lambda i: i[0])]

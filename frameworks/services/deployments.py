@@ -145,6 +145,9 @@ class Deployment(msgspec.Struct, omit_defaults=True):
     timeout: float | None = None
     previous: dict[str, Any] | None = None
     rollback_of: str | None = None
+    # The group deployment (``groups.GroupPlan``) this one is part of: it announces
+    # the plan's events instead of its own.
+    plan_id: str | None = None
 
 
 _ACTIONS = {

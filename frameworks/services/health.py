@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from frameworks.services.events import failed_health_check_event
 from frameworks.services.model import App, HealthCheck
 from frameworks.services.state import ServicesState
 from frameworks.services.tasks import TaskRecord
@@ -91,6 +92,10 @@ class HealthProber:
         killed = any(isinstance(a, KillTask) for a in health.record(ok, now, detail))
         if not counted:
             return  # failures in the grace period do not count
+        if not ok:
+            state.emit("failed_health_check_event",
+                       failed_health_check_event(app, current.id, app.framework_checks[slot]),
+                       now)
         changed = current.note_health(app.agent_check is not None, len(app.framework_checks),
                                       now, probe=(slot, ok))
         if changed:
@@ -103,7 +108,7 @@ class HealthProber:
             state.mark_kill(current.id, reason, now)
             current.kill_is_failure = True
             await kill(current.id, reason)
-        if changed or killed:
+        if changed or killed or not ok:  # a failure's event goes out with the next write
             on_change()
 
     async def close(self) -> None:

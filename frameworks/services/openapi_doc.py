@@ -57,7 +57,47 @@ _BODIES = {
     "TaskIds": {"type": "object", "required": ["ids"], "properties": {
         "ids": {"type": "array", "items": {"type": "string"}}}},
     "AppList": {"type": "array", "items": {"$ref": "#/components/schemas/App"}},
+    # Marathon's GroupUpdate; its apps are App definitions (described loosely here so
+    # the fuzzer does not derive hundreds of bodies from App for each group route).
+    "GroupUpdate": {"type": "object", "properties": {
+        "id": {"type": "string"},
+        "apps": {"type": "array", "items": {"type": "object"}},
+        "groups": {"type": "array", "items": {"type": "object"}},
+        "dependencies": {"type": "array", "items": {"type": "string"}},
+        "scaleBy": {"type": "number"},
+        "version": {"type": "string"},
+        "enforceRole": {"type": "boolean"}}},
 }
+_GROUP_ID = {"name": "groupId", "in": "path", "required": True, "schema": {"type": "string"}}
+_VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _group_paths() -> dict[str, Any]:
+    """``/v2/groups`` (api_groups.py): the root group at ``/v2/groups``, any other at
+    ``/v2/groups/{groupId}``."""
+    def one(params: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "get": _op("the group tree (?embed=group.groups,group.apps,group.pods,"
+                       "group.apps.tasks,...)", 404, params=[*params, _EMBED]),
+            "post": _op("create a group (with its apps and groups) inside this one", 404,
+                        409, 413, 415, 422, params=[*params, _FORCE], body="GroupUpdate",
+                        ok={**_deployment("201"), **_CONFLICT}),
+            "put": _op("update or create the group; scaleBy scales every app in it; "
+                       "version reverts it to a stored version", 404, 409, 413, 415, 422,
+                       params=[*params, _FORCE], body="GroupUpdate",
+                       ok={**_deployment(), **_CONFLICT}),
+            "delete": _op("delete the group, its groups and their apps", 404, 409,
+                          params=[*params, _FORCE], ok={**_deployment(), **_CONFLICT}),
+        }
+
+    versions = {"get": _op("the group's stored versions", 404, params=[_GROUP_ID])}
+    version = {"get": _op("the group at one version", 404, params=[_GROUP_ID, _VERSION]),
+               "put": _op("revert the group to that version", 404, 409, 422,
+                          params=[_GROUP_ID, _VERSION, _FORCE],
+                          ok={**_deployment(), **_CONFLICT})}
+    return {"/v2/groups": one([]), "/v2/groups/{groupId}": one([_GROUP_ID]),
+            "/v2/groups/{groupId}/versions": versions,
+            "/v2/groups/{groupId}/versions/{version}": version}
 
 
 def services_openapi() -> dict[str, Any]:
@@ -116,6 +156,7 @@ def services_openapi() -> dict[str, Any]:
                                                   params=[_APP_ID])},
         "/v2/apps/{appId}/volumes": {"get": _op("the app's persistent volumes", 404,
                                                 params=[_APP_ID])},
+        **_group_paths(),
         "/v2/tasks": {"get": _op("every task (?status=running|staging)", params=[
             {"name": "status", "in": "query", "schema": {"type": "string"}}])},
         "/v2/tasks/delete": {"post": _op("kill tasks by id: answers the tasks killed, or with "

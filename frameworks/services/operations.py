@@ -17,8 +17,9 @@ from typing import Any
 
 import msgspec
 
-from frameworks.services import volume_ops
+from frameworks.services import group_plans, volume_ops
 from frameworks.services.deployments import Deployment, deployment_json
+from frameworks.services.groups import parent_of
 from frameworks.services.model import (
     App,
     VersionInfo,
@@ -41,7 +42,7 @@ def _locked(state: ServicesState, app_id: str, force: bool, now: float) -> None:
     if not holding:
         return
     if not force:
-        ids = [d.id for d in holding]
+        ids = list(dict.fromkeys(group_plans.holding(state, d) for d in holding))
         raise Conflict(
             "App is locked by one or more deployments. Override with the option "
             f"'?force=true'. View details at '/v2/deployments/{ids[0]}'.", ids)
@@ -49,25 +50,44 @@ def _locked(state: ServicesState, app_id: str, force: bool, now: float) -> None:
         state.drop_deployment(d.id)
         if d.kind == "stop":
             state.removing.pop(d.app_id, None)
-        state.emit("deployment_failed", {"id": d.id, "plan": plan_json(d),
-                                         "reason": "cancelled by a forced change"}, now)
+        _failed(state, d, now, "cancelled by a forced change")
 
 
 def _start(state: ServicesState, app: App, kind: str, previous: App | None, now: float,
-           timeout: float | None = None, rollback_of: str | None = None) -> Deployment:
+           timeout: float | None = None, rollback_of: str | None = None,
+           plan_id: str | None = None) -> Deployment:
     assert app.version is not None
     d = Deployment(
         id=str(uuid.uuid4()), app_id=app.id, version=app.version, kind=kind, started_at=now,
         timeout=app.deployment_timeout if timeout is None and kind not in ("stop", "rollback")
         else timeout,
         previous=encode_app(previous) if previous is not None else None,
-        rollback_of=rollback_of,
+        rollback_of=rollback_of, plan_id=plan_id,
     )
     state.put_deployment(d)
+    _announce_start(state, d, now)
+    return d
+
+
+def _announce_start(state: ServicesState, d: Deployment, now: float) -> None:
+    """A deployment of its own (not part of a group's plan, which announces itself):
+    its group changed, its first step begins."""
+    if d.plan_id is not None:
+        return
+    state.emit("group_change_success", {"groupId": parent_of(d.app_id),
+                                        "version": d.version}, now)
     state.emit("deployment_info", {"plan": plan_json(d),
                                    "currentStep": deployment_json(d)["steps"][-1]}, now,
                subject=d)
-    return d
+
+
+def _failed(state: ServicesState, d: Deployment, now: float, reason: str) -> None:
+    if d.plan_id is not None:
+        group_plans.member_ended(state, d, now, ok=False, reason=reason)
+        return
+    state.emit("deployment_step_failure", {"plan": plan_json(d),
+                                           "currentStep": deployment_json(d)["steps"][-1]}, now)
+    state.emit("deployment_failed", {"id": d.id, "plan": plan_json(d), "reason": reason}, now)
 
 
 def plan_json(d: Deployment) -> dict[str, Any]:
@@ -89,8 +109,10 @@ def _stamp(app: App, now: float, previous: App | None, config_change: bool) -> N
 # ---------------------------------------------------------------- apps
 
 
-def create_app(state: ServicesState, app: App, now: float, force: bool = False) -> Deployment:
-    """POST /v2/apps: 409 when the id exists (or is still being removed, unless forced)."""
+def create_app(state: ServicesState, app: App, now: float, force: bool = False,
+               plan_id: str | None = None) -> Deployment:
+    """POST /v2/apps: 409 when the id exists (or is still being removed, unless forced).
+    ``plan_id``: the group deployment this is part of (group_plans.py)."""
     if app.id in state.apps:
         raise Conflict(f"An app with id [{app.id}] already exists.")
     if app.id in state.removing:
@@ -99,23 +121,24 @@ def create_app(state: ServicesState, app: App, now: float, force: bool = False) 
     _stamp(app, now, None, True)
     state.assign_service_ports(app, None)
     state.put_app(app)
-    return _start(state, app, "start", None, now)
+    return _start(state, app, "start", None, now, plan_id=plan_id)
 
 
-def update_app(state: ServicesState, app: App, now: float, force: bool = False
-               ) -> tuple[Deployment, bool]:
+def update_app(state: ServicesState, app: App, now: float, force: bool = False,
+               plan_id: str | None = None) -> tuple[Deployment, bool]:
     """PUT/PATCH /v2/apps/{id} with the merged definition; creates the app when it does
     not exist (returns ``created``).  A change of configuration is a rolling upgrade;
     a change of ``instances`` alone is a scale."""
     current = state.apps.get(app.id)
     if current is None:
-        return create_app(state, app, now, force), True
+        return create_app(state, app, now, force, plan_id), True
     _locked(state, app.id, force, now)
     state.assign_service_ports(app, current)
     upgrade = not same_config(app, current)
     _stamp(app, now, current, upgrade)
     state.put_app(app)
-    return _start(state, app, "upgrade" if upgrade else "scale", current, now), False
+    return _start(state, app, "upgrade" if upgrade else "scale", current, now,
+                  plan_id=plan_id), False
 
 
 def scale_app(state: ServicesState, app_id: str, instances: int, now: float,
@@ -154,8 +177,8 @@ def rollback_to_version(state: ServicesState, app_id: str, version: str, now: fl
     return _start(state, app, kind, current, now)
 
 
-def delete_app(state: ServicesState, app_id: str, now: float, force: bool = False
-               ) -> Deployment:
+def delete_app(state: ServicesState, app_id: str, now: float, force: bool = False,
+               plan_id: str | None = None) -> Deployment:
     """DELETE /v2/apps/{id}: the app is gone at once; its tasks are killed by a stop
     deployment (which a rollback can undo)."""
     current = state.app(app_id)
@@ -163,11 +186,9 @@ def delete_app(state: ServicesState, app_id: str, now: float, force: bool = Fals
     state.drop_app(app_id)
     state.removing[app_id] = msgspec.structs.replace(current, instances=0)
     d = Deployment(id=str(uuid.uuid4()), app_id=app_id, version=next_version(now, current.version),
-                   kind="stop", started_at=now, previous=encode_app(current))
+                   kind="stop", started_at=now, previous=encode_app(current), plan_id=plan_id)
     state.put_deployment(d)
-    state.emit("deployment_info", {"plan": plan_json(d),
-                                   "currentStep": deployment_json(d)["steps"][-1]}, now,
-               subject=d)
+    _announce_start(state, d, now)
     return d
 
 
@@ -215,6 +236,11 @@ def finish_deployment(state: ServicesState, deployment_id: str, now: float) -> N
     if d.kind == "stop":
         state.removing.pop(d.app_id, None)
         state.emit("app_terminated_event", {"appId": d.app_id}, now)
+    if d.plan_id is not None:
+        group_plans.member_ended(state, d, now, ok=True)
+        return
+    state.emit("deployment_step_success", {"plan": plan_json(d),
+                                           "currentStep": deployment_json(d)["steps"][-1]}, now)
     state.emit("deployment_success", {"id": d.id, "plan": plan_json(d)}, now)
 
 
@@ -227,7 +253,7 @@ def cancel_deployment(state: ServicesState, deployment_id: str, now: float,
     if d is None:
         raise NotFound(f"DeploymentPlan {deployment_id} does not exist")
     state.drop_deployment(d.id)
-    state.emit("deployment_failed", {"id": d.id, "plan": plan_json(d), "reason": reason}, now)
+    _failed(state, d, now, reason)
     if force:
         if d.kind == "stop":
             state.removing.pop(d.app_id, None)

@@ -24,6 +24,7 @@ from aiohttp import web
 from frameworks.common.sse import SseBroadcaster
 from frameworks.services.api import AppsApi
 from frameworks.services.api_cluster import ClusterApi
+from frameworks.services.api_groups import GroupsApi
 from frameworks.services.api_usage import UsageApi
 from frameworks.services.apiutil import ApiContext, marathon_errors
 from frameworks.services.autoscaler import Autoscaler, AutoscaleSettings, MasterUsage
@@ -124,6 +125,7 @@ class ServicesServer:
         snapshot = await asyncio.to_thread(self.store.load)
         self.state.load(snapshot.apps, snapshot.versions, snapshot.deployments,
                         snapshot.tasks, snapshot.reservations)
+        self.state.load_groups(snapshot.groups, snapshot.group_versions, snapshot.plans)
         self.runner = FrameworkRunner(
             self.workload, self._framework_info, config.masters, journal=self.state.journal,
             store=self.store, settings=config.settings.kit(), clock=self.clock,
@@ -181,7 +183,8 @@ class ServicesServer:
         assert self.autoscaler is not None
         app.add_routes(UsageApi(ctx, self.autoscaler).routes()  # before /v2/apps/{path}
                        + AppsApi(ctx).routes() + ClusterApi(ctx).routes()
-                       + [events_route(self.bus)] + self.discovery.routes()
+                       + GroupsApi(ctx).routes()
+                       + [events_route(self.bus, self.now)] + self.discovery.routes()
                        + [web.get("/openapi.json", _openapi)])
         self.observer = install_observer(app, self)  # /metrics, dashboard views, GET /
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

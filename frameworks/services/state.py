@@ -17,10 +17,19 @@ from typing import Any
 import msgspec
 
 from frameworks.services.deployments import Deployment
+from frameworks.services.groups import (
+    GroupPlan,
+    GroupRecord,
+    GroupVersion,
+    effective_dependencies,
+)
 from frameworks.services.model import App, decode_app, timestamp
 from frameworks.services.store import (
     APPS,
     DEPLOYMENTS,
+    GROUP_VERSIONS,
+    GROUPS,
+    PLANS,
     RESERVATIONS,
     TASKS,
     VERSIONS,
@@ -74,6 +83,11 @@ class ServicesState:
         self.tasks: dict[str, TaskRecord] = {}
         self.reservations: dict[str, Reservation] = {}  # persistent volumes (volumes.py)
         self.last_failure: dict[str, dict[str, Any]] = {}
+        # Marathon groups (groups.py): explicit groups, their stored versions and the
+        # deployments over several apps that group changes start.
+        self.groups: dict[str, GroupRecord] = {}
+        self.group_versions: dict[str, dict[str, GroupVersion]] = {}
+        self.plans: dict[str, GroupPlan] = {}
 
     # ---------------------------------------------------------------- loading
 
@@ -95,6 +109,14 @@ class ServicesState:
         for task in tasks:
             self.tasks[task.id] = task
 
+    def load_groups(self, groups: Iterable[GroupRecord], versions: Iterable[GroupVersion],
+                    plans: Iterable[GroupPlan]) -> None:
+        """Restore the groups from the store (no changes recorded)."""
+        self.groups.update({g.id: g for g in groups})
+        for version in versions:
+            self.group_versions.setdefault(version.id, {})[version.version] = version
+        self.plans.update({p.id: p for p in plans})
+
     # ---------------------------------------------------------------- queries
 
     def app(self, app_id: str) -> App:
@@ -114,8 +136,10 @@ class ServicesState:
         return {**self.removing, **self.apps}
 
     def views(self, ready_at: dict[str, float]) -> tuple[dict[str, AppView], list, list]:
-        apps = {app_id: app_view(app, ready_at.get(app_id, 0.0))
-                for app_id, app in self.targets().items()}
+        targets = self.targets()
+        deps = effective_dependencies(targets, self.groups)
+        apps = {app_id: app_view(app, ready_at.get(app_id, 0.0), deps[app_id])
+                for app_id, app in targets.items()}
         # A replaced unreachable task (unreachable.py) is not an instance any more;
         # once it is being killed it holds resources again, as every killed task.
         tasks = [t.view() for t in self.tasks.values()
@@ -179,6 +203,34 @@ class ServicesState:
     def drop_reservation(self, reservation_id: str) -> None:
         if self.reservations.pop(reservation_id, None) is not None:
             self.journal.delete(RESERVATIONS, reservation_id)
+
+    def put_group(self, group: GroupRecord) -> None:
+        self.groups[group.id] = group
+        self.journal.put(GROUPS, group.id, group)
+
+    def drop_group(self, group_id: str) -> None:
+        if self.groups.pop(group_id, None) is not None:
+            self.journal.delete(GROUPS, group_id)
+        for version in self.group_versions.pop(group_id, {}):
+            self.journal.delete(GROUP_VERSIONS, (group_id, version))
+
+    def put_group_version(self, version: GroupVersion) -> None:
+        versions = self.group_versions.setdefault(version.id, {})
+        versions[version.version] = version
+        self.journal.put(GROUP_VERSIONS, (version.id, version.version), version)
+        for old in sorted(versions)[:-self.max_versions]:
+            del versions[old]
+            self.journal.delete(GROUP_VERSIONS, (version.id, old))
+
+    def put_plan(self, plan: GroupPlan) -> None:
+        self.plans[plan.id] = plan
+        self.journal.put(PLANS, plan.id, plan)
+
+    def drop_plan(self, plan_id: str) -> GroupPlan | None:
+        plan = self.plans.pop(plan_id, None)
+        if plan is not None:
+            self.journal.delete(PLANS, plan_id)
+        return plan
 
     def emit(self, event_type: str, payload: dict[str, Any], now: float,
              subject: Any = None) -> None:
@@ -272,14 +324,17 @@ def service_ports(app: App) -> list[int]:
     return [pm.service_port for pm in app.port_mappings]
 
 
-def app_view(app: App, ready_at: float = 0.0) -> AppView:
+def app_view(app: App, ready_at: float = 0.0,
+             dependencies: tuple[str, ...] | None = None) -> AppView:
+    """``dependencies``: as resolved through groups (default: the app's own)."""
     min_health, max_over = effective_strategy(app)
     return AppView(
         id=app.id, instances=app.instances, config_version=app.config_version,
         min_health_capacity=min_health, max_over_capacity=max_over,
         kill_selection=app.kill_selection, has_health_checks=app.has_health_checks,
         has_readiness_checks=bool(app.readiness_checks),
-        dependencies=tuple(app.dependencies), launch_ready_at=ready_at,
+        dependencies=tuple(app.dependencies) if dependencies is None else dependencies,
+        launch_ready_at=ready_at,
     )
 
 

@@ -1,7 +1,8 @@
 """The services framework's durable state: its tables and how records become rows.
 
-Six tables: apps (current definitions), versions (every stored version), deployments,
-tasks, reservations (persistent volumes) and a key/value ``meta`` (the framework id).
+Nine tables: apps (current definitions), versions (every stored version), deployments,
+tasks, reservations (persistent volumes), groups, group versions and group deployment
+plans (groups.py), and a key/value ``meta`` (the framework id).
 Each row is a JSON document keyed by its id.  Records are written through the
 framework kit's journal (``services_journal``): ``ServicesState`` puts what changed,
 the kit's runner writes one generation per transaction (``DocumentStore.apply``) and
@@ -17,6 +18,7 @@ import msgspec
 from sqlalchemy import Column, MetaData, String, select
 
 from frameworks.services.deployments import Deployment
+from frameworks.services.groups import GroupPlan, GroupRecord, GroupVersion
 from frameworks.services.model import App, decode_app, encode_app
 from frameworks.services.tasks import TaskRecord
 from frameworks.services.volumes import Reservation
@@ -30,6 +32,9 @@ VERSIONS = "services_versions"
 DEPLOYMENTS = "services_deployments"
 TASKS = "services_tasks"
 RESERVATIONS = "services_reservations"
+GROUPS = "services_groups"
+GROUP_VERSIONS = "services_group_versions"
+PLANS = "services_plans"
 
 meta = meta_table(META, metadata)
 apps_table = document_table(APPS, metadata, 512)
@@ -39,6 +44,10 @@ tasks_table = document_table(TASKS, metadata, 600,
                              Column("app_id", String(512), nullable=False, index=True))
 reservations_table = document_table(RESERVATIONS, metadata, 64,
                                     Column("app_id", String(512), nullable=False))
+groups_table = document_table(GROUPS, metadata, 512)
+group_versions_table = document_table(GROUP_VERSIONS, metadata, 512,
+                                      keys=("group_id", "version"))
+plans_table = document_table(PLANS, metadata, 64)
 
 
 def services_journal() -> Journal:
@@ -51,6 +60,10 @@ def services_journal() -> Journal:
         TASKS: lambda t: {"id": t.id, "app_id": t.app_id, "data": to_json(msgspec.to_builtins(t))},
         RESERVATIONS: lambda r: {"id": r.id, "app_id": r.app_id,
                                  "data": to_json(msgspec.to_builtins(r))},
+        GROUPS: lambda g: {"id": g.id, "data": to_json(msgspec.to_builtins(g))},
+        GROUP_VERSIONS: lambda v: {"group_id": v.id, "version": v.version,
+                                   "data": to_json(msgspec.to_builtins(v))},
+        PLANS: lambda p: {"id": p.id, "data": to_json(msgspec.to_builtins(p))},
     }, meta_table=META)
 
 
@@ -62,6 +75,9 @@ class Snapshot:
     tasks: list[TaskRecord]
     meta: dict[str, str]
     reservations: list[Reservation] = field(default_factory=list)
+    groups: list[GroupRecord] = field(default_factory=list)
+    group_versions: list[GroupVersion] = field(default_factory=list)
+    plans: list[GroupPlan] = field(default_factory=list)
 
 
 class ServicesStore(DocumentStore):
@@ -82,4 +98,10 @@ class ServicesStore(DocumentStore):
             pairs = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
             reservations = [dec(r[0], type=Reservation)
                             for r in conn.execute(select(reservations_table.c.data))]
-        return Snapshot(apps, versions, deployments, tasks, pairs, reservations)
+            groups = [dec(r[0], type=GroupRecord)
+                      for r in conn.execute(select(groups_table.c.data))]
+            group_versions = [dec(r[0], type=GroupVersion)
+                              for r in conn.execute(select(group_versions_table.c.data))]
+            plans = [dec(r[0], type=GroupPlan) for r in conn.execute(select(plans_table.c.data))]
+        return Snapshot(apps, versions, deployments, tasks, pairs, reservations, groups,
+                        group_versions, plans)

@@ -22,7 +22,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from frameworks.services import offer_round, operations, unreachable, volume_ops
-from frameworks.services.events import status_event
+from frameworks.services.events import (
+    failed_health_check_event,
+    instance_changed_event,
+    status_event,
+)
 from frameworks.services.linking import HOST_GATEWAY
 from frameworks.services.queue import QueueStats
 from frameworks.services.reconcile import Plan, Settings, reconcile
@@ -103,11 +107,15 @@ class ServicesWorkload(Workload):
         failure = None
         if task is not None:
             state.emit("status_update_event", status_event(task, status), now)
+            state.emit("instance_changed_event", instance_changed_event(task, status), now)
             if outcome.health_changed:
                 state.emit("health_status_changed_event", {
                     "appId": task.app_id, "taskId": task.id, "instanceId": task.id,
                     "version": task.version, "alive": task.healthy}, now)
             app = state.apps.get(task.app_id)
+            if status.healthy is False and app is not None and app.agent_check is not None:
+                state.emit("failed_health_check_event",
+                           failed_health_check_event(app, task.id, app.agent_check), now)
             if outcome.failed and app is not None:
                 failure = (app.id, BackoffPolicy(app.backoff_seconds, app.backoff_factor,
                                                  app.max_launch_delay_seconds))
