@@ -18,9 +18,12 @@ import msgspec
 
 from frameworks.services.deployments import Deployment
 from frameworks.services.model import App, decode_app, timestamp
+from frameworks.services.pod_model import FixedScaling, Pod, decode_pod, is_pod_json
 from frameworks.services.store import (
     APPS,
     DEPLOYMENTS,
+    POD_VERSIONS,
+    PODS,
     RESERVATIONS,
     TASKS,
     VERSIONS,
@@ -74,14 +77,23 @@ class ServicesState:
         self.tasks: dict[str, TaskRecord] = {}
         self.reservations: dict[str, Reservation] = {}  # persistent volumes (volumes.py)
         self.last_failure: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, Pod] = {}  # pods (pod_ops.py); their instances are in tasks
+        self.removing_pods: dict[str, Pod] = {}
+        self.pod_versions: dict[str, dict[str, Pod]] = {}
+        self.container_tasks: dict[str, str] = {}  # a pod container's task id -> instance
 
     # ---------------------------------------------------------------- loading
 
     def load(self, apps: Iterable[App], versions: Iterable[App],
              deployments: Iterable[Deployment], tasks: Iterable[TaskRecord],
-             reservations: Iterable[Reservation] = ()) -> None:
+             reservations: Iterable[Reservation] = (), pods: Iterable[Pod] = (),
+             pod_versions: Iterable[Pod] = ()) -> None:
         """Restore from the store (no changes recorded)."""
         self.reservations.update({r.id: r for r in reservations})
+        self.pods.update({p.id: p for p in pods})
+        for pod in pod_versions:
+            assert pod.version is not None
+            self.pod_versions.setdefault(pod.id, {})[pod.version] = pod
         for app in apps:
             self.apps[app.id] = app
         for version in versions:
@@ -89,11 +101,16 @@ class ServicesState:
             self.versions.setdefault(version.id, {})[version.version] = version
         for d in deployments:
             self.deployments[d.id] = d
-            if d.kind == "stop" and d.app_id not in self.apps and d.previous is not None:
+            if d.kind == "stop" and d.previous is not None and is_pod_json(d.previous):
+                if d.app_id not in self.pods:
+                    self.removing_pods[d.app_id] = msgspec.structs.replace(
+                        decode_pod(d.previous), scaling=FixedScaling(instances=0))
+            elif d.kind == "stop" and d.app_id not in self.apps and d.previous is not None:
                 self.removing[d.app_id] = msgspec.structs.replace(
                     decode_app(d.previous), instances=0)
         for task in tasks:
             self.tasks[task.id] = task
+            self.container_tasks.update({c.task_id: task.id for c in task.containers})
 
     # ---------------------------------------------------------------- queries
 
@@ -116,6 +133,8 @@ class ServicesState:
     def views(self, ready_at: dict[str, float]) -> tuple[dict[str, AppView], list, list]:
         apps = {app_id: app_view(app, ready_at.get(app_id, 0.0))
                 for app_id, app in self.targets().items()}
+        apps.update({pod_id: pod_view(pod, ready_at.get(pod_id, 0.0))
+                     for pod_id, pod in {**self.removing_pods, **self.pods}.items()})
         tasks = [t.view() for t in self.tasks.values()]
         deployments = [DeploymentView(d.id, d.app_id, d.started_at, d.timeout)
                        for d in self.deployments.values()]
@@ -154,12 +173,32 @@ class ServicesState:
         """Add ``task``, or record that it changed."""
         self.tasks[task.id] = task
         self.journal.put(TASKS, task.id, task)
+        self.container_tasks.update({c.task_id: task.id for c in task.containers})
 
     def drop_task(self, task_id: str) -> TaskRecord | None:
         task = self.tasks.pop(task_id, None)
         if task is not None:
             self.journal.delete(TASKS, task_id)
+            for c in task.containers:
+                self.container_tasks.pop(c.task_id, None)
         return task
+
+    def put_pod(self, pod: Pod) -> None:
+        self.pods[pod.id] = pod
+        self.journal.put(PODS, pod.id, pod)
+        assert pod.version is not None
+        versions = self.pod_versions.setdefault(pod.id, {})
+        versions[pod.version] = pod
+        self.journal.put(POD_VERSIONS, (pod.id, pod.version), pod)
+        for old in sorted(versions)[:-self.max_versions]:
+            del versions[old]
+            self.journal.delete(POD_VERSIONS, (pod.id, old))
+
+    def drop_pod(self, pod_id: str) -> None:
+        self.pods.pop(pod_id, None)
+        self.journal.delete(PODS, pod_id)
+        for version in self.pod_versions.pop(pod_id, {}):
+            self.journal.delete(POD_VERSIONS, (pod_id, version))
 
     def mark_kill(self, task_id: str, reason: str, now: float) -> TaskRecord | None:
         task = self.tasks.get(task_id)
@@ -260,6 +299,16 @@ def app_view(app: App, ready_at: float = 0.0) -> AppView:
         has_readiness_checks=bool(app.readiness_checks),
         dependencies=tuple(app.dependencies), launch_ready_at=ready_at,
     )
+
+
+def pod_view(pod: Pod, ready_at: float = 0.0) -> AppView:
+    upgrade = pod.scheduling.upgrade
+    return AppView(
+        id=pod.id, instances=pod.instances, config_version=pod.config_version,
+        min_health_capacity=upgrade.minimum_health_capacity,
+        max_over_capacity=upgrade.maximum_over_capacity,
+        kill_selection=pod.scheduling.kill_selection,
+        has_health_checks=pod.has_health_checks, launch_ready_at=ready_at)
 
 
 def _failure_json(task: TaskRecord, status: TaskStatus, now: float) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The services framework's durable state: its tables and how records become rows.
 
-Six tables: apps (current definitions), versions (every stored version), deployments,
-tasks, reservations (persistent volumes) and a key/value ``meta`` (the framework id).
+Eight tables: apps (current definitions), versions (every stored version), deployments,
+tasks (pod instances too), reservations (persistent volumes), pods and pod versions
+(``pod_model``) and a key/value ``meta`` (the framework id).
 Each row is a JSON document keyed by its id.  Records are written through the
 framework kit's journal (``services_journal``): ``ServicesState`` puts what changed,
 the kit's runner writes one generation per transaction (``DocumentStore.apply``) and
@@ -18,6 +19,7 @@ from sqlalchemy import Column, MetaData, String, select
 
 from frameworks.services.deployments import Deployment
 from frameworks.services.model import App, decode_app, encode_app
+from frameworks.services.pod_model import Pod, decode_pod, encode_pod
 from frameworks.services.tasks import TaskRecord
 from frameworks.services.volumes import Reservation
 from mesoslite.framework import DocumentStore, Journal
@@ -30,6 +32,8 @@ VERSIONS = "services_versions"
 DEPLOYMENTS = "services_deployments"
 TASKS = "services_tasks"
 RESERVATIONS = "services_reservations"
+PODS = "services_pods"
+POD_VERSIONS = "services_pod_versions"
 
 meta = meta_table(META, metadata)
 apps_table = document_table(APPS, metadata, 512)
@@ -39,6 +43,8 @@ tasks_table = document_table(TASKS, metadata, 600,
                              Column("app_id", String(512), nullable=False, index=True))
 reservations_table = document_table(RESERVATIONS, metadata, 64,
                                     Column("app_id", String(512), nullable=False))
+pods_table = document_table(PODS, metadata, 512)
+pod_versions_table = document_table(POD_VERSIONS, metadata, 512, keys=("app_id", "version"))
 
 
 def services_journal() -> Journal:
@@ -51,6 +57,9 @@ def services_journal() -> Journal:
         TASKS: lambda t: {"id": t.id, "app_id": t.app_id, "data": to_json(msgspec.to_builtins(t))},
         RESERVATIONS: lambda r: {"id": r.id, "app_id": r.app_id,
                                  "data": to_json(msgspec.to_builtins(r))},
+        PODS: lambda pod: {"id": pod.id, "data": to_json(encode_pod(pod))},
+        POD_VERSIONS: lambda pod: {"app_id": pod.id, "version": pod.version,
+                                   "data": to_json(encode_pod(pod))},
     }, meta_table=META)
 
 
@@ -62,6 +71,8 @@ class Snapshot:
     tasks: list[TaskRecord]
     meta: dict[str, str]
     reservations: list[Reservation] = field(default_factory=list)
+    pods: list[Pod] = field(default_factory=list)
+    pod_versions: list[Pod] = field(default_factory=list)
 
 
 class ServicesStore(DocumentStore):
@@ -82,4 +93,8 @@ class ServicesStore(DocumentStore):
             pairs = dict(conn.execute(select(meta.c.key, meta.c.value)).all())
             reservations = [dec(r[0], type=Reservation)
                             for r in conn.execute(select(reservations_table.c.data))]
-        return Snapshot(apps, versions, deployments, tasks, pairs, reservations)
+            pods = [decode_pod(dec(r[0])) for r in conn.execute(select(pods_table.c.data))]
+            pod_versions = [decode_pod(dec(r[0]))
+                            for r in conn.execute(select(pod_versions_table.c.data))]
+        return Snapshot(apps, versions, deployments, tasks, pairs, reservations, pods,
+                        pod_versions)

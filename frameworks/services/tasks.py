@@ -24,6 +24,19 @@ FAILURE_STATES = frozenset({
 })
 
 
+class ContainerRecord(msgspec.Struct, omit_defaults=True):
+    """One container of a pod instance: its Mesos task and what it last reported."""
+
+    name: str
+    task_id: str
+    state: str = "TASK_STAGING"
+    has_check: bool = False
+    healthy: bool | None = None
+    message: str | None = None
+    since: float = 0.0  # when ``state`` last changed
+    updated_at: float = 0.0
+
+
 class TaskRecord(msgspec.Struct, omit_defaults=True):
     id: str
     app_id: str
@@ -50,6 +63,8 @@ class TaskRecord(msgspec.Struct, omit_defaults=True):
     kill_is_failure: bool = False  # killed for failing its checks: counts for backoff
     message: str | None = None
     local_volumes: list[dict[str, str]] = []  # persistent volumes (Marathon's shape)
+    # A pod instance (``app_id`` is the pod's): one task group, a task per container.
+    containers: list[ContainerRecord] = []
 
     @property
     def running(self) -> bool:
