@@ -77,8 +77,7 @@ class PodsApi:
             return self._versions(pod_id, rest or None)
         if word == "instances" and method == "DELETE":
             return await self.kill(request, pod_id, rest or None)
-        raise HTTPError(404 if word not in ("status", "versions", "instances") else 405,
-                        f"no route {method} /v2/pods/{{id}}::{sub}")
+        raise HTTPError(404, f"no route {method} /v2/pods/{{id}}::{sub}")
 
     async def get_pod(self, request: web.Request, pod_id: str) -> web.Response:
         return json_response(pod_json(pod_ops.pod_of(self.ctx.state, pod_id)))

@@ -77,14 +77,14 @@ class TcpCheck(Base):
     endpoint: str
 
 
-class CommandCheck(Base):
+class PodCommandCheck(Base):
     command: MesosCommand
 
 
 class PodHealthCheck(Base):
     http: HttpCheck | None = None
     tcp: TcpCheck | None = None
-    exec: CommandCheck | None = None
+    exec: PodCommandCheck | None = None
     grace_period_seconds: int = 300
     interval_seconds: int = 60
     max_consecutive_failures: int = 3

@@ -296,6 +296,10 @@ def _check_volumes(pod: Pod, errors: _Errors) -> None:
             if not m.mount_path.strip():
                 errors.add(f"/containers({i})/volumeMounts({j})/mountPath",
                            "must not be empty")
+            elif c.image is None and m.mount_path.startswith("/"):
+                errors.add(f"/containers({i})/volumeMounts({j})/mountPath",
+                           "must be relative (inside the container's sandbox) for a "
+                           "container without an image: it has no filesystem of its own")
 
 
 def _check_scheduling(pod: Pod, errors: _Errors) -> None:
