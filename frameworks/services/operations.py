@@ -237,7 +237,7 @@ def cancel_deployment(state: ServicesState, deployment_id: str, now: float,
 
 
 def _revert(state: ServicesState, d: Deployment, now: float) -> Deployment:
-    if (d.previous is not None and is_pod_json(d.previous)) or d.app_id in state.pods:
+    if d.pod or (d.previous is not None and is_pod_json(d.previous)):
         from frameworks.services import pod_ops  # pod_ops builds on this module
 
         return pod_ops.revert(state, d, now)

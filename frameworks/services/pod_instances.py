@@ -46,18 +46,27 @@ def apply_container_status(state: ServicesState, instance_id: str, status: TaskS
         container.healthy = status.healthy
     previous_health = instance.healthy
     states = [c.state for c in instance.containers]
-    if all(s in (RUNNING, FINISHED) for s in states) and RUNNING in states:
-        instance.state = RUNNING
-        if instance.started_at is None:
-            instance.started_at = now
-    elif instance.state != RUNNING and status.state.value not in _TERMINAL:
-        instance.state = status.state.value
+    instance.state = _instance_task_state(states)
+    if instance.state == RUNNING and instance.started_at is None:
+        instance.started_at = now
     _note_health(instance, now)
     out.health_changed = instance.healthy != previous_health
     if _all_settled(instance):
         return _ended(state, instance, status, out, now)
     state.put_task(instance)  # always: the container's own status changed
     return out
+
+
+def _instance_task_state(states: list[str]) -> str:
+    """RUNNING when every container runs (or finished); KILLING once one ended
+    otherwise (the group is going down); else the launch's progress."""
+    if any(s in _TERMINAL and s != FINISHED for s in states):
+        return TaskState.TASK_KILLING.value
+    if all(s in (RUNNING, FINISHED) for s in states) and RUNNING in states:
+        return RUNNING
+    if any(s in (RUNNING, TaskState.TASK_STARTING.value) for s in states):
+        return TaskState.TASK_STARTING.value
+    return TaskState.TASK_STAGING.value
 
 
 def _all_settled(instance: TaskRecord) -> bool:
@@ -122,7 +131,7 @@ def instance_status(pod: Pod | None, instance: TaskRecord, role: str = "*") -> d
 
 
 def _instance_state(instance: TaskRecord) -> str:
-    if instance.kill_requested_at is not None:
+    if instance.kill_requested_at is not None or instance.state == "TASK_KILLING":
         return "TERMINAL"
     if instance.state != RUNNING:
         return "STAGING"

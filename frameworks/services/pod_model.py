@@ -288,6 +288,13 @@ def _container_json(c: PodContainer) -> dict[str, Any]:
     if c.endpoints:
         out["endpoints"] = [msgspec.to_builtins(e) | {"protocol": list(e.protocol)}
                             for e in c.endpoints]
+    hc = c.health_check
+    if hc is not None:  # every timing, defaults too, as Marathon shows them
+        out["healthCheck"] = msgspec.to_builtins(hc) | {
+            "gracePeriodSeconds": hc.grace_period_seconds,
+            "intervalSeconds": hc.interval_seconds,
+            "maxConsecutiveFailures": hc.max_consecutive_failures,
+            "timeoutSeconds": hc.timeout_seconds, "delaySeconds": hc.delay_seconds}
     return out
 
 

@@ -43,7 +43,7 @@ def _start(state: ServicesState, pod: Pod, kind: str, previous: Pod | None, now:
     d = Deployment(id=str(uuid.uuid4()), app_id=pod.id, version=pod.version, kind=kind,
                    started_at=now, timeout=None,
                    previous=encode_pod(previous) if previous is not None else None,
-                   rollback_of=rollback_of)
+                   rollback_of=rollback_of, pod=True)
     state.put_deployment(d)
     state.emit("deployment_info", {"plan": plan_json(d),
                                    "currentStep": deployment_json(d)["steps"][-1]}, now,
@@ -102,7 +102,7 @@ def delete_pod(state: ServicesState, pod_id: str, now: float, force: bool = Fals
         current, scaling=FixedScaling(instances=0))
     d = Deployment(id=str(uuid.uuid4()), app_id=pod_id,
                    version=next_version(now, current.version), kind="stop", started_at=now,
-                   previous=encode_pod(current))
+                   previous=encode_pod(current), pod=True)
     state.put_deployment(d)
     state.emit("deployment_info", {"plan": plan_json(d),
                                    "currentStep": deployment_json(d)["steps"][-1]}, now,
