@@ -194,6 +194,13 @@ async def test_pod_contract_offline(offline: Api) -> None:
     assert status == 409
     assert (await offline.call("DELETE", "/v2/pods/team/web", force=True))[0] == 202
     assert (await offline.call("GET", "/v2/pods/team/web::status"))[0] == 404
+    # cancelling the deployment of a new pod rolls it back: the pod is removed again
+    _, _, headers = await offline.call("POST", "/v2/pods", web_pod("/undo"))
+    deployments = await offline.ok("GET", "/v2/deployments")
+    mine = next(d for d in deployments if d["id"] == headers["Marathon-Deployment-Id"])
+    assert mine["affectedPods"] == ["/undo"] and mine["affectedApps"] == []
+    await offline.ok("DELETE", f"/v2/deployments/{mine['id']}")
+    assert (await offline.call("GET", "/v2/pods/undo"))[0] == 404
 
 
 async def test_pod_events(offline: Api) -> None:
