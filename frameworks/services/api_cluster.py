@@ -16,6 +16,7 @@ from frameworks.services.apiutil import (
     kill_flags,
 )
 from frameworks.services.model import app_json, timestamp
+from frameworks.services.pod_model import pod_json
 from frameworks.services.tasks import task_json
 from frameworks.services.validation import Invalid, normalize_id
 from mesoslite.httpapi import json_response, read_json
@@ -106,9 +107,12 @@ class ClusterApi:
         items = []
         for app_id in sorted(set(plan.launches) | set(plan.waiting)):
             app = self.ctx.state.apps.get(app_id)
-            if app is None:
-                continue
-            items.append(self._queue_item(app_id, app_json(app), plan, now))
+            pod = self.ctx.state.pods.get(app_id)
+            if app is not None:
+                items.append(self._queue_item(app_id, app_json(app), plan, now))
+            elif pod is not None:  # Marathon's queue names a pod under "pod"
+                item = self._queue_item(app_id, pod_json(pod), plan, now)
+                items.append({**item, "pod": item.pop("app")})
         return json_response({"queue": items})
 
     def _queue_item(self, app_id: str, app: dict[str, Any], plan: Any, now: float

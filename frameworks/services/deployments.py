@@ -148,6 +148,7 @@ class Deployment(msgspec.Struct, omit_defaults=True):
     # The group deployment (``groups.GroupPlan``) this one is part of: it announces
     # the plan's events instead of its own.
     plan_id: str | None = None
+    pod: bool = False  # of a pod (docs/services.md "Pods"), not an app
 
 
 _ACTIONS = {
@@ -165,13 +166,14 @@ def deployment_json(d: Deployment, ready_results: list[dict[str, Any]] | None = 
     """Marathon's ``GET /v2/deployments`` item."""
     actions = _ACTIONS[d.kind]
     step = len(actions)  # the instantaneous steps (StartApplication) are behind us
+    subject = "pod" if d.pod else "app"  # Marathon names a pod's actions' target "pod"
     return {
         "id": d.id,
         "version": d.version,
-        "affectedApps": [d.app_id],
-        "affectedPods": [],
-        "steps": [{"actions": [{"action": a, "app": d.app_id}]} for a in actions],
-        "currentActions": [{"action": actions[step - 1], "app": d.app_id,
+        "affectedApps": [] if d.pod else [d.app_id],
+        "affectedPods": [d.app_id] if d.pod else [],
+        "steps": [{"actions": [{"action": a, subject: d.app_id}]} for a in actions],
+        "currentActions": [{"action": actions[step - 1], subject: d.app_id,
                             "readinessCheckResults": ready_results or []}],
         "currentStep": step,
         "totalSteps": len(actions),

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from frameworks.common.taskinfo import build_task
-from frameworks.services import volume_ops
+from frameworks.services import pod_launch, volume_ops
 from frameworks.services.linking import linked_spec
 from frameworks.services.model import App
+from frameworks.services.pod_model import Pod
 from frameworks.services.state import service_ports
 from frameworks.services.tasks import TaskRecord
 from frameworks.services.taskspec import new_task_id, task_spec
@@ -65,6 +66,7 @@ class Context:
     slots: dict[str, str] = field(default_factory=dict)  # placement task -> app
     relaunched: dict[str, list[TaskInfo]] = field(default_factory=dict)  # agent -> tasks
     destroys: list[AgentLaunch] = field(default_factory=list)
+    pods: dict[str, Pod] = field(default_factory=dict)  # pods with instances waiting
 
 
 def question(w: ServicesWorkload, offers: Sequence[AgentOffers], now: float) -> Round:
@@ -73,7 +75,8 @@ def question(w: ServicesWorkload, offers: Sequence[AgentOffers], now: float) -> 
                                            lambda: w.reservation_role() or "*")
     launches = dict(w.last_plan.launches)
     apps = {a: w.state.apps[a] for a in launches if a in w.state.apps}
-    ctx = Context(groups, apps, destroys=destroys)
+    ctx = Context(groups, apps, destroys=destroys,
+                  pods={p: w.state.pods[p] for p in launches if p in w.state.pods})
     ctx.relaunched = _relaunch(w, groups, apps, launches, now)
     if ctx.relaunched:
         launches = dict(w.reconcile(now).launches)
@@ -94,11 +97,14 @@ def placed(w: ServicesWorkload, round: Round, answer: Placement, now: float
     by_agent = _records(w, ctx, answer, allowed, prep, now)
     for agent_id, infos in ctx.relaunched.items():
         by_agent.setdefault(agent_id, []).extend(infos)
+    groups = _pod_launches(w, ctx, answer, allowed, now)
     out = [*ctx.destroys]
-    for agent_id, infos in by_agent.items():
-        out.append(AgentLaunch(agent_id, (*prep.get(agent_id, []),
-                                          calls.launch_operation(infos))))
-        w.launched += len(infos)
+    for agent_id in {**by_agent, **groups}:
+        infos = by_agent.get(agent_id, [])
+        launch = (calls.launch_operation(infos),) if infos else ()
+        out.append(AgentLaunch(agent_id, (*prep.get(agent_id, []), *launch,
+                                          *groups.get(agent_id, []))))
+        w.launched += len(infos) + len(groups.get(agent_id, []))
     _record_stats(w, ctx, answer, now)
     return out
 
@@ -106,6 +112,7 @@ def placed(w: ServicesWorkload, round: Round, answer: Placement, now: float
 def _problem(w: ServicesWorkload, ctx: Context, launches: dict[str, int]) -> Problem:
     state = w.state
     fixed = {p for app in ctx.apps.values() for p in app.host_ports_requested if p}
+    fixed |= {p for pod in ctx.pods.values() for p in pod.host_ports_requested() if p}
     agents = placement_agents(ctx.groups.values(), fixed)
     live = set(state.tasks)
     tasks, running = [], []
@@ -126,6 +133,12 @@ def _problem(w: ServicesWorkload, ctx: Context, launches: dict[str, int]) -> Pro
                               constraints=tuple(tuple(c) for c in app.constraints)))
         running += [Running(app_id, t.agent_id, t.attributes or {"hostname": t.hostname})
                     for t in state.app_tasks(app_id) if t.kill_requested_at is None]
+    for pod_id, pod in ctx.pods.items():
+        for i in range(launches.get(pod_id, 0)):
+            slot = f"{pod_id}#{i}"
+            ctx.slots[slot] = pod_id
+            tasks.append(pod_launch.placement_task(pod, slot))
+        running += pod_launch.running_instances(pod, state.app_tasks(pod_id))
     s = w.settings
     return Problem(agents, tasks, running, objective=s.objective, time_limit_s=s.time_limit_s,
                    workers=s.workers)
@@ -195,6 +208,8 @@ def _records(w: ServicesWorkload, ctx: Context, answer: Placement, allowed: dict
     by_agent: dict[str, list[TaskInfo]] = defaultdict(list)
     for slot, agent_id in sorted(answer.assignments.items()):
         app_id = ctx.slots[slot]
+        if app_id in ctx.pods:
+            continue  # _pod_launches
         app = state.apps.get(app_id)
         if (app is None or allowed.get(app_id, 0) <= 0
                 or app.version != ctx.apps[app_id].version):
@@ -222,6 +237,25 @@ def _records(w: ServicesWorkload, ctx: Context, answer: Placement, allowed: dict
     return by_agent
 
 
+def _pod_launches(w: ServicesWorkload, ctx: Context, answer: Placement,
+                  allowed: dict[str, int], now: float) -> dict[str, list[Operation]]:
+    """Each placed pod instance: its record (stored first) and its LAUNCH_GROUP."""
+    out: dict[str, list[Operation]] = defaultdict(list)
+    for slot, agent_id in sorted(answer.assignments.items()):
+        pod_id = ctx.slots[slot]
+        pod = w.state.pods.get(pod_id)
+        if (pod_id not in ctx.pods or pod is None or allowed.get(pod_id, 0) <= 0
+                or pod.version != ctx.pods[pod_id].version):
+            continue
+        allowed[pod_id] -= 1
+        ports = assign_ports(pod.host_ports_requested(), answer.ports.get(slot, []))
+        instance_id = pod_launch.new_instance_id(pod_id)
+        w.state.put_task(pod_launch.instance_record(pod, instance_id, ctx.groups[agent_id],
+                                                    ports, now))
+        out[agent_id].append(pod_launch.launch_group(pod, instance_id, agent_id, ports))
+    return out
+
+
 def _record(app: App, task_id: str, agent_id: str, group: AgentOffers, ports: list[int],
             now: float) -> TaskRecord:
     assert app.version is not None
@@ -235,7 +269,7 @@ def _record_stats(w: ServicesWorkload, ctx: Context, answer: Placement, now: flo
     used_by_app: dict[str, set[str]] = defaultdict(set)
     for slot, agent_id in answer.assignments.items():
         used_by_app[ctx.slots[slot]].add(agent_id)
-    for app_id in ctx.apps:
+    for app_id in [*ctx.apps, *ctx.pods]:
         unplaced = [s for s in answer.unplaced if ctx.slots.get(s) == app_id]
         why = [answer.why.get(s, ()) for s in unplaced]
         message = answer.unplaced[unplaced[0]] if unplaced else None

@@ -1,8 +1,8 @@
 """The services framework's OpenAPI document (served at ``GET /openapi.json``).
 
-Marathon's ``/v2`` API as mesoslite serves it.  App bodies are described by the
-``App`` struct that ``validation.parse_app`` converts them into, so the document
-follows the code.  Errors are ``{"message", "details": [{"path", "errors"}]}``;
+Marathon's ``/v2`` API as mesoslite serves it.  App and pod bodies are described by
+the ``App`` and ``Pod`` structs that ``validation.parse_app`` and
+``pod_validation.parse_pod`` convert them into, so the document follows the code.  Errors are ``{"message", "details": [{"path", "errors"}]}``;
 a 409 also lists the ``deployments`` in the way (Marathon's shape).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from frameworks.services.model import App
+from frameworks.services.pod_model import Pod
 from mesoslite import __version__
 from mesoslite.openapi import document, error_responses, json_body, ok_json
 
@@ -57,6 +58,7 @@ _BODIES = {
     "TaskIds": {"type": "object", "required": ["ids"], "properties": {
         "ids": {"type": "array", "items": {"type": "string"}}}},
     "AppList": {"type": "array", "items": {"$ref": "#/components/schemas/App"}},
+    "InstanceIds": {"type": "array", "items": {"type": "string"}},
     # Marathon's GroupUpdate; its apps are App definitions (described loosely here so
     # the fuzzer does not derive hundreds of bodies from App for each group route).
     "GroupUpdate": {"type": "object", "properties": {
@@ -98,6 +100,46 @@ def _group_paths() -> dict[str, Any]:
     return {"/v2/groups": one([]), "/v2/groups/{groupId}": one([_GROUP_ID]),
             "/v2/groups/{groupId}/versions": versions,
             "/v2/groups/{groupId}/versions/{version}": version}
+_POD_ID = {"name": "podId", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _pod_paths() -> dict[str, Any]:
+    """``/v2/pods`` (Marathon's pod API: api_pods.py)."""
+    pod_ok = {"200": {"description": "the pod", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Pod"}}}}}
+    created = {"201": {"description": "created", "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Pod"}}}}}
+    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+    instance = {"name": "instanceId", "in": "path", "required": True,
+                "schema": {"type": "string"}}
+    return {
+        "/v2/pods": {
+            "get": _op("every pod"),
+            "post": _op("create a pod", 409, 413, 415, 422, params=[_FORCE], body="Pod",
+                        ok={**created, **_CONFLICT}),
+        },
+        "/v2/pods/::status": {"get": _op("every pod's status")},
+        "/v2/pods/{podId}": {
+            "get": _op("one pod", 404, params=[_POD_ID], ok=pod_ok),
+            "put": _op("replace (or create) a pod: a rolling upgrade, or a scale when only "
+                       "scaling.instances changed", 409, 413, 415, 422,
+                       params=[_POD_ID, _FORCE], body="Pod",
+                       ok={**pod_ok, **created, **_CONFLICT}),
+            "delete": _op("delete the pod (its instances are killed)", 404, 409,
+                          params=[_POD_ID, _FORCE], ok={**_deployment("202"), **_CONFLICT}),
+        },
+        "/v2/pods/{podId}::status": {"get": _op(
+            "the pod's status: each instance and container", 404, params=[_POD_ID])},
+        "/v2/pods/{podId}::versions": {"get": _op("the pod's versions", 404,
+                                                  params=[_POD_ID])},
+        "/v2/pods/{podId}::versions/{version}": {"get": _op(
+            "the pod at one version", 404, params=[_POD_ID, version], ok=pod_ok)},
+        "/v2/pods/{podId}::instances": {"delete": _op(
+            "kill instances by id (they are replaced)", 404, 413, 415, 422,
+            params=[_POD_ID], body="InstanceIds")},
+        "/v2/pods/{podId}::instances/{instanceId}": {"delete": _op(
+            "kill one instance (it is replaced)", 404, params=[_POD_ID, instance])},
+    }
 
 
 def services_openapi() -> dict[str, Any]:
@@ -194,6 +236,7 @@ def services_openapi() -> dict[str, Any]:
             "200": {"description": "metrics"}, **error_responses(401, 403)}}},
         "/openapi.json": {"get": {"summary": "this document", "responses": ok_json()}},
     }
-    doc = document("mesoslite services (Marathon /v2)", __version__, paths, (App,))
+    paths.update(_pod_paths())
+    doc = document("mesoslite services (Marathon /v2)", __version__, paths, (App, Pod))
     doc["components"]["schemas"].update(_BODIES)
     return doc

@@ -28,6 +28,7 @@ from frameworks.services.model import (
     next_version,
     same_config,
 )
+from frameworks.services.pod_model import is_pod_json
 from frameworks.services.state import (
     Conflict,
     NotFound,
@@ -50,6 +51,7 @@ def _locked(state: ServicesState, app_id: str, force: bool, now: float) -> None:
         state.drop_deployment(d.id)
         if d.kind == "stop":
             state.removing.pop(d.app_id, None)
+            state.removing_pods.pop(d.app_id, None)
         _failed(state, d, now, "cancelled by a forced change")
 
 
@@ -115,6 +117,8 @@ def create_app(state: ServicesState, app: App, now: float, force: bool = False,
     ``plan_id``: the group deployment this is part of (group_plans.py)."""
     if app.id in state.apps:
         raise Conflict(f"An app with id [{app.id}] already exists.")
+    if app.id in state.pods or app.id in state.removing_pods:
+        raise Conflict(f"A pod with id [{app.id}] already exists.")
     if app.id in state.removing:
         _locked(state, app.id, force, now)
         state.removing.pop(app.id, None)
@@ -233,7 +237,9 @@ def finish_deployment(state: ServicesState, deployment_id: str, now: float) -> N
     d = state.drop_deployment(deployment_id)
     if d is None:
         return
-    if d.kind == "stop":
+    if d.kind == "stop" and state.removing_pods.pop(d.app_id, None) is not None:
+        pass  # a pod's instances are gone (Marathon sends no app_terminated_event)
+    elif d.kind == "stop":
         state.removing.pop(d.app_id, None)
         state.emit("app_terminated_event", {"appId": d.app_id}, now)
     if d.plan_id is not None:
@@ -257,11 +263,16 @@ def cancel_deployment(state: ServicesState, deployment_id: str, now: float,
     if force:
         if d.kind == "stop":
             state.removing.pop(d.app_id, None)
+            state.removing_pods.pop(d.app_id, None)
         return None
     return _revert(state, d, now)
 
 
 def _revert(state: ServicesState, d: Deployment, now: float) -> Deployment:
+    if d.pod or (d.previous is not None and is_pod_json(d.previous)):
+        from frameworks.services import pod_ops  # pod_ops builds on this module
+
+        return pod_ops.revert(state, d, now)
     if d.previous is None:  # the app was created: remove it again
         rollback = delete_app(state, d.app_id, now, force=True)
         rollback.rollback_of = d.id

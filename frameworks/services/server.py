@@ -25,6 +25,7 @@ from frameworks.common.sse import SseBroadcaster
 from frameworks.services.api import AppsApi
 from frameworks.services.api_cluster import ClusterApi
 from frameworks.services.api_groups import GroupsApi
+from frameworks.services.api_pods import PodsApi
 from frameworks.services.api_usage import UsageApi
 from frameworks.services.apiutil import ApiContext, marathon_errors
 from frameworks.services.autoscaler import Autoscaler, AutoscaleSettings, MasterUsage
@@ -124,7 +125,8 @@ class ServicesServer:
         self.store = await asyncio.to_thread(ServicesStore, self.store_url)
         snapshot = await asyncio.to_thread(self.store.load)
         self.state.load(snapshot.apps, snapshot.versions, snapshot.deployments,
-                        snapshot.tasks, snapshot.reservations)
+                        snapshot.tasks, snapshot.reservations, snapshot.pods,
+                        snapshot.pod_versions)
         self.state.load_groups(snapshot.groups, snapshot.group_versions, snapshot.plans)
         self.runner = FrameworkRunner(
             self.workload, self._framework_info, config.masters, journal=self.state.journal,
@@ -183,7 +185,7 @@ class ServicesServer:
         assert self.autoscaler is not None
         app.add_routes(UsageApi(ctx, self.autoscaler).routes()  # before /v2/apps/{path}
                        + AppsApi(ctx).routes() + ClusterApi(ctx).routes()
-                       + GroupsApi(ctx).routes()
+                       + GroupsApi(ctx).routes() + PodsApi(ctx).routes()
                        + [events_route(self.bus, self.now)] + self.discovery.routes()
                        + [web.get("/openapi.json", _openapi)])
         self.observer = install_observer(app, self)  # /metrics, dashboard views, GET /

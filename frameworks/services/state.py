@@ -24,12 +24,15 @@ from frameworks.services.groups import (
     effective_dependencies,
 )
 from frameworks.services.model import App, decode_app, timestamp
+from frameworks.services.pod_model import FixedScaling, Pod, decode_pod, is_pod_json
 from frameworks.services.store import (
     APPS,
     DEPLOYMENTS,
     GROUP_VERSIONS,
     GROUPS,
     PLANS,
+    POD_VERSIONS,
+    PODS,
     RESERVATIONS,
     TASKS,
     VERSIONS,
@@ -88,14 +91,23 @@ class ServicesState:
         self.groups: dict[str, GroupRecord] = {}
         self.group_versions: dict[str, dict[str, GroupVersion]] = {}
         self.plans: dict[str, GroupPlan] = {}
+        self.pods: dict[str, Pod] = {}  # pods (pod_ops.py); their instances are in tasks
+        self.removing_pods: dict[str, Pod] = {}
+        self.pod_versions: dict[str, dict[str, Pod]] = {}
+        self.container_tasks: dict[str, str] = {}  # a pod container's task id -> instance
 
     # ---------------------------------------------------------------- loading
 
     def load(self, apps: Iterable[App], versions: Iterable[App],
              deployments: Iterable[Deployment], tasks: Iterable[TaskRecord],
-             reservations: Iterable[Reservation] = ()) -> None:
+             reservations: Iterable[Reservation] = (), pods: Iterable[Pod] = (),
+             pod_versions: Iterable[Pod] = ()) -> None:
         """Restore from the store (no changes recorded)."""
         self.reservations.update({r.id: r for r in reservations})
+        self.pods.update({p.id: p for p in pods})
+        for pod in pod_versions:
+            assert pod.version is not None
+            self.pod_versions.setdefault(pod.id, {})[pod.version] = pod
         for app in apps:
             self.apps[app.id] = app
         for version in versions:
@@ -103,11 +115,16 @@ class ServicesState:
             self.versions.setdefault(version.id, {})[version.version] = version
         for d in deployments:
             self.deployments[d.id] = d
-            if d.kind == "stop" and d.app_id not in self.apps and d.previous is not None:
+            if d.kind == "stop" and d.previous is not None and is_pod_json(d.previous):
+                if d.app_id not in self.pods:
+                    self.removing_pods[d.app_id] = msgspec.structs.replace(
+                        decode_pod(d.previous), scaling=FixedScaling(instances=0))
+            elif d.kind == "stop" and d.app_id not in self.apps and d.previous is not None:
                 self.removing[d.app_id] = msgspec.structs.replace(
                     decode_app(d.previous), instances=0)
         for task in tasks:
             self.tasks[task.id] = task
+            self.container_tasks.update({c.task_id: task.id for c in task.containers})
 
     def load_groups(self, groups: Iterable[GroupRecord], versions: Iterable[GroupVersion],
                     plans: Iterable[GroupPlan]) -> None:
@@ -140,6 +157,8 @@ class ServicesState:
         deps = effective_dependencies(targets, self.groups)
         apps = {app_id: app_view(app, ready_at.get(app_id, 0.0), deps[app_id])
                 for app_id, app in targets.items()}
+        apps.update({pod_id: pod_view(pod, ready_at.get(pod_id, 0.0))
+                     for pod_id, pod in {**self.removing_pods, **self.pods}.items()})
         # A replaced unreachable task (unreachable.py) is not an instance any more;
         # once it is being killed it holds resources again, as every killed task.
         tasks = [t.view() for t in self.tasks.values()
@@ -181,12 +200,32 @@ class ServicesState:
         """Add ``task``, or record that it changed."""
         self.tasks[task.id] = task
         self.journal.put(TASKS, task.id, task)
+        self.container_tasks.update({c.task_id: task.id for c in task.containers})
 
     def drop_task(self, task_id: str) -> TaskRecord | None:
         task = self.tasks.pop(task_id, None)
         if task is not None:
             self.journal.delete(TASKS, task_id)
+            for c in task.containers:
+                self.container_tasks.pop(c.task_id, None)
         return task
+
+    def put_pod(self, pod: Pod) -> None:
+        self.pods[pod.id] = pod
+        self.journal.put(PODS, pod.id, pod)
+        assert pod.version is not None
+        versions = self.pod_versions.setdefault(pod.id, {})
+        versions[pod.version] = pod
+        self.journal.put(POD_VERSIONS, (pod.id, pod.version), pod)
+        for old in sorted(versions)[:-self.max_versions]:
+            del versions[old]
+            self.journal.delete(POD_VERSIONS, (pod.id, old))
+
+    def drop_pod(self, pod_id: str) -> None:
+        self.pods.pop(pod_id, None)
+        self.journal.delete(PODS, pod_id)
+        for version in self.pod_versions.pop(pod_id, {}):
+            self.journal.delete(POD_VERSIONS, (pod_id, version))
 
     def mark_kill(self, task_id: str, reason: str, now: float) -> TaskRecord | None:
         task = self.tasks.get(task_id)
@@ -336,6 +375,16 @@ def app_view(app: App, ready_at: float = 0.0,
         dependencies=tuple(app.dependencies) if dependencies is None else dependencies,
         launch_ready_at=ready_at,
     )
+
+
+def pod_view(pod: Pod, ready_at: float = 0.0) -> AppView:
+    upgrade = pod.scheduling.upgrade
+    return AppView(
+        id=pod.id, instances=pod.instances, config_version=pod.config_version,
+        min_health_capacity=upgrade.minimum_health_capacity,
+        max_over_capacity=upgrade.maximum_over_capacity,
+        kill_selection=pod.scheduling.kill_selection,
+        has_health_checks=pod.has_health_checks, launch_ready_at=ready_at)
 
 
 def _failure_json(task: TaskRecord, status: TaskStatus, now: float) -> dict[str, Any]:

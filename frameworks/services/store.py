@@ -1,8 +1,9 @@
 """The services framework's durable state: its tables and how records become rows.
 
-Nine tables: apps (current definitions), versions (every stored version), deployments,
-tasks, reservations (persistent volumes), groups, group versions and group deployment
-plans (groups.py), and a key/value ``meta`` (the framework id).
+Eleven tables: apps (current definitions), versions (every stored version), deployments,
+tasks (pod instances too), reservations (persistent volumes), groups, group versions and
+group deployment plans (groups.py), pods and pod versions (``pod_model``), and a
+key/value ``meta`` (the framework id).
 Each row is a JSON document keyed by its id.  Records are written through the
 framework kit's journal (``services_journal``): ``ServicesState`` puts what changed,
 the kit's runner writes one generation per transaction (``DocumentStore.apply``) and
@@ -20,6 +21,7 @@ from sqlalchemy import Column, MetaData, String, select
 from frameworks.services.deployments import Deployment
 from frameworks.services.groups import GroupPlan, GroupRecord, GroupVersion
 from frameworks.services.model import App, decode_app, encode_app
+from frameworks.services.pod_model import Pod, decode_pod, encode_pod
 from frameworks.services.tasks import TaskRecord
 from frameworks.services.volumes import Reservation
 from mesoslite.framework import DocumentStore, Journal
@@ -35,6 +37,8 @@ RESERVATIONS = "services_reservations"
 GROUPS = "services_groups"
 GROUP_VERSIONS = "services_group_versions"
 PLANS = "services_plans"
+PODS = "services_pods"
+POD_VERSIONS = "services_pod_versions"
 
 meta = meta_table(META, metadata)
 apps_table = document_table(APPS, metadata, 512)
@@ -48,6 +52,8 @@ groups_table = document_table(GROUPS, metadata, 512)
 group_versions_table = document_table(GROUP_VERSIONS, metadata, 512,
                                       keys=("group_id", "version"))
 plans_table = document_table(PLANS, metadata, 64)
+pods_table = document_table(PODS, metadata, 512)
+pod_versions_table = document_table(POD_VERSIONS, metadata, 512, keys=("app_id", "version"))
 
 
 def services_journal() -> Journal:
@@ -64,6 +70,9 @@ def services_journal() -> Journal:
         GROUP_VERSIONS: lambda v: {"group_id": v.id, "version": v.version,
                                    "data": to_json(msgspec.to_builtins(v))},
         PLANS: lambda p: {"id": p.id, "data": to_json(msgspec.to_builtins(p))},
+        PODS: lambda pod: {"id": pod.id, "data": to_json(encode_pod(pod))},
+        POD_VERSIONS: lambda pod: {"app_id": pod.id, "version": pod.version,
+                                   "data": to_json(encode_pod(pod))},
     }, meta_table=META)
 
 
@@ -78,6 +87,8 @@ class Snapshot:
     groups: list[GroupRecord] = field(default_factory=list)
     group_versions: list[GroupVersion] = field(default_factory=list)
     plans: list[GroupPlan] = field(default_factory=list)
+    pods: list[Pod] = field(default_factory=list)
+    pod_versions: list[Pod] = field(default_factory=list)
 
 
 class ServicesStore(DocumentStore):
@@ -103,5 +114,8 @@ class ServicesStore(DocumentStore):
             group_versions = [dec(r[0], type=GroupVersion)
                               for r in conn.execute(select(group_versions_table.c.data))]
             plans = [dec(r[0], type=GroupPlan) for r in conn.execute(select(plans_table.c.data))]
+            pods = [decode_pod(dec(r[0])) for r in conn.execute(select(pods_table.c.data))]
+            pod_versions = [decode_pod(dec(r[0]))
+                            for r in conn.execute(select(pod_versions_table.c.data))]
         return Snapshot(apps, versions, deployments, tasks, pairs, reservations, groups,
-                        group_versions, plans)
+                        group_versions, plans, pods, pod_versions)

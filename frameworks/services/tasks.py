@@ -24,6 +24,19 @@ FAILURE_STATES = frozenset({
 })
 
 
+class ContainerRecord(msgspec.Struct, omit_defaults=True):
+    """One container of a pod instance: its Mesos task and what it last reported."""
+
+    name: str
+    task_id: str
+    state: str = "TASK_STAGING"
+    has_check: bool = False
+    healthy: bool | None = None
+    message: str | None = None
+    since: float = 0.0  # when ``state`` last changed
+    updated_at: float = 0.0
+
+
 class TaskRecord(msgspec.Struct, omit_defaults=True):
     id: str
     app_id: str
@@ -54,6 +67,8 @@ class TaskRecord(msgspec.Struct, omit_defaults=True):
     # whether it was replaced since (no longer counts as an instance)
     unreachable_since: float | None = None
     inactive: bool = False
+    # A pod instance (``app_id`` is the pod's): one task group, a task per container.
+    containers: list[ContainerRecord] = []
 
     @property
     def running(self) -> bool:

@@ -28,9 +28,10 @@ from frameworks.services.events import (
     status_event,
 )
 from frameworks.services.linking import HOST_GATEWAY
+from frameworks.services.pod_instances import pod_update
 from frameworks.services.queue import QueueStats
 from frameworks.services.reconcile import Plan, Settings, reconcile
-from frameworks.services.state import ServicesState, app_view
+from frameworks.services.state import ServicesState, app_view, pod_view
 from frameworks.services.views import is_ready
 from mesoslite.framework import (
     AgentLaunch,
@@ -96,12 +97,17 @@ class ServicesWorkload(Workload):
         self._warned_role = False
 
     def known_tasks(self) -> Iterable[tuple[str, str | None]]:
-        return [(t.id, t.agent_id) for t in self.state.tasks.values()]
+        """Every Mesos task: an app's task, or each container of a pod instance."""
+        return [(c.task_id, t.agent_id) if t.containers else (t.id, t.agent_id)
+                for t in self.state.tasks.values() for c in (t.containers or [None])]
 
     # ------------------------------------------------------------ updates
 
     def on_update(self, status: TaskStatus, now: float) -> Outcome:
         state = self.state
+        instance_id = state.container_tasks.get(status.task_id.value)
+        if instance_id is not None:
+            return pod_update(state, instance_id, status, now, self.failed_at)
         outcome = state.apply_status(status, now)
         task = outcome.task
         failure = None
@@ -166,7 +172,9 @@ class ServicesWorkload(Workload):
             task = state.tasks.get(task_id)
             if task is not None:
                 self._kill_sent[task_id] = now
-                out.append(Kill(task_id, task.agent_id, task.kill_reason or "killed"))
+                # A pod instance: killing one task of the group kills the whole group.
+                mesos_id = task.containers[0].task_id if task.containers else task_id
+                out.append(Kill(mesos_id, task.agent_id, task.kill_reason or "killed"))
                 if task.state == TaskState.TASK_UNREACHABLE.value:
                     # Expunged: the master kills it if its agent returns; were it to
                     # come back running first, it is unknown and killed then.
@@ -180,13 +188,14 @@ class ServicesWorkload(Workload):
         ends the run of consecutive failures."""
         for app_id, failed_at in list(self.failed_at.items()):
             app = self.state.apps.get(app_id)
-            if app is None:
+            pod = self.state.pods.get(app_id)
+            if app is None and pod is None:
                 self.failed_at.pop(app_id)
                 self.backoff.reset(app_id)
                 continue
-            view = app_view(app)
+            view = app_view(app) if app is not None else pod_view(pod)  # type: ignore[arg-type]
             for task in self.state.app_tasks(app_id):
-                since = task.first_healthy_at if app.has_health_checks else task.started_at
+                since = task.first_healthy_at if view.has_health_checks else task.started_at
                 if (task.staged_at > failed_at and since is not None
                         and now - since >= self.settings.backoff_reset_s
                         and is_ready(task.view(), view)):
@@ -211,7 +220,7 @@ class ServicesWorkload(Workload):
         """Refused outright (e.g. a rescinded offer): these tasks never started."""
         log.warning("launch on %s refused (%s); will retry", launch.agent_id, message)
         for task_id in launch.task_ids:
-            self.state.drop_task(task_id)
+            self.state.drop_task(self.state.container_tasks.get(task_id, task_id))
         volume_ops.restore(self.state, launch)
 
     def reservation_role(self) -> str | None:

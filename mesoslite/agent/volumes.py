@@ -7,6 +7,9 @@ containerizer runs, and returns the ``LaunchSpec`` the containerizer should use:
 * **host paths** (absolute) must lie under one of the agent's ``--allowed-host-paths``
   prefixes (after resolving symlinks and ``..``); the default allows none.  Relative
   host paths are inside the task's sandbox and always allowed.
+* **sandbox paths** (``source.sandbox_path``): a directory of the task's own sandbox
+  (``SELF``) or of its task group's shared one (``PARENT``, where every task of the
+  group mounts the same directory: a pod's shared volume), created on first use.
 * **named Docker volumes** are passed to the engine (Docker tasks only).
 * **local persistent volumes** (``source.persistent``) are directories under
   ``WORK_DIR/volumes/<id>/data``, created on first use with a ``volume.json`` beside
@@ -41,7 +44,7 @@ import msgspec
 from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec
 from mesoslite.agent.containerizers.docker_spec import SANDBOX_MOUNT
 from mesoslite.messages.agent import VolumeUsage
-from mesoslite.messages.mesos import TaskInfo, Volume
+from mesoslite.messages.mesos import SandboxPathSource, SandboxPathType, TaskInfo, Volume
 
 VOLUME_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 META = "volume.json"
@@ -117,6 +120,9 @@ class VolumeManager:
                 raise LaunchError(f"Volume {target}: named Docker volumes "
                                   f"('{source.docker_volume.name}') need a Docker container")
             return vol
+        if source is not None and source.sandbox_path is not None:
+            return Volume(container_path=target, mode=vol.mode,
+                          host_path=str(_sandbox_dir(spec, source.sandbox_path, target)))
         host = vol.host_path or (source.host_path.path if source and source.host_path else None)
         if not host:
             raise LaunchError(f"Volume {target}: needs a host path, a Docker volume or a "
@@ -261,6 +267,25 @@ def _clean_relative(path: str) -> str:
     if clean in ("", ".") or clean.startswith(".."):
         raise LaunchError(f"Volume {path}: the container path leaves the sandbox")
     return clean
+
+
+def _sandbox_dir(spec: LaunchSpec, source: SandboxPathSource, target: str) -> Path:
+    """The directory a SANDBOX_PATH volume names, created if missing: in the task's own
+    sandbox (SELF) or its group's shared one (PARENT: the group's tasks see the same
+    directory, as under Mesos' default executor)."""
+    if source.type == SandboxPathType.PARENT:
+        if spec.group_sandbox is None:
+            raise LaunchError(f"Volume {target}: a PARENT sandbox path needs a task group "
+                              "(LAUNCH_GROUP)")
+        base = spec.group_sandbox
+    elif source.type == SandboxPathType.SELF:
+        base = spec.sandbox
+    else:
+        raise LaunchError(f"Volume {target}: sandbox_path.type must be SELF or PARENT")
+    path = _inside(base, _clean_relative(source.path), f"Volume {target}: sandbox path "
+                   f"'{source.path}'")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _inside(sandbox: Path, relative: str, what: str) -> Path:

@@ -304,12 +304,27 @@ class PersistentVolumeSource(Base):
     size_mb: float = 0.0
 
 
+class SandboxPathType(str, enum.Enum):
+    UNKNOWN = "UNKNOWN"
+    SELF = "SELF"
+    PARENT = "PARENT"
+
+
+class SandboxPathSource(Base):
+    """A directory of a sandbox: ``SELF`` the task's own, ``PARENT`` its task group's
+    shared one (its executor's), where the group's tasks share it (Mesos' field)."""
+
+    type: SandboxPathType = SandboxPathType.UNKNOWN
+    path: str = ""
+
+
 class VolumeSource(Base):
     type: str = "UNKNOWN"
     docker_volume: DockerVolumeSource | None = None
     host_path: HostPathSource | None = None
     persistent: PersistentVolumeSource | None = None
     secret: Secret | None = None  # type SECRET: files on a tmpfs (docs/secrets.md)
+    sandbox_path: SandboxPathSource | None = None  # type SANDBOX_PATH (docs/storage.md)
 
 
 class Volume(Base):

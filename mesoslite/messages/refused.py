@@ -91,7 +91,6 @@ REFUSED: dict[str, str] = {
     "mesos.v1.Volume.Source.HostPath.mount_propagation": "mount propagation is not "
                                                          "supported",
     "mesos.v1.Volume.Source.csi_volume": _PROVIDERS,
-    "mesos.v1.Volume.Source.sandbox_path": "SANDBOX_PATH volumes are not supported",
     # secrets never travel in a call
     "mesos.v1.Secret.value": "a secret's value is never sent in a call: store it with "
                              "`mesoslite secrets create` and reference it by name",

@@ -19,9 +19,12 @@ from mesoslite.messages.mesos import (
     Offer,
     PortMapping,
     Reason,
+    SandboxPathSource,
+    SandboxPathType,
     TaskInfo,
     TaskState,
     Volume,
+    VolumeSource,
 )
 from mesoslite.scheduler import offer_resources, task_info
 from mesoslite.testing.framework import RecordingFramework
@@ -131,6 +134,31 @@ async def test_the_group_shares_a_sandbox_and_each_task_has_its_own(cluster, fra
     # Found where any task's sandbox is: the agent's HTTP API, `mesoslite logs`.
     url = f"http://127.0.0.1:{agent.config.port}/sandbox/{framework.id}/writer/stdout"
     assert await get_bytes(url) == b"wrote\n"
+
+
+async def test_sandbox_path_volumes_parent_is_shared_self_is_own(cluster, framework):
+    """SANDBOX_PATH PARENT: the same directory of the group's sandbox for every task
+    that mounts it (a pod's ephemeral volume); SELF: a directory of the task's own."""
+    def volumes(kind: str, path: str) -> dict:
+        return {"container": ContainerInfo(type=ContainerType.MESOS, volumes=[Volume(
+            container_path="vol", source=VolumeSource(type="SANDBOX_PATH", sandbox_path=(
+                SandboxPathSource(type=SandboxPathType(kind), path=path))))])}
+
+    writer = "echo shared > vol/note; echo mine > own/x"
+    reader = "while [ ! -f vol/note ]; do sleep 0.05; done; cat vol/note"
+    shape = {"writer": {**volumes("PARENT", "volumes/data")},
+             "reader": {**volumes("PARENT", "volumes/data")}}
+    shape["writer"]["container"].volumes.append(Volume(
+        container_path="own", source=VolumeSource(type="SANDBOX_PATH", sandbox_path=(
+            SandboxPathSource(type=SandboxPathType.SELF, path="mine")))))
+    offer = await launch_group(framework, [("writer", writer), ("reader", reader)],
+                               shape=shape)
+    for tid in ("writer", "reader"):
+        await framework.wait_state(tid, S.TASK_FINISHED)
+    group_box = agent_of(cluster, offer).config.work_dir / "sandboxes" / framework.id / "pod"
+    assert (group_box / "tasks" / "reader" / "stdout").read_text() == "shared\n"
+    assert (group_box / "volumes" / "data" / "note").read_text() == "shared\n"
+    assert (group_box / "tasks" / "writer" / "mine" / "x").read_text() == "mine\n"
 
 
 def docker_task(tid: str, agent_id: ID, network: DockerNetwork, *,
