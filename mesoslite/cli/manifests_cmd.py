@@ -266,6 +266,7 @@ def get(kinds: tuple[str, ...], server: str, batch: str, master: str) -> None:
 
     servers = Servers(server, batch, master)
     everything = not kinds or "all" in kinds
+    failed = 0
     for kind in wanted:
         try:
             lines = LISTERS[kind](servers)
@@ -273,6 +274,9 @@ def get(kinds: tuple[str, ...], server: str, batch: str, master: str) -> None:
             if not everything:
                 raise
             click.echo(f"warning: {kind}: {exc.message}", err=True)
+            failed += 1
             continue
         for line in lines:
             click.echo(line)
+    if failed == len(wanted):
+        raise click.ClickException("no server could be reached (see the warnings)")
