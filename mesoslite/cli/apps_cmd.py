@@ -1,5 +1,6 @@
-"""Commands for the services framework's apps: ``mesoslite apply``, ``mesoslite apps
-list|show|scale|restart|rollback|delete`` and ``mesoslite deploy status``.
+"""Commands for the services framework's apps: ``mesoslite apps
+list|show|scale|restart|rollback|delete`` and ``mesoslite deploy status``
+(``mesoslite apply``, ``delete -f`` and ``get`` are in manifests_cmd.py).
 
 All talk to the framework's Marathon API at ``--server`` (default
 http://127.0.0.1:8080, or ``$MESOSLITE_SERVICES``).  Errors print one plain line and
@@ -11,14 +12,10 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
-from mesoslite import yamlsafe
 from mesoslite.cli.client import request
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -39,73 +36,6 @@ def _url(server: str, path: str, **params: Any) -> str:
 
 def _app_path(app_id: str) -> str:
     return "/v2/apps/" + urllib.parse.quote(app_id.strip("/"))
-
-
-# ---------------------------------------------------------------- apply
-
-
-def _files(target: Path) -> Iterator[Path]:
-    if target.is_dir():
-        for path in sorted(target.iterdir()):
-            if path.suffix in (".yaml", ".yml", ".json") and path.is_file():
-                yield path
-    elif target.exists():
-        yield target
-    else:
-        raise click.ClickException(f"{target}: no such file or directory")
-
-
-def load_documents(targets: tuple[Path, ...]) -> list[Any]:
-    """Every YAML/JSON document of the files (directories: their *.yaml/yml/json)."""
-    docs: list[Any] = []
-    for target in targets:
-        for path in _files(target):
-            try:
-                loaded = yamlsafe.load_all(path.read_text())
-            except yamlsafe.YamlLimitError as exc:
-                raise click.ClickException(f"{path}: refused: {exc}") from None
-            except (yaml.YAMLError, UnicodeDecodeError) as exc:
-                line = getattr(getattr(exc, "problem_mark", None), "line", None)
-                where = f"{path}:{line + 1}" if line is not None else str(path)
-                raise click.ClickException(f"{where}: not valid YAML") from None
-            for doc in loaded:
-                docs.extend(doc if isinstance(doc, list) else [doc])
-    return docs
-
-
-@click.command("apply")
-@click.option("-f", "--filename", "targets", multiple=True, required=True,
-              type=click.Path(path_type=Path),
-              help="File or directory of app definitions / Kubernetes manifests (repeatable).")
-@click.option("--force", is_flag=True, help="Override a deployment in progress.")
-@server_option
-def apply(targets: tuple[Path, ...], force: bool, server: str) -> None:
-    """Create or update apps from YAML/JSON: app definitions (Marathon's fields) and
-    Kubernetes Deployment + Service manifests (translated; fields that cannot be
-    honoured are named in warnings)."""
-    from frameworks.services.kube import ManifestError, translate
-
-    try:
-        translation = translate(load_documents(targets))
-    except ManifestError as exc:
-        raise click.ClickException(str(exc)) from None
-    for warning in translation.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    if not translation.apps:
-        raise click.ClickException("no app definitions found")
-    for app in translation.apps:
-        app_id = str(app.get("id", ""))
-        url = _url(server, _app_path(app_id), force=force or None, partialUpdate=False)
-        body, headers = request("PUT", url, app, raw=True)
-        result = json.loads(body or b"{}")
-        for warning in _header_warnings(headers.get("Warning", "")):
-            click.echo(f"warning: {app_id}: {warning}", err=True)
-        click.echo(f"app {app_id} configured (deployment {result.get('deploymentId')}, "
-                   f"version {result.get('version')})")
-
-
-def _header_warnings(value: str) -> list[str]:
-    return [part.split('"')[1] for part in value.split('299 ') if '"' in part]
 
 
 # ---------------------------------------------------------------- apps

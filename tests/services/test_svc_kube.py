@@ -80,13 +80,11 @@ def test_every_field_not_honoured_is_named() -> None:
     container["env"] = [{"name": "A", "value": "1"},
                         {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "x"}}}]
     container["workingDir"] = "/srv"
-    pod["containers"].append({"name": "sidecar", "image": "envoy"})
     out = translate([doc])
     text = "\n".join(out.warnings)
     for field in ("metadata.annotations.owner", "spec.minReadySeconds",
                   "spec.template.spec.serviceAccountName",
-                  "spec.template.spec.containers[0].workingDir", "valueFrom (POD)",
-                  "not run: sidecar"):
+                  "spec.template.spec.containers[0].workingDir", "valueFrom (POD)"):
         assert field in text, (field, out.warnings)
     assert out.apps[0]["env"] == {"A": "1"}
     assert "resources" not in text and "ports" not in text
@@ -170,14 +168,14 @@ def test_services_match_by_selector_and_target_port_name() -> None:
     assert app["container"]["portMappings"][0]["servicePort"] == 8080
     assert app["labels"][SERVICE_LABEL] == "front"
     assert any("Service front: spec.type" in w for w in out.warnings)
-    assert any("Service nobody: its selector matches no Deployment" in w for w in out.warnings)
+    assert any("Service nobody: its selector matches no workload" in w for w in out.warnings)
 
 
-def test_plain_app_documents_pass_through_and_bad_kinds_fail() -> None:
-    out = translate([{"id": "/x", "cmd": "sleep 1"}, None])
+def test_plain_app_documents_pass_through_and_unknown_kinds_are_skipped() -> None:
+    out = translate([{"id": "/x", "cmd": "sleep 1"}, None,
+                     {"kind": "StatefulSet", "metadata": {"name": "db"}}])
     assert out.apps == [{"id": "/x", "cmd": "sleep 1"}]
-    with pytest.raises(ManifestError, match="kind 'StatefulSet'"):
-        translate([{"kind": "StatefulSet", "metadata": {"name": "db"}}])
+    assert out.warnings == ["document 3: kind 'StatefulSet' (db) is not supported; skipped"]
     with pytest.raises(ManifestError, match="image"):
         bad = deployment()
         del bad["spec"]["template"]["spec"]["containers"][0]["image"]
