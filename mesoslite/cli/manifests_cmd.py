@@ -51,7 +51,7 @@ class Servers:
         quoted = urllib.parse.quote(object_id.strip("/"), safe="/")
         base = {"app": f"{self.services}/v2/apps/{quoted}",
                 "pod": f"{self.services}/v2/pods/{quoted}",
-                "job": f"{self.batch}/v1/jobs/{quoted}",
+                "job": f"{self.batch}/mesoslite/v1/jobs/{quoted}",
                 "config": f"{self.master}/master/configs/{quoted}",
                 "secret": f"{self.master}/master/secrets/{quoted}"}[kind]
         query = {k: ("true" if v is True else v) for k, v in params.items()

@@ -48,8 +48,8 @@ def pod_lines(servers: Any) -> list[str]:
 
 
 def job_lines(servers: Any) -> list[str]:
-    jobs = request("GET", f"{servers.batch}/v1/jobs") or []
-    runs = request("GET", f"{servers.batch}/v1/runs?limit=200") or []
+    jobs = request("GET", f"{servers.batch}/mesoslite/v1/jobs") or []
+    runs = request("GET", f"{servers.batch}/mesoslite/v1/runs?limit=200") or []
     latest: dict[str, dict[str, Any]] = {}
     for run in runs:  # newest first
         latest.setdefault(str(run.get("job_id")), run)
