@@ -11,6 +11,7 @@ with Marathon's ``details``.  Fields accepted but not acted on are named in a
 from __future__ import annotations
 
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -93,7 +94,7 @@ class AppsApi:
         self._api_event(request, app)
         await self.ctx.commit()
         out = app_info(self.ctx, app, {"counts", "deployments", "tasks"})
-        headers = {"Location": f"/v2/apps{app.id}", "Marathon-Deployment-Id": deployment.id,
+        headers = {"Location": quote(f"/v2/apps{app.id}"), "Marathon-Deployment-Id": deployment.id,
                    **warning_headers(warnings)}
         return json_response(out, 201, headers)
 

@@ -13,6 +13,7 @@ resolves them.  Apps created through a group are ordinary apps (``/v2/apps``).
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -149,7 +150,7 @@ class GroupsApi:
         plan = group_ops.create_group(self.ctx.state, spec, self.ctx.now(),
                                       flag(request, "force"))
         await self.ctx.commit()
-        headers = {"Location": f"/v2/groups{spec.id}", **warning_headers(spec.warnings)}
+        headers = {"Location": quote(f"/v2/groups{spec.id}"), **warning_headers(spec.warnings)}
         return _result(plan, 201, headers)
 
     async def update(self, request: web.Request, base: str) -> web.Response:

@@ -11,6 +11,7 @@ with ``details``, and fields accepted but not acted on are named in a ``Warning`
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -56,7 +57,7 @@ class PodsApi:
         self._event(request, "pod_created_event", now)
         await self.ctx.commit()
         return json_response(pod_json(pod), 201, {
-            "Location": f"/v2/pods{pod.id}", DEPLOYMENT_HEADER: deployment.id,
+            "Location": quote(f"/v2/pods{pod.id}"), DEPLOYMENT_HEADER: deployment.id,
             **warning_headers(warnings)})
 
     # ---------------------------------------------------------------- one pod
@@ -91,7 +92,7 @@ class PodsApi:
         await self.ctx.commit()
         headers = {DEPLOYMENT_HEADER: deployment.id, **warning_headers(warnings)}
         if created:
-            headers["Location"] = f"/v2/pods{pod.id}"
+            headers["Location"] = quote(f"/v2/pods{pod.id}")
         return json_response(pod_json(pod), 201 if created else 200, headers)
 
     async def delete(self, request: web.Request, pod_id: str) -> web.Response:

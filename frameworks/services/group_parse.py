@@ -70,6 +70,10 @@ def _group_id(body_id: Any, base: str, where: str, errors: list[tuple[str, list[
     if body_id is None:
         if not top:
             errors.append((f"{where}/id", ["is required"]))
+        elif base != ROOT and (problems := id_errors(base)):
+            # The id comes from the URL: a bad one is refused like a bad body id (it
+            # would otherwise reach the Location header).
+            errors.append((f"{where}/id", problems))
         return base
     if not isinstance(body_id, str):
         errors.append((f"{where}/id", ["expected a string"]))

@@ -116,6 +116,17 @@ async def test_invalid_groups_are_422_with_details(offline: Api, body, path, wor
     assert (await offline.ok("GET", "/v2/apps"))["apps"] == [], "nothing was applied"
 
 
+async def test_a_bad_group_id_in_the_url_is_422_not_a_dropped_connection(
+        offline: Api) -> None:
+    """The id may come from the URL alone; a control character in it once reached the
+    Location header and aiohttp closed the connection without an answer."""
+    for path in ("/v2/groups/%C3%AC%17x", "/v2/groups/Bad_Id"):
+        status, answer, _ = await offline.call("POST", path, {})
+        assert status == 422, (path, answer)
+        assert [d["path"] for d in answer["details"]] == ["/id"], answer
+    assert (await offline.ok("GET", "/v2/groups"))["groups"] == [], "nothing was created"
+
+
 async def test_update_scale_revert_delete(offline: Api) -> None:
     first = await offline.ok("POST", "/v2/groups", SHOP)
     # Structural update of one subgroup: apps given replace the group's own.
