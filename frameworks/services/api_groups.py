@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from frameworks.services import group_ops
+from frameworks.services import group_ops, pod_ops
 from frameworks.services.api import warning_headers
 from frameworks.services.apiutil import ApiContext, app_info, deployment_result, flag
 from frameworks.services.group_parse import parse_group
@@ -30,6 +30,7 @@ from frameworks.services.groups import (
     parent_of,
 )
 from frameworks.services.model import app_json, decode_app, timestamp
+from frameworks.services.pod_instances import pod_status
 from frameworks.services.state import NotFound
 from frameworks.services.validation import normalize_id
 from mesoslite.httpapi import json_response, read_json
@@ -45,9 +46,10 @@ ALLOWED = {(): ["GET", "POST", "PUT", "DELETE"], ("versions",): ["GET"],
 
 
 def pods_under(ctx: ApiContext, group_id: str) -> list[dict[str, Any]]:
-    """The pods directly in ``group_id``, as Marathon's pod status (none until pods
-    exist: the seam where ``/v2/pods`` plugs in)."""
-    return []
+    """The pods directly in ``group_id``, as Marathon's pod status."""
+    state = ctx.state
+    return [pod_status(state.pods[p], pod_ops.instances_of(state, p), ctx.now(), ctx.role)
+            for p in sorted(state.pods) if parent_of(p) == group_id]
 
 
 def chosen_embeds(request: web.Request) -> tuple[set[str], set[str]]:
@@ -104,7 +106,7 @@ class GroupsApi:
 
     async def get_group(self, request: web.Request, group_id: str) -> web.Response:
         state = self.ctx.state
-        groups = group_ids(state.apps, state.groups)
+        groups = group_ids([*state.apps, *state.pods], state.groups)
         if group_id not in groups:
             raise NotFound(f"Group '{group_id}' does not exist")
         group_embed, app_embed = chosen_embeds(request)

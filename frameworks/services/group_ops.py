@@ -8,6 +8,10 @@ where a group is), checks that no deployment holds an app it moves (409 unless
 app operations (``operations.py``) as one ``GroupPlan`` (``group_plans.py``), the
 explicit groups are written, and the changed group and every group above it get a
 stored version.  Apps whose definition does not change are left alone.
+
+Pods (``/v2/pods``) live in the same id tree: a group holding only pods exists, an
+app or group may not take a pod's id, and deleting a group deletes the pods under it
+(each with its own stop deployment).  Group bodies do not carry pods (group_parse).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from frameworks.services import group_plans, operations
+from frameworks.services import group_plans, operations, pod_ops
 from frameworks.services.group_parse import GroupSpec
 from frameworks.services.groups import (
     CYCLE_MESSAGE,
@@ -67,7 +71,12 @@ class Target:
 
 
 def exists(state: ServicesState, group_id: str) -> bool:
-    return group_id in group_ids(state.apps, state.groups)
+    return group_id in group_ids([*state.apps, *state.pods], state.groups)
+
+
+def pods_in(state: ServicesState, group_id: str) -> list[str]:
+    """The ids of the pods anywhere under ``group_id``."""
+    return sorted(p for p in state.pods if group_id == ROOT or is_under(p, group_id))
 
 
 def create_group(state: ServicesState, spec: GroupSpec, now: float, force: bool = False
@@ -75,6 +84,8 @@ def create_group(state: ServicesState, spec: GroupSpec, now: float, force: bool 
     """POST /v2/groups: 409 if the group (or an app at its path) exists."""
     if spec.id in state.apps:
         raise Conflict(f"An app with the path {spec.id} already exists.")
+    if spec.id in state.pods:
+        raise Conflict(f"A pod with the path {spec.id} already exists.")
     if exists(state, spec.id):
         raise Conflict(f"Group {spec.id} is already created. Use PUT to change this group.")
     return update_group(state, spec, now, force)
@@ -106,15 +117,25 @@ def update_group(state: ServicesState, spec: GroupSpec, now: float, force: bool 
 
 def delete_group(state: ServicesState, group_id: str, now: float, force: bool = False
                  ) -> GroupPlan:
-    """DELETE /v2/groups/{id}: the group, its groups and all their apps."""
+    """DELETE /v2/groups/{id}: the group, its groups and all their apps and pods."""
     if not exists(state, group_id):
         raise NotFound(f"Group '{group_id}' does not exist")
+    pods = pods_in(state, group_id)
+    held = [d for p in pods for d in state.deployments_of(p)]
+    if held and not force:  # checked before anything changes
+        ids = list(dict.fromkeys(group_plans.holding(state, d) for d in held))
+        raise Conflict("Pod is locked by one or more deployments. Override with the "
+                       f"option '?force=true'. View details at '/v2/deployments/{ids[0]}'.",
+                       ids)
     version = next_version(now, group_version(ROOT, state.apps, state.groups))
     target = Target.of(state)
     target.remove(group_id)
     parent = parent_of(group_id) if group_id != ROOT else ROOT
     _touch(target, parent, version)
-    return _apply(state, target, parent, version, now, force)
+    plan = _apply(state, target, parent, version, now, force)
+    for pod_id in pods:
+        pod_ops.delete_pod(state, pod_id, now, force)
+    return plan
 
 
 # ---------------------------------------------------------------- the target
@@ -159,9 +180,13 @@ def _spec_of(tree: dict[str, Any]) -> GroupSpec:
                      enforce_role=tree.get("enforceRole"))
 
 
-def _check(target: Target) -> None:
-    """422 unless the target is a valid tree with an acyclic dependency graph."""
+def _check(state: ServicesState, target: Target) -> None:
+    """422 unless the target is a valid tree with an acyclic dependency graph; 409 if
+    an app or group would take a pod's id."""
     groups = target.all_groups()
+    taken = sorted(p for p in state.pods if p in groups or p in target.apps)
+    if taken:
+        raise Conflict(f"A pod with the path {taken[0]} already exists.")
     clashes = sorted(a for a in target.apps if a in groups)
     if clashes:
         raise Invalid([("/", [f"{a} is both an app and a group" for a in clashes])])
@@ -187,7 +212,7 @@ def _diff(state: ServicesState, target: Target) -> tuple[list[str], list[str], l
 
 def _apply(state: ServicesState, target: Target, group_id: str, version: str, now: float,
            force: bool) -> GroupPlan:
-    _check(target)
+    _check(state, target)
     created, changed, removed = _diff(state, target)
     moved = [*created, *changed, *removed]
     holders = [d for a in moved for d in state.deployments_of(a)]

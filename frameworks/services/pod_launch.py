@@ -26,8 +26,16 @@ import shlex
 import uuid
 from collections.abc import Sequence
 
+from frameworks.common.secret_refs import Ref
+from frameworks.common.secret_refs import volume as secret_volume
 from frameworks.common.taskinfo import CheckSpec, DockerSpec, TaskSpec, build_task
-from frameworks.services.pod_model import INSTANCE_MARK, Endpoint, Pod, PodContainer
+from frameworks.services.pod_model import (
+    INSTANCE_MARK,
+    Endpoint,
+    Pod,
+    PodContainer,
+    SecretValue,
+)
 from frameworks.services.tasks import ContainerRecord, TaskRecord
 from mesoslite.framework import AgentOffers
 from mesoslite.framework.offers import fixed_port_resource
@@ -48,6 +56,7 @@ from mesoslite.placement import Running, Task
 from mesoslite.resources import Resources
 from mesoslite.scheduler import calls
 from mesoslite.scheduler.helpers import resource_list
+from mesoslite.secrets.refs import split_name
 
 EPHEMERAL_DIR = "volumes"  # ephemeral volumes live in <group sandbox>/volumes/<name>
 
@@ -135,6 +144,7 @@ def _container_task(pod: Pod, c: PodContainer, index: int, instance_id: str, age
         kill_grace_s=c.lifecycle.kill_grace_period_seconds if c.lifecycle else None,
         discovery_name=pod.id.strip("/").replace("/", "."),
         port_names=[e.name for e in mapped], volumes=_volumes(pod, c),
+        secret_env=_secret_env(pod, c),
         uris=[CommandURI(value=a.uri, extract=a.extract, executable=a.executable,
                          cache=a.cache, output_file=a.dest_path) for a in c.artifacts])
     return build_task(spec, container_task_id(instance_id, c.name), agent_id, ports)
@@ -168,9 +178,27 @@ def _env(pod: Pod, c: PodContainer, host_port: dict[str, int]) -> dict[str, str]
         env[f"MARATHON_APP_LABEL_{_env_name(key)}"] = value
     for _, e in pod.endpoints():
         env.update(_endpoint_env(pod, e, host_port.get(e.name)))
-    env.update(pod.environment)
-    env.update(c.environment)
+    for source in (pod.environment, c.environment):
+        for var, value in source.items():
+            if isinstance(value, str):
+                env[var] = value
+            else:
+                env.pop(var, None)  # a secret variable (``_secret_env``) wins
     return env
+
+
+def _ref(pod: Pod, sid: str) -> Ref:
+    entry = pod.secrets[sid]
+    kind, name = split_name(entry.source)
+    return Ref(name=name, key=entry.key, kind=kind)
+
+
+def _secret_env(pod: Pod, c: PodContainer) -> dict[str, Ref]:
+    """The ``{"secret": ID}`` variables of the pod and the container (the container's
+    win), as references the master resolves for the agent (assumes it validated)."""
+    merged = {**pod.environment, **c.environment}
+    return {var: _ref(pod, value.secret) for var, value in merged.items()
+            if isinstance(value, SecretValue)}
 
 
 def _endpoint_env(pod: Pod, e: Endpoint, host: int | None) -> dict[str, str]:
@@ -211,6 +239,9 @@ def _volumes(pod: Pod, c: PodContainer) -> list[Volume]:
     out = []
     for m in c.volume_mounts:
         v = by_name[m.name]
+        if v.secret is not None:  # always read-only
+            out.append(secret_volume(m.mount_path, _ref(pod, v.secret)))
+            continue
         mode = VolumeMode.RO if m.read_only else VolumeMode.RW
         if v.host is not None and v.host.startswith("/"):
             out.append(Volume(container_path=m.mount_path, mode=mode, host_path=v.host))

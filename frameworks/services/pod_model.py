@@ -110,13 +110,30 @@ class Lifecycle(Base):
     kill_grace_period_seconds: float | None = None
 
 
+class PodSecret(Base):
+    """``secrets`` entry: ``source`` names a stored secret (``config:NAME``: a config
+    map) and ``key`` optionally one of its keys (mesoslite's addition, as for apps)."""
+
+    source: str
+    key: str | None = None
+
+
+class SecretValue(Base):
+    """An ``environment`` value ``{"secret": ID}``: the variable holds that secret."""
+
+    secret: str
+
+
+EnvValue = str | SecretValue
+
+
 class PodContainer(Base):
     name: str
     resources: PodResources = msgspec.field(default_factory=PodResources)
     exec: PodExec | None = None
     image: PodImage | None = None
     endpoints: list[Endpoint] = []
-    environment: dict[str, str] = {}
+    environment: dict[str, EnvValue] = {}
     health_check: PodHealthCheck | None = None
     volume_mounts: list[VolumeMount] = []
     artifacts: list[PodArtifact] = []
@@ -127,10 +144,12 @@ class PodContainer(Base):
 
 class PodVolume(Base):
     """``{name}``: ephemeral, shared by the instance's containers (in the group's
-    sandbox); ``{name, host}``: a host path (relative: inside the group's sandbox)."""
+    sandbox); ``{name, host}``: a host path (relative: inside the group's sandbox);
+    ``{name, secret}``: a secret of ``Pod.secrets``, read-only on a tmpfs."""
 
     name: str
     host: str | None = None
+    secret: str | None = None
 
 
 class PodNetwork(Base):
@@ -174,7 +193,8 @@ class Pod(Base):
     id: str
     containers: list[PodContainer]
     labels: dict[str, str] = {}
-    environment: dict[str, str] = {}
+    environment: dict[str, EnvValue] = {}
+    secrets: dict[str, PodSecret] = {}
     volumes: list[PodVolume] = []
     networks: list[PodNetwork] = []
     scaling: FixedScaling = msgspec.field(default_factory=FixedScaling)
@@ -253,9 +273,10 @@ def pod_json(pod: Pod) -> dict[str, Any]:
         "id": pod.id,
         "version": pod.version,
         "labels": dict(pod.labels),
-        "environment": dict(pod.environment),
+        "environment": msgspec.to_builtins(pod.environment),
         "containers": [_container_json(c) for c in pod.containers],
         "volumes": [msgspec.to_builtins(v) for v in pod.volumes],
+        **({"secrets": msgspec.to_builtins(pod.secrets)} if pod.secrets else {}),
         "networks": [msgspec.to_builtins(n) | {"mode": n.mode} for n in pod.networks]
         or [{"mode": "host"}],
         "scaling": {"kind": pod.scaling.kind, "instances": pod.scaling.instances},

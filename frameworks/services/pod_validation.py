@@ -15,11 +15,13 @@ from typing import Any
 
 import msgspec
 
+from frameworks.common.secret_refs import name_errors
 from frameworks.services.model import BRIDGE, KILL_SELECTIONS
-from frameworks.services.pod_model import Pod, PodContainer
+from frameworks.services.pod_model import Pod, PodContainer, SecretValue
 from frameworks.services.validation import Invalid, id_errors, normalize_id
 from mesoslite.messages.mesos import CommandURI
 from mesoslite.placement import Constraint, PlacementInputError
+from mesoslite.secrets.refs import split_name
 from mesoslite.uris import uri_error
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9]+)*$")
@@ -40,13 +42,11 @@ NOT_HONOURED: dict[tuple[str, str], str] = {
                                             "the framework's role",
 }
 REFUSED: dict[tuple[str, str], str] = {
-    ("pod", "secrets"): "secrets are not supported in pods",
     ("pod", "linuxInfo"): "linuxInfo is not supported",
     ("container", "linuxInfo"): "linuxInfo is not supported",
     ("image", "pullConfig"): "pullConfig is not supported: the agent's engine pulls with "
                              "its own credentials",
     ("volume", "persistent"): "persistent volumes are not supported in pods",
-    ("volume", "secret"): "secret volumes are not supported in pods",
     ("volume", "external"): "external volumes are not supported in pods",
 }
 
@@ -92,7 +92,8 @@ def parse_pod(raw: Any, path_id: str | None = None) -> tuple[Pod, list[str]]:
     except msgspec.ValidationError as exc:
         raise Invalid([_msgspec_detail(str(exc))]) from None
     pod.passthrough = passthrough
-    for check in (_check_containers, _check_networking, _check_volumes, _check_scheduling):
+    for check in (_check_containers, _check_networking, _check_volumes, _check_secrets,
+                  _check_scheduling):
         check(pod, errors)
     _raise(errors)
     return pod, sorted(warnings)
@@ -300,6 +301,34 @@ def _check_volumes(pod: Pod, errors: _Errors) -> None:
                 errors.add(f"/containers({i})/volumeMounts({j})/mountPath",
                            "must be relative (inside the container's sandbox) for a "
                            "container without an image: it has no filesystem of its own")
+
+
+def _check_secrets(pod: Pod, errors: _Errors) -> None:
+    """``secrets`` name stored objects; environment values and volumes name entries
+    of ``secrets``.  Messages name ids and objects, never values."""
+    for sid, entry in pod.secrets.items():
+        where = f"/secrets/{sid[:253]}"
+        if not sid or len(sid) > 253:
+            errors.add(where, "a secret id must be 1 to 253 characters")
+        _, name = split_name(entry.source)
+        for message in name_errors(name, entry.key):
+            errors.add(f"{where}/{'key' if message.startswith('key') else 'source'}",
+                       message)
+    envs = [("", pod.environment), *((f"/containers({i})", c.environment)
+                                     for i, c in enumerate(pod.containers))]
+    for prefix, env in envs:
+        for var, value in env.items():
+            if isinstance(value, SecretValue) and value.secret not in pod.secrets:
+                errors.add(f"{prefix}/environment/{var}",
+                           f"references '{value.secret[:80]}', which is not in secrets")
+    for i, v in enumerate(pod.volumes):
+        if v.secret is None:
+            continue
+        if v.host is not None:
+            errors.add(f"/volumes({i})", "give one of host or secret")
+        if v.secret not in pod.secrets:
+            errors.add(f"/volumes({i})/secret",
+                       f"references '{v.secret[:80]}', which is not in secrets")
 
 
 def _check_scheduling(pod: Pod, errors: _Errors) -> None:

@@ -127,6 +127,33 @@ async def test_a_bad_group_id_in_the_url_is_422_not_a_dropped_connection(
     assert (await offline.ok("GET", "/v2/groups"))["groups"] == [], "nothing was created"
 
 
+POD = {"id": "/team/web", "containers": [
+    {"name": "main", "resources": {"cpus": 0.1, "mem": 16},
+     "exec": {"command": {"shell": "sleep 1000"}}}]}
+
+
+async def test_pods_are_part_of_the_group_tree(offline: Api) -> None:
+    await offline.ok("POST", "/v2/pods", POD)
+    team = await offline.ok("GET", "/v2/groups/team")
+    assert [p["id"] for p in team["pods"]] == ["/team/web"], team
+    root = await offline.ok("GET", "/v2/groups", embed="group.groups")
+    assert [g["id"] for g in root["groups"]] == ["/team"]
+    # neither a group nor an app may take a pod's id: 409 and nothing changes
+    for body in ({"id": "/team/web"}, {"id": "/team", "apps": [{**APP, "id": "web"}]}):
+        status, answer, _ = await offline.call("POST" if body["id"] == "/team/web" else "PUT",
+                                               "/v2/groups", body)
+        assert status == 409 and "pod" in answer["message"], answer
+    assert (await offline.ok("GET", "/v2/apps"))["apps"] == []
+    # deleting the group deletes its pods; while the pod's deployment runs, only forced
+    status, answer, _ = await offline.call("DELETE", "/v2/groups/team")
+    assert status == 409 and answer["deployments"], answer
+    assert [p["id"] for p in await offline.ok("GET", "/v2/pods")] == ["/team/web"]
+    await offline.ok("DELETE", "/v2/groups/team", force="true")
+    assert await offline.ok("GET", "/v2/pods") == []
+    status, _, _ = await offline.call("GET", "/v2/groups/team")
+    assert status == 404
+
+
 async def test_update_scale_revert_delete(offline: Api) -> None:
     first = await offline.ok("POST", "/v2/groups", SHOP)
     # Structural update of one subgroup: apps given replace the group's own.

@@ -4,8 +4,9 @@ its port; the frontend serves HTTP), a Job that reads a ConfigMap (its output sh
 value), ``mesoslite get`` lists them, and ``mesoslite delete -f`` removes everything.
 
 The images are the local stand-ins of scripts/build-standin-images.  The two-container
-Pod example (a Marathon pod) is exercised once /v2/pods exists on the services
-framework; its translation is checked in test_svc_kube_kinds.py.
+Pod example runs as a Marathon pod (one task group): its writer reaches its web server
+over the pod's localhost and the page it fetched is served through the pod's host port.
+(A Pod reading a Secret: tests/secrets/test_pods.py, on a master with a key.)
 """
 
 from __future__ import annotations
@@ -130,3 +131,52 @@ async def test_guestbook_and_a_job_reading_a_config_map(servers) -> None:
     await wait_for(no_tasks, 60, interval=0.2, message="every container to be killed")
     again = await cli("delete", "-f", str(EXAMPLES / "job-configmap.yaml"), *where)
     assert again.returncode == 0 and "job print-greeting not found" in again.stdout
+
+
+async def pod_page(services: str, pod_id: str, path: str) -> str | None:
+    """``path`` as the pod's ``http`` endpoint serves it through its host port, once
+    the pod's one instance is running (None until then)."""
+    status, pod = await get_json(f"{services}/v2/pods/{pod_id}::status")
+    instances = pod.get("instances", []) if status == 200 else []
+    if not instances or instances[0]["status"] != "STABLE":
+        return None
+    ports = [e["allocatedHostPort"] for c in instances[0]["containers"]
+             for e in c.get("endpoints", []) if "allocatedHostPort" in e]
+    if not ports:
+        return None
+    try:
+        async with aiohttp.ClientSession() as s, s.get(
+                f"http://127.0.0.1:{ports[0]}{path}") as r:
+            return await r.text() if r.status == 200 else None
+    except aiohttp.ClientError:
+        return None
+
+
+async def test_a_two_container_pod_shares_localhost_and_a_volume(servers) -> None:
+    services, batch, master = servers
+    where = ("--server", services, "--batch", batch, "--master", master)
+    example = str(EXAMPLES / "two-container-pod.yaml")
+    applied = await cli("apply", "-f", example, *where)
+    assert applied.returncode == 0, applied.stderr
+    assert "pod /web-and-writer configured" in applied.stdout, applied.stdout
+
+    # seen.html exists only once the writer fetched index.html from 127.0.0.1:8080,
+    # i.e. from the other container; the web container serves it from the shared volume.
+    seen = await wait_for(lambda: pod_page(services, "/web-and-writer", "/seen.html"),
+                          120, interval=0.5, message="the writer to reach web over localhost")
+    assert seen.strip() == "written by the writer container"
+    _, pod = await get_json(f"{services}/v2/pods/web-and-writer::status")
+    [instance] = pod["instances"]
+    assert sorted(c["name"] for c in instance["containers"]) == ["web", "writer"]
+    assert all(c["status"] == "TASK_RUNNING" for c in instance["containers"]), instance
+
+    listed = await cli("get", "pods", *where)
+    assert listed.returncode == 0, listed.stderr
+    assert any(line.startswith("pod /web-and-writer") and "1/1" in line
+               for line in listed.stdout.splitlines()), listed.stdout
+
+    deleted = await cli("delete", "-f", example, *where)
+    assert deleted.returncode == 0 and "pod /web-and-writer deleted" in deleted.stdout, \
+        deleted.stdout + deleted.stderr
+    assert (await get_json(f"{services}/v2/pods"))[1] == []
+

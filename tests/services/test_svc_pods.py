@@ -163,9 +163,21 @@ async def test_pod_contract_offline(offline: Api) -> None:
     unknown["containers"][0]["gizmo"] = 1
     status, body, _ = await offline.call("POST", "/v2/pods", unknown)
     assert status == 422 and body["details"][0]["path"] == "/containers(0)/gizmo"
-    secret = web_pod("/sec", secrets={"s": {"source": "x"}})
+    # secrets: each reference must name an entry of secrets, each source a stored name
+    secret = web_pod("/sec", secrets={"s": {"source": "Not A Name"}},
+                     environment={"A": {"secret": "s"}, "B": {"secret": "missing"}})
+    secret["volumes"].append({"name": "creds", "secret": "gone"})
     status, body, _ = await offline.call("POST", "/v2/pods", secret)
-    assert status == 422 and body["details"][0]["path"] == "/secrets"
+    assert status == 422, body
+    assert {d["path"] for d in body["details"]} == {
+        "/secrets/s/source", "/environment/B", f"/volumes({len(secret['volumes']) - 1})/secret"}
+    secret = web_pod("/sec", secrets={"s": {"source": "db", "key": "password"}},
+                     environment={"A": {"secret": "s"}, "PLAIN": "x"})
+    await offline.ok("POST", "/v2/pods", secret)
+    got = await offline.ok("GET", "/v2/pods/sec")
+    assert got["secrets"] == {"s": {"source": "db", "key": "password"}}
+    assert got["environment"] == {"A": {"secret": "s"}, "PLAIN": "x"}
+    await offline.ok("DELETE", "/v2/pods/sec", force=True)
 
     # PUT creates; fields not acted on are named in a Warning and echoed back
     status, body, headers = await offline.call(
