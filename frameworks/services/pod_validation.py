@@ -18,7 +18,12 @@ import msgspec
 from frameworks.common.secret_refs import name_errors
 from frameworks.services.model import BRIDGE, KILL_SELECTIONS
 from frameworks.services.pod_model import Pod, PodContainer, SecretValue
-from frameworks.services.validation import Invalid, id_errors, normalize_id
+from frameworks.services.validation import (
+    Errors,
+    Invalid,
+    msgspec_detail,
+    resolve_id,
+)
 from mesoslite.messages.mesos import CommandURI
 from mesoslite.placement import Constraint, PlacementInputError
 from mesoslite.secrets.refs import split_name
@@ -51,22 +56,14 @@ REFUSED: dict[tuple[str, str], str] = {
 }
 
 
-class _Errors:
-    def __init__(self) -> None:
-        self.items: dict[str, list[str]] = {}
-
-    def add(self, path: str, message: str) -> None:
-        self.items.setdefault(path, []).append(message)
-
-
 def parse_pod(raw: Any, path_id: str | None = None) -> tuple[Pod, list[str]]:
     """Validate ``raw`` (decoded JSON) into a ``Pod``.  ``path_id``: the URL's id,
     which wins over (and must agree with) the body's.  Raises ``Invalid``."""
     if not isinstance(raw, dict):
         raise Invalid([("/", ["expected a JSON object"])])
-    errors, warnings = _Errors(), set()
+    errors, warnings = Errors(), set()
     body = {k: v for k, v in raw.items() if k not in READ_ONLY}
-    body["id"] = _resolve_id(body.get("id"), path_id, errors)
+    body["id"] = resolve_id(body.get("id"), path_id, errors)
     passthrough = _split(body, "pod", "", errors, warnings)
     containers = body.get("containers")
     for i, c in enumerate(containers if isinstance(containers, list) else []):
@@ -90,7 +87,7 @@ def parse_pod(raw: Any, path_id: str | None = None) -> tuple[Pod, list[str]]:
     try:
         pod = msgspec.convert(body, Pod)
     except msgspec.ValidationError as exc:
-        raise Invalid([_msgspec_detail(str(exc))]) from None
+        raise Invalid([msgspec_detail(str(exc))]) from None
     pod.passthrough = passthrough
     for check in (_check_containers, _check_networking, _check_volumes, _check_secrets,
                   _check_scheduling):
@@ -99,7 +96,7 @@ def parse_pod(raw: Any, path_id: str | None = None) -> tuple[Pod, list[str]]:
     return pod, sorted(warnings)
 
 
-def _split(obj: dict[str, Any], where: str, path: str, errors: _Errors,
+def _split(obj: dict[str, Any], where: str, path: str, errors: Errors,
            warnings: set[str]) -> dict[str, Any]:
     """Take the not-honoured fields out of ``obj`` (returned, to echo back), noting
     why; refused fields are errors."""
@@ -114,48 +111,12 @@ def _split(obj: dict[str, Any], where: str, path: str, errors: _Errors,
     return kept
 
 
-def _raise(errors: _Errors) -> None:
+def _raise(errors: Errors) -> None:
     if errors.items:
         raise Invalid(list(errors.items.items()))
 
 
-def _resolve_id(body_id: Any, path_id: str | None, errors: _Errors) -> str:
-    if body_id is not None and not isinstance(body_id, str):
-        errors.add("/id", "expected a string")
-        body_id = None
-    if path_id is not None:
-        pod_id = normalize_id(path_id)
-        if body_id and normalize_id(body_id) != pod_id:
-            errors.add("/id", f"the id in the body ({body_id}) differs from the URL's "
-                              f"({pod_id})")
-    elif body_id:
-        pod_id = normalize_id(body_id)
-    else:
-        errors.add("/id", "is required")
-        return "/"
-    for message in id_errors(pod_id):
-        errors.add("/id", message)
-    return pod_id
-
-
-def _msgspec_detail(text: str) -> tuple[str, list[str]]:
-    """msgspec's ``... - at `$.containers[0].name``` as ``/containers(0)/name``."""
-    message, sep, where = text.rpartition(" - at `")
-    if not sep:
-        return "/", [text]
-    path = where.rstrip("`")[1:]
-    for pattern, field in ((r"Object missing required field `([^`]+)`", "is required"),
-                           (r"Object contains unknown field `([^`]+)`", "unknown field")):
-        found = re.match(pattern, message)
-        if found:
-            path += "." + found.group(1)
-            message = field
-    path = re.sub(r"\[(\d+)\]", r"(\1)", path)
-    path = re.sub(r"\[['\"]?([^\]'\"]*)['\"]?\]", r".\1", path)
-    return path.replace(".", "/") or "/", [message]
-
-
-def _minimum(errors: _Errors, path: str, value: float, low: float) -> None:
+def _minimum(errors: Errors, path: str, value: float, low: float) -> None:
     if not math.isfinite(value) or value < low:
         errors.add(path, f"got {value}, expected {low:g} or more")
 
@@ -163,7 +124,7 @@ def _minimum(errors: _Errors, path: str, value: float, low: float) -> None:
 # ---------------------------------------------------------------- rules
 
 
-def _check_containers(pod: Pod, errors: _Errors) -> None:
+def _check_containers(pod: Pod, errors: Errors) -> None:
     if not pod.containers:
         errors.add("/containers", "a pod needs at least one container")
     seen: set[str] = set()
@@ -183,7 +144,7 @@ def _check_containers(pod: Pod, errors: _Errors) -> None:
             endpoint_names.add(e.name)
 
 
-def _check_container(pod: Pod, c: PodContainer, path: str, errors: _Errors) -> None:
+def _check_container(pod: Pod, c: PodContainer, path: str, errors: Errors) -> None:
     if c.exec is None and c.image is None:
         errors.add(path, "a container needs exec (a command) or an image")
     if c.exec is not None and (c.exec.command.shell is None) == (c.exec.command.argv is None):
@@ -210,7 +171,7 @@ def _check_container(pod: Pod, c: PodContainer, path: str, errors: _Errors) -> N
     _check_health(pod, c, path, errors)
 
 
-def _check_endpoints(pod: Pod, c: PodContainer, path: str, errors: _Errors) -> None:
+def _check_endpoints(pod: Pod, c: PodContainer, path: str, errors: Errors) -> None:
     for j, e in enumerate(c.endpoints):
         where = f"{path}/endpoints({j})"
         if not NAME.match(e.name):
@@ -229,7 +190,7 @@ def _check_endpoints(pod: Pod, c: PodContainer, path: str, errors: _Errors) -> N
                        "is not allowed with host networking: the endpoint is its hostPort")
 
 
-def _check_health(pod: Pod, c: PodContainer, path: str, errors: _Errors) -> None:
+def _check_health(pod: Pod, c: PodContainer, path: str, errors: Errors) -> None:
     hc = c.health_check
     if hc is None:
         return
@@ -262,7 +223,7 @@ def _check_health(pod: Pod, c: PodContainer, path: str, errors: _Errors) -> None
         errors.add(f"{where}/exec/command", "give exactly one of shell and argv")
 
 
-def _check_networking(pod: Pod, errors: _Errors) -> None:
+def _check_networking(pod: Pod, errors: Errors) -> None:
     if len(pod.networks) > 1:
         errors.add("/networks", "only one network is supported")
     for i, net in enumerate(pod.networks):
@@ -279,7 +240,7 @@ def _check_networking(pod: Pod, errors: _Errors) -> None:
                            "image runs on the host's network")
 
 
-def _check_volumes(pod: Pod, errors: _Errors) -> None:
+def _check_volumes(pod: Pod, errors: Errors) -> None:
     names: set[str] = set()
     for i, v in enumerate(pod.volumes):
         if v.name in names:
@@ -303,7 +264,7 @@ def _check_volumes(pod: Pod, errors: _Errors) -> None:
                            "container without an image: it has no filesystem of its own")
 
 
-def _check_secrets(pod: Pod, errors: _Errors) -> None:
+def _check_secrets(pod: Pod, errors: Errors) -> None:
     """``secrets`` name stored objects; environment values and volumes name entries
     of ``secrets``.  Messages name ids and objects, never values."""
     for sid, entry in pod.secrets.items():
@@ -331,7 +292,7 @@ def _check_secrets(pod: Pod, errors: _Errors) -> None:
                        f"references '{v.secret[:80]}', which is not in secrets")
 
 
-def _check_scheduling(pod: Pod, errors: _Errors) -> None:
+def _check_scheduling(pod: Pod, errors: Errors) -> None:
     if pod.scaling.kind != "fixed":
         errors.add("/scaling/kind", "must be fixed")
     _minimum(errors, "/scaling/instances", pod.scaling.instances, 0)

@@ -70,7 +70,9 @@ class Invalid(Exception):
         self.details = details
 
 
-class _Errors:
+class Errors:
+    """Marathon details by path, collected before one 422 answers them all."""
+
     def __init__(self) -> None:
         self.items: dict[str, list[str]] = {}
 
@@ -121,15 +123,15 @@ def parse_app(raw: Any, path_id: str | None = None) -> tuple[App, list[str]]:
     if passthrough.get("/executor") == "":
         del passthrough["/executor"]  # what every app renders: not a change of its own
     warnings = _not_honoured(passthrough)
-    errors = _Errors()
-    app_id = _resolve_id(body.get("id"), path_id, errors)
+    errors = Errors()
+    app_id = resolve_id(body.get("id"), path_id, errors)
     body["id"] = app_id
     if isinstance(body.get("autoscale"), dict):  # camelCase spellings too
         body["autoscale"] = {_SNAKE.get(k, k): v for k, v in body["autoscale"].items()}
     try:
         app = msgspec.convert(body, App)
     except msgspec.ValidationError as exc:
-        raise Invalid([_msgspec_detail(str(exc))]) from None
+        raise Invalid([msgspec_detail(str(exc))]) from None
     app.passthrough = passthrough
     _fold_legacy(app, errors)
     _check_basics(app, errors)
@@ -168,7 +170,9 @@ def _meaningful(key: str, value: Any) -> bool:
     return value not in (None, "", [], {}, "//cmd")
 
 
-def _resolve_id(body_id: Any, path_id: str | None, errors: _Errors) -> str:
+def resolve_id(body_id: Any, path_id: str | None, errors: Errors) -> str:
+    """The definition's id: the URL's (``path_id``, which the body's must agree with)
+    or the body's; problems go to ``errors`` under ``/id``."""
     if body_id is not None and not isinstance(body_id, str):
         errors.add("/id", "expected a string")
         body_id = None
@@ -187,23 +191,26 @@ def _resolve_id(body_id: Any, path_id: str | None, errors: _Errors) -> str:
     return app_id
 
 
-def _msgspec_detail(text: str) -> tuple[str, list[str]]:
+def msgspec_detail(text: str) -> tuple[str, list[str]]:
     """msgspec's ``Expected `int`, got `str` - at `$.healthChecks[0].port` `` as a
-    Marathon detail ``("/healthChecks(0)/port", ["Expected `int`, got `str`"])``."""
+    Marathon detail ``("/healthChecks(0)/port", ["Expected `int`, got `str`"])``; a
+    missing or unknown field is named in the path."""
     message, sep, where = text.rpartition(" - at `")
     if not sep:
         return "/", [text]
     path = where.rstrip("`")[1:]  # drop "$"
-    missing = re.match(r"Object missing required field `([^`]+)`", message)
-    if missing:
-        path += "." + missing.group(1)
-        message = "is required"
+    for pattern, word in ((r"Object missing required field `([^`]+)`", "is required"),
+                          (r"Object contains unknown field `([^`]+)`", "unknown field")):
+        found = re.match(pattern, message)
+        if found:
+            path += "." + found.group(1)
+            message = word
     path = re.sub(r"\[(\d+)\]", r"(\1)", path)
     path = re.sub(r"\[['\"]?([^\]'\"]*)['\"]?\]", r".\1", path)
     return path.replace(".", "/") or "/", [message]
 
 
-def _fold_legacy(app: App, errors: _Errors) -> None:
+def _fold_legacy(app: App, errors: Errors) -> None:
     """Marathon < 1.5 spellings (``ports``, ``uris``, ``docker.network``,
     ``docker.portMappings``) into the current ones, and the networking defaults."""
     if app.uris is not None:
@@ -251,7 +258,7 @@ def _fold_legacy(app: App, errors: _Errors) -> None:
                 pm.host_port = 0
 
 
-def _check_basics(app: App, errors: _Errors) -> None:
+def _check_basics(app: App, errors: Errors) -> None:
     if app.cmd is not None and app.args is not None:
         errors.add("/", "AppDefinition must either contain one of 'cmd' or 'args', "
                         "and/or a 'container'.")
@@ -290,7 +297,7 @@ def _check_basics(app: App, errors: _Errors) -> None:
             errors.add(f"/dependencies({i})", f"'{dep}' is not a valid app id")
 
 
-def _check_fetch(app: App, errors: _Errors) -> None:
+def _check_fetch(app: App, errors: Errors) -> None:
     """What the agents' fetcher takes (docs/fetcher.md)."""
     fields = {"value": "uri", "output_file": "destPath"}
     for i, artifact in enumerate(app.fetch):
@@ -299,7 +306,7 @@ def _check_fetch(app: App, errors: _Errors) -> None:
             errors.add(f"/fetch({i})/{fields[problem[0]]}", problem[1])
 
 
-def _check_unreachable(app: App, errors: _Errors) -> None:
+def _check_unreachable(app: App, errors: Errors) -> None:
     """Marathon's rules and messages for ``unreachableStrategy``; the app's default,
     given explicitly (what a client that read the app sends back), is stored as the
     default, so writing back what was read changes no configuration."""
@@ -320,7 +327,7 @@ def _check_unreachable(app: App, errors: _Errors) -> None:
                          f"expungeAfterSeconds, which is {expunge}")
 
 
-def _minimum(errors: _Errors, path: str, value: float, low: float) -> None:
+def _minimum(errors: Errors, path: str, value: float, low: float) -> None:
     if not math.isfinite(value) or value < low:
         low_text = int(low) if float(low).is_integer() else low
         errors.add(path, f"got {value}, expected {low_text} or more")
@@ -333,7 +340,7 @@ def _positive_number(text: str) -> bool:
         return False
 
 
-def _check_networking(app: App, errors: _Errors) -> None:
+def _check_networking(app: App, errors: Errors) -> None:
     for i, net in enumerate(app.networks):
         if net.mode not in ("host", BRIDGE):
             errors.add(f"/networks({i})/mode",
@@ -365,7 +372,7 @@ def _check_networking(app: App, errors: _Errors) -> None:
                                     "non-zero")
 
 
-def _check_container(app: App, container: Container, errors: _Errors) -> None:
+def _check_container(app: App, container: Container, errors: Errors) -> None:
     if container.type not in ("DOCKER", "MESOS"):
         errors.add("/container/type", "must be DOCKER or MESOS")
     if container.type == "DOCKER" and (container.docker is None or not container.docker.image):
@@ -382,7 +389,7 @@ def _check_container(app: App, container: Container, errors: _Errors) -> None:
                        f"got {pm.host_port}, expected 0 to 65535")
 
 
-def _check_health(app: App, errors: _Errors) -> None:
+def _check_health(app: App, errors: Errors) -> None:
     if sum(1 for hc in app.health_checks if hc.protocol == "COMMAND") > 1:
         errors.add("/healthChecks", "at most one COMMAND health check is allowed")
     ports = len(app.host_ports_requested)
@@ -418,7 +425,7 @@ def _check_health(app: App, errors: _Errors) -> None:
                        f"no port named '{rc.port_name}' in the app's ports")
 
 
-def _check_autoscale_and_volumes(app: App, errors: _Errors) -> None:
+def _check_autoscale_and_volumes(app: App, errors: Errors) -> None:
     if app.autoscale is not None:
         for name, message in spec_errors(app.autoscale):
             errors.add(f"/autoscale/{name}", message)
@@ -429,7 +436,7 @@ def _check_autoscale_and_volumes(app: App, errors: _Errors) -> None:
         errors.add(path, message)
 
 
-def _check_constraints(app: App, errors: _Errors) -> None:
+def _check_constraints(app: App, errors: Errors) -> None:
     for i, raw in enumerate(app.constraints):
         try:
             Constraint.of(raw)

@@ -153,9 +153,10 @@ def engine():
     from mesoslite.agent.containerizers import docker_available
 
     require(docker_available(), "A Docker engine")
-    built = subprocess.run([str(ROOT / "scripts" / "build-test-image")], check=False,
-                           capture_output=True, text=True)
-    assert built.returncode == 0, built.stdout + built.stderr
+    for script in ("build-test-image", "build-standin-images"):  # as quickstart does
+        built = subprocess.run([str(ROOT / "scripts" / script)], check=False,
+                               capture_output=True, text=True)
+        assert built.returncode == 0, built.stdout + built.stderr
     import docker
 
     client = docker.from_env()
@@ -193,7 +194,8 @@ async def test_the_quick_start_commands_work(shell: Shell):
     ``mesoslite up``; this test runs that ``mesoslite up`` (on free ports, without the
     example frameworks, which only add load), then every command of the quick start as
     written but the scripts and ``logs TASK_ID`` (a placeholder).  The redis example
-    answers once healthy: its line is retried until it prints +PONG."""
+    answers once its task runs and the load balancer routes to it: its line is retried
+    until it prints +PONG and +OK (and exits: the server closes after QUIT)."""
     master, services, batch = (shell.port_of(p) for p in (5050, 8080, 8090))
     await shell.serve(f"mesoslite up --port {master} --services-port {services} "
                       f"--batch-port {batch} --dns-port 0 --lb-status-port {free_port()} "
@@ -214,13 +216,13 @@ async def test_the_quick_start_commands_work(shell: Shell):
 
 
 async def until_pong(shell: Shell, command: str) -> None:
-    """Run ``command`` until it prints +PONG (the app becomes healthy meanwhile)."""
+    """Run ``command`` until it prints +PONG then +OK (the app starts meanwhile)."""
     last: list[str] = []
 
     async def pong() -> bool:
         code, out = await shell.run(command, limit=10)
         last[:] = [f"exit {code}: {out!r}"]
-        return code == 0 and out.strip() == "+PONG"
+        return code == 0 and out.split() == ["+PONG", "+OK"]
 
     try:
         await wait_for(pong, 120, interval=0.5, message=f"{command!r} to print +PONG")

@@ -179,18 +179,20 @@ async def offline(services_factory) -> Api:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Any]:
-    """A Docker client with the busybox test image built; skipped (or, with CI=true,
-    failed) without an engine."""
+    """A Docker client with the busybox test image and the examples' stand-in images
+    (k8s.gcr.io/redis:e2e, ...) built; skipped (or, with CI=true, failed) without an
+    engine."""
     import subprocess
 
     from mesoslite.agent.containerizers import docker_available
     from tests.conftest import require
 
     require(docker_available(), "A Docker engine")
-    built = subprocess.run([str(ROOT / "scripts" / "build-test-image")], check=False,
-                           capture_output=True, text=True)
-    if built.returncode != 0:
-        pytest.fail(f"scripts/build-test-image failed:\n{built.stdout}{built.stderr}")
+    for script in ("build-test-image", "build-standin-images"):
+        built = subprocess.run([str(ROOT / "scripts" / script)], check=False,
+                               capture_output=True, text=True)
+        if built.returncode != 0:
+            pytest.fail(f"scripts/{script} failed:\n{built.stdout}{built.stderr}")
     import docker
 
     client = docker.from_env()

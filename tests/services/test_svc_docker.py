@@ -136,12 +136,12 @@ async def test_seed_manifest_deploys_with_mesoslite_apply(engine, dapi) -> None:
         capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "app /redis-master configured" in done.stdout
-    [task] = await dapi.running("/redis-master", 1, healthy=True, timeout=60)
+    [task] = await dapi.running("/redis-master", 1, timeout=60)
     app = await dapi.app("/redis-master")
     assert app["container"]["portMappings"][0]["servicePort"] == 6379
     assert app["cpus"] == 0.1 and app["mem"] == 100
     reader, writer = await asyncio.open_connection("127.0.0.1", task["ports"][0])
-    writer.write(b"PING\r\n")
+    writer.write(b"PING\r\nQUIT\r\n")
     await writer.drain()
-    assert (await asyncio.wait_for(reader.readline(), 10)).startswith(b"+PONG")
+    assert await asyncio.wait_for(reader.read(), 10) == b"+PONG\r\n+OK\r\n"
     writer.close()

@@ -31,16 +31,8 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "kubernetes"
 
 
-@pytest.fixture(scope="module")
-def standins(engine) -> None:
-    built = subprocess.run([str(ROOT / "scripts" / "build-standin-images")], check=False,
-                           capture_output=True, text=True)
-    if built.returncode != 0:
-        pytest.fail(f"scripts/build-standin-images failed:\n{built.stdout}{built.stderr}")
-
-
 @pytest.fixture
-async def servers(standins, dcluster, services_factory, tmp_path
+async def servers(engine, dcluster, services_factory, tmp_path
                   ) -> AsyncIterator[tuple[str, str, str]]:
     """(services, batch, master) URLs on one docker cluster."""
     services = await services_factory(dcluster.master_url)
