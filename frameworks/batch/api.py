@@ -19,8 +19,8 @@ dashboard read) is served under ``/mesoslite/v1`` (``NATIVE``):
 | ``GET /events`` | SSE: job, run, step and attempt changes (``Last-Event-ID`` resumes) |
 | ``GET /info`` | master URL, framework id |
 
-The paths Metronome does not have (``/runs...``, ``/queue``, ``/events``, ``/info``)
-answer under ``/v1`` too, in the native shape.  ``GET /health``: liveness.
+The paths Metronome does not have (``/runs...``, ``/events``, ``/info``) answer under
+``/v1`` too, in the native shape; ``/v1/queue`` answers in Metronome's.  ``GET /health``: liveness.
 
 Invalid jobs are refused with 422 and ``details`` naming each offending field;
 every error is JSON ``{"message", "details"}`` (``mesoslite.httpapi``).
@@ -73,8 +73,8 @@ def build_app(server: BatchServer) -> web.Application:
         r.add_get(f"{prefix}/runs/{{run}}", api.get_run)
         r.add_post(f"{prefix}/runs/{{run}}/actions/stop", api.stop_run)
         r.add_post(f"{prefix}/runs/{{run}}/actions/rerun", api.rerun)
-        r.add_get(f"{prefix}/queue", api.queue)
         r.add_get(f"{prefix}/events", api.events)
+    r.add_get(f"{n}/queue", api.queue)  # /v1/queue: Metronome's shape (MetronomeApi)
     MetronomeApi(api).add_routes(r)
     install_observer(app, server)  # /metrics, dashboard views, GET / redirect
     return app

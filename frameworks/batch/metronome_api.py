@@ -10,6 +10,7 @@ them (shapes: ``metronome_views.py``; the native API: ``api.py``).
 | ``GET /v1/jobs/{id}/runs/{run}``, ``POST .../actions/stop`` | a run; stop it |
 | ``GET/POST /v1/jobs/{id}/schedules`` | the job's schedules; add one (409 if its id exists) |
 | ``GET/PUT/DELETE /v1/jobs/{id}/schedules/{sid}`` | read, replace, remove a schedule |
+| ``GET /v1/queue`` | runs waiting to launch: ``[{"jobId", "runs": [{"runId"}]}]`` |
 
 Bodies may be Metronome's or the native shape.  As in Metronome, a PUT of a job in
 Metronome's shape keeps the job's schedules (they are changed under ``schedules``),
@@ -38,6 +39,7 @@ from frameworks.batch.metronome_views import (
     run_doc,
     schedule_doc,
 )
+from frameworks.batch.views import queue_json
 from mesoslite.httpapi import HTTPError, json_response, read_json
 
 if TYPE_CHECKING:
@@ -72,6 +74,19 @@ class MetronomeApi:
         r.add_get("/v1/jobs/{job}/schedules/{schedule}", self.get_schedule)
         r.add_put("/v1/jobs/{job}/schedules/{schedule}", self.put_schedule)
         r.add_delete("/v1/jobs/{job}/schedules/{schedule}", self.delete_schedule)
+        r.add_get("/v1/queue", self.queue)
+
+    async def queue(self, request: web.Request) -> web.Response:
+        """Metronome's queue: the runs with a task ready to launch or backing off, by
+        job (the native ``/mesoslite/v1/queue`` says why each task waits)."""
+        server = self.server
+        native = queue_json(server.state, server.workload, server.core, self.api.now())
+        runs: dict[str, dict[str, None]] = {}
+        for entry in native["queue"]:
+            if entry["status"] in ("ready", "backoff"):
+                runs.setdefault(entry["job"], {})[entry["run"]] = None
+        return json_response([{"jobId": job, "runs": [{"runId": r} for r in runs[job]]}
+                              for job in sorted(runs)])
 
     # ------------------------------------------------------------ jobs
 

@@ -67,7 +67,7 @@ class BatchObserver:
             self.attempts_ended.labels(state)
         gauges: list[tuple[str, str, Callable[[], Mapping[tuple[str, ...], float]],
                            tuple[str, ...]]] = [
-            ("queue_depth", "Tasks that have not started, by why (GET /v1/queue)",
+            ("queue_depth", "Tasks that have not started, by why (GET /mesoslite/v1/queue)",
              self._queue_depth, ("status",)),
             ("runs", "Active runs by phase", self._runs, ("phase",)),
             ("offers_held", "Offers the framework holds",

@@ -165,7 +165,6 @@ def _shared_paths() -> dict[str, Any]:
                   ok=_json("201", "started")),
             "requestBody": {"required": False, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Rerun"}}}}}},
-        "/queue": {"get": _op("tasks that have not started, and why")},
         "/events": {"get": {"summary": "server-sent events (Last-Event-ID resumes)",
                             "parameters": [{"name": "types", "in": "query",
                                             "schema": {"type": "string"}}],
@@ -210,6 +209,8 @@ def _metronome_paths() -> dict[str, Any]:
             "post": _op("add a schedule", 404, 409, *body_errors, params=[_JOB],
                         body="MetronomeSchedule", ok=_json("201", "created")),
         },
+        "/v1/queue": {"get": _op("runs waiting to launch, by job (Metronome's shape)",
+                                 ok=_json("200", "queue", "array"))},
         "/v1/jobs/{job}/schedules/{schedule}": {
             "get": _op("a schedule", 404, params=[_JOB, sched]),
             "put": _op("replace a schedule", 404, *body_errors, params=[_JOB, sched],
@@ -224,6 +225,7 @@ def batch_openapi() -> dict[str, Any]:
     paths: dict[str, Any] = {
         **{NATIVE + path: ops for path, ops in _native_paths().items()},
         **{"/v1" + path: ops for path, ops in _shared_paths().items()},
+        NATIVE + "/queue": {"get": _op("tasks that have not started, and why")},
         **_metronome_paths(),
         "/health": {"get": {"summary": "liveness", "security": [], "responses": ok_json()}},
         "/metrics": {"get": {"summary": "Prometheus text", "responses": {

@@ -14,7 +14,7 @@ brings the batch semantics:
   admitted (backfilling) and becomes the placement engine's question (gangs
   all-or-nothing, constraints, Docker steps only where Docker runs);
 * ``placed``: the placed units become LAUNCHING attempts (durable before the ACCEPT),
-  one launch per agent; why the others wait is kept for ``GET /v1/queue``;
+  one launch per agent; why the others wait is kept for ``GET /mesoslite/v1/queue``;
 * ``on_update``: a status update folded into its attempt; a task this framework does
   not know, or one it wrote off (LOST), must not run unobserved: the kit kills it.
 """

@@ -2,7 +2,7 @@
 
 Why an app or a run is not (fully) running, in one short line, from documents the
 frameworks already serve: the services framework's ``/v2/queue`` and an app's
-``lastTaskFailure``; the batch framework's ``/v1/queue`` and a run's attempts.  A queue
+``lastTaskFailure``; the batch framework's ``/mesoslite/v1/queue`` and a run's attempts.  A queue
 that only says "backoff" hides the cause, so a failure that made the framework back
 off is shown instead ("retrying: The agent has no docker containerizer ...").  Pure
 functions from API documents to text.
@@ -57,7 +57,7 @@ def _failure_text(failure: Mapping[str, Any] | None) -> str | None:
 
 def run_cell(run: Mapping[str, Any], queue: Sequence[Mapping[str, Any]],
              attempts: Sequence[Mapping[str, Any]] = ()) -> str:
-    """A batch run's cell.  ``run``: its listing summary; ``queue``: the ``/v1/queue``
+    """A batch run's cell.  ``run``: its listing summary; ``queue``: the ``/mesoslite/v1/queue``
     entries; ``attempts``: the run's attempts (only needed for an active run)."""
     state = run.get("state")
     if state in _ENDED_BADLY:

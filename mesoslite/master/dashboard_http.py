@@ -13,8 +13,8 @@ and TLS apply once, agents and frameworks need no CORS).
   ``{"exists": false, "entries": []}`` while it does not exist yet.
 * ``GET /master/queues``: for each framework that announced a ``webui_url``, what its
   queue endpoint answers (the first of ``QUEUE_PATHS`` that answers JSON: Marathon's
-  ``v2/queue``, the batch framework's ``v1/queue``), for the "why is this waiting?"
-  panel.  Fetched by the master, cached for a second.
+  ``v2/queue``, the batch framework's ``mesoslite/v1/queue``, Metronome's
+  ``v1/queue``), for the "why is this waiting?" panel.  Fetched by the master, cached for a second.
 * ``GET /master/frameworks/{framework_id}/api/{path}``: a GET to the framework's
   ``webui_url`` + path, JSON answers only, for dashboard plugins; a request that
   accepts ``text/event-stream`` (``EventSource``) gets the framework's event stream
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
-QUEUE_PATHS = ("v2/queue", "v1/queue")
+QUEUE_PATHS = ("v2/queue", "mesoslite/v1/queue", "v1/queue")
 MAX_PROXY_BYTES = 4 * 1024 * 1024
 PROXY_TIMEOUT = aiohttp.ClientTimeout(total=10, connect=3)
 QUEUE_TIMEOUT = aiohttp.ClientTimeout(total=2, connect=1)

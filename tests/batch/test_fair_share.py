@@ -26,7 +26,7 @@ async def test_small_job_of_another_user_is_not_starved(batch_env):
     counts = step_of(await get_run(server, big["id"]), "main")["counts"]
     # First come, first served would have run all 30 of alice's tasks first.
     assert counts["pending"] >= 10, counts
-    _, queue = await api(server, "GET", "/v1/queue")
+    _, queue = await api(server, "GET", "/mesoslite/v1/queue")
     assert queue["shares"].get("alice", 0) > 0
     assert (await wait_run(server, big["id"], 60))["state"] == "SUCCEEDED"
 

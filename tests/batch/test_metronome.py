@@ -210,3 +210,26 @@ async def test_restart_on_failure_relaunches_until_the_deadline(batch_env):
     assert [t["status"] for t in done["tasks"]] == ["TASK_FAILED"] * 3
     native = await get_run(server, run["id"])
     assert "past the retry deadline of 10s" in native["message"]
+
+
+async def test_the_queue_lists_waiting_runs_in_metronomes_shape(batch_env):
+    server = await batch_env.server(await batch_env.cluster(agents=1))
+    job = {"id": "too-big", "run": {"cpus": 500, "mem": 32, "cmd": "true"}}
+    assert (await api(server, "POST", "/v1/jobs", job))[0] == 201
+    _, run = await api(server, "POST", "/v1/jobs/too-big/runs")
+
+    async def queued() -> list | None:
+        _, queue = await api(server, "GET", "/v1/queue")
+        return queue or None
+
+    queue = await wait_for(queued, 30, interval=0.05, message="the run in /v1/queue")
+    assert queue == [{"jobId": "too-big", "runs": [{"runId": run["id"]}]}]
+    _, native = await api(server, "GET", "/mesoslite/v1/queue")
+    [entry] = native["queue"]
+    assert entry["run"] == run["id"] and entry["status"] == "ready" and entry["why"]
+    await api(server, "POST", f"/v1/jobs/too-big/runs/{run['id']}/actions/stop")
+
+    async def emptied() -> bool:
+        return (await api(server, "GET", "/v1/queue"))[1] == []
+
+    await wait_for(emptied, 30, interval=0.05, message="an empty queue once the run stopped")

@@ -60,7 +60,7 @@ async def test_gang_starts_all_or_nothing(batch_env, tmp_path):
                                  "command": "echo $BATCH_TASK_INDEX; sleep 0.2"})
 
     async def explained() -> dict | None:
-        _, queue = await api(server, "GET", "/v1/queue")
+        _, queue = await api(server, "GET", "/mesoslite/v1/queue")
         entries = [e for e in queue["queue"] if e["run"] == gang["id"]]
         return entries[0] if entries and "gang of 4" in entries[0]["why"] else None
 
@@ -106,7 +106,7 @@ async def test_step_counts_describe_progress(batch_env, tmp_path):
 
     counts = await wait_for(two_running, 20)
     assert counts["pending"] == 2 and counts["done"] == 0
-    _, queue = await api(server, "GET", "/v1/queue")
+    _, queue = await api(server, "GET", "/mesoslite/v1/queue")
     held = [e for e in queue["queue"] if e["run"] == run["id"]]
     assert held and held[0]["status"] == "parallelism" and held[0]["tasks"] == [2, 3]
     go.touch()

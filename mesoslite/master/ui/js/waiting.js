@@ -1,6 +1,6 @@
 // "Why is this waiting?": what the frameworks say about their queues.  The master
 // asks every framework that announced a webui_url (GET /master/queues tries its
-// v2/queue, Marathon's shape, then v1/queue, the batch framework's); a plugin
+// v2/queue, Marathon's shape, then mesoslite/v1/queue, the batch framework's); a plugin
 // matching the framework may parse the answer itself (parseQueue).
 
 import { h, fill, link } from './dom.js';
@@ -100,7 +100,7 @@ export function marathonItem(item) {
     reasons };
 }
 
-/** Anything else: the batch framework's /v1/queue, or {id|name, why|reason|reasons}. */
+/** Anything else: the batch framework's /mesoslite/v1/queue, or {id|name, why|reason|reasons}. */
 export function genericItem(item) {
   const parts = [item.job, item.run && `run ${item.run}`, item.step && `step ${item.step}`];
   const what = item.id || item.name || parts.filter(Boolean).join(' · ') || 'item';
