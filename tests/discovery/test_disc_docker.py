@@ -20,7 +20,9 @@ from tests.services.conftest import IMAGE, ROOT, Api
 pytestmark = [pytest.mark.asyncio, pytest.mark.docker]
 
 # The seed's client: connect to the service by name, say PING, keep the answer.
-CLIENT = r"printf 'PING\r\nQUIT\r\n' | nc redis-master 6379 > /tmp/answer; exec sleep 3600"
+# Retried until answered: the seed's server has no probe, so it may still be starting.
+CLIENT = (r"until printf 'PING\r\nQUIT\r\n' | nc redis-master 6379 > /tmp/answer"
+          r" && grep -q PONG /tmp/answer; do sleep 0.2; done; exec sleep 3600")
 
 
 def container_of(engine, task_id: str):

@@ -140,8 +140,19 @@ async def test_seed_manifest_deploys_with_mesoslite_apply(engine, dapi) -> None:
     app = await dapi.app("/redis-master")
     assert app["container"]["portMappings"][0]["servicePort"] == 6379
     assert app["cpus"] == 0.1 and app["mem"] == 100
-    reader, writer = await asyncio.open_connection("127.0.0.1", task["ports"][0])
-    writer.write(b"PING\r\nQUIT\r\n")
-    await writer.drain()
-    assert await asyncio.wait_for(reader.read(), 10) == b"+PONG\r\n+OK\r\n"
-    writer.close()
+
+    async def answer() -> bytes | None:
+        """What PING, QUIT get; None while nothing listens yet (the seed has no probe:
+        the task runs before its server does, and Docker's proxy then closes at once)."""
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", task["ports"][0])
+            writer.write(b"PING\r\nQUIT\r\n")
+            await writer.drain()
+            got = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+        except OSError:
+            return None
+        return got or None
+
+    assert await wait_for(answer, 30, interval=0.2, message="redis-master to answer") \
+        == b"+PONG\r\n+OK\r\n"
