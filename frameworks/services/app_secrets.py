@@ -29,13 +29,7 @@ def secret_errors(app: App) -> list[tuple[str, str]]:
     secret volumes.  Messages name ids and objects, never values."""
     out: list[tuple[str, str]] = []
     for sid, entry in app.secrets.items():
-        where = f"/secrets/{sid[:_ID_MAX]}"
-        if not sid or len(sid) > _ID_MAX:
-            out.append((where, "a secret id must be 1 to 253 characters"))
-        _, name = split_name(entry.source)
-        for message in name_errors(name, entry.key):
-            out.append((f"{where}/{'key' if message.startswith('key') else 'source'}",
-                        message))
+        out += entry_errors(sid, entry.source, entry.key)
     for var, value in app.env.items():
         if isinstance(value, str):
             continue
@@ -60,10 +54,27 @@ def references(app: App, kind: str, name: str) -> bool:
     return any(split_name(entry.source) == (kind, name) for entry in app.secrets.values())
 
 
+def entry_errors(sid: str, source: str, key: str | None) -> list[tuple[str, str]]:
+    """(path, message) for one ``secrets`` entry (an app's or a pod's)."""
+    where = f"/secrets/{sid[:_ID_MAX]}"
+    out = []
+    if not sid or len(sid) > _ID_MAX:
+        out.append((where, "a secret id must be 1 to 253 characters"))
+    _, name = split_name(source)
+    for message in name_errors(name, key):
+        out.append((f"{where}/{'key' if message.startswith('key') else 'source'}", message))
+    return out
+
+
+def entry_ref(source: str, key: str | None) -> Ref:
+    """The stored object one ``secrets`` entry names (an app's or a pod's)."""
+    kind, name = split_name(source)
+    return Ref(name=name, key=key, kind=kind)
+
+
 def _ref(app: App, sid: str) -> Ref:
     entry = app.secrets[sid]
-    kind, name = split_name(entry.source)
-    return Ref(name=name, key=entry.key, kind=kind)
+    return entry_ref(entry.source, entry.key)
 
 
 def secret_env(app: App) -> dict[str, Ref]:

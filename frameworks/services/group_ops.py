@@ -121,12 +121,8 @@ def delete_group(state: ServicesState, group_id: str, now: float, force: bool = 
     if not exists(state, group_id):
         raise NotFound(f"Group '{group_id}' does not exist")
     pods = pods_in(state, group_id)
-    held = [d for p in pods for d in state.deployments_of(p)]
-    if held and not force:  # checked before anything changes
-        ids = list(dict.fromkeys(group_plans.holding(state, d) for d in held))
-        raise Conflict("Pod is locked by one or more deployments. Override with the "
-                       f"option '?force=true'. View details at '/v2/deployments/{ids[0]}'.",
-                       ids)
+    if not force:  # checked before anything changes
+        _refuse_held(state, pods, "Pod")
     version = next_version(now, group_version(ROOT, state.apps, state.groups))
     target = Target.of(state)
     target.remove(group_id)
@@ -180,6 +176,16 @@ def _spec_of(tree: dict[str, Any]) -> GroupSpec:
                      enforce_role=tree.get("enforceRole"))
 
 
+def _refuse_held(state: ServicesState, ids: list[str], what: str) -> None:
+    """409 naming the plans whose deployments hold any of ``ids``."""
+    held = [d for i in ids for d in state.deployments_of(i)]
+    if held:
+        plans = list(dict.fromkeys(group_plans.holding(state, d) for d in held))
+        raise Conflict(f"{what} is locked by one or more deployments. Override with the "
+                       f"option '?force=true'. View details at '/v2/deployments/{plans[0]}'.",
+                       plans)
+
+
 def _check(state: ServicesState, target: Target) -> None:
     """422 unless the target is a valid tree with an acyclic dependency graph; 409 if
     an app or group would take a pod's id."""
@@ -215,11 +221,8 @@ def _apply(state: ServicesState, target: Target, group_id: str, version: str, no
     _check(state, target)
     created, changed, removed = _diff(state, target)
     moved = [*created, *changed, *removed]
-    holders = [d for a in moved for d in state.deployments_of(a)]
-    if holders and not force:
-        ids = list(dict.fromkeys(group_plans.holding(state, d) for d in holders))
-        raise Conflict("App is locked by one or more deployments. Override with the option "
-                       f"'?force=true'. View details at '/v2/deployments/{ids[0]}'.", ids)
+    if not force:
+        _refuse_held(state, moved, "App")
     for gid in [g for g in state.groups if g not in target.groups]:
         state.drop_group(gid)
     for gid in sorted(target.touched):

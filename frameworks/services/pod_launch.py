@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from frameworks.common.secret_refs import Ref
 from frameworks.common.secret_refs import volume as secret_volume
 from frameworks.common.taskinfo import CheckSpec, DockerSpec, TaskSpec, build_task
+from frameworks.services.app_secrets import entry_ref
 from frameworks.services.pod_model import (
     INSTANCE_MARK,
     Endpoint,
@@ -56,7 +57,6 @@ from mesoslite.placement import Running, Task
 from mesoslite.resources import Resources
 from mesoslite.scheduler import calls
 from mesoslite.scheduler.helpers import resource_list
-from mesoslite.secrets.refs import split_name
 
 EPHEMERAL_DIR = "volumes"  # ephemeral volumes live in <group sandbox>/volumes/<name>
 
@@ -189,8 +189,7 @@ def _env(pod: Pod, c: PodContainer, host_port: dict[str, int]) -> dict[str, str]
 
 def _ref(pod: Pod, sid: str) -> Ref:
     entry = pod.secrets[sid]
-    kind, name = split_name(entry.source)
-    return Ref(name=name, key=entry.key, kind=kind)
+    return entry_ref(entry.source, entry.key)
 
 
 def _secret_env(pod: Pod, c: PodContainer) -> dict[str, Ref]:

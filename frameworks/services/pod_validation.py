@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from frameworks.common.secret_refs import name_errors
+from frameworks.services.app_secrets import entry_errors
 from frameworks.services.model import BRIDGE, KILL_SELECTIONS
 from frameworks.services.pod_model import Pod, PodContainer, SecretValue
 from frameworks.services.validation import (
@@ -26,7 +26,6 @@ from frameworks.services.validation import (
 )
 from mesoslite.messages.mesos import CommandURI
 from mesoslite.placement import Constraint, PlacementInputError
-from mesoslite.secrets.refs import split_name
 from mesoslite.uris import uri_error
 
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9]+)*$")
@@ -268,13 +267,8 @@ def _check_secrets(pod: Pod, errors: Errors) -> None:
     """``secrets`` name stored objects; environment values and volumes name entries
     of ``secrets``.  Messages name ids and objects, never values."""
     for sid, entry in pod.secrets.items():
-        where = f"/secrets/{sid[:253]}"
-        if not sid or len(sid) > 253:
-            errors.add(where, "a secret id must be 1 to 253 characters")
-        _, name = split_name(entry.source)
-        for message in name_errors(name, entry.key):
-            errors.add(f"{where}/{'key' if message.startswith('key') else 'source'}",
-                       message)
+        for path, message in entry_errors(sid, entry.source, entry.key):
+            errors.add(path, message)
     envs = [("", pod.environment), *((f"/containers({i})", c.environment)
                                      for i, c in enumerate(pod.containers))]
     for prefix, env in envs:
