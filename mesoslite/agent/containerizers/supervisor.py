@@ -58,6 +58,11 @@ class Supervisor:
         self.reaped = False  # once reaped, the task's pid may be recycled: stop signalling
         self.oom = False
         self.notifier: tuple[int, int] | None = None  # (fd, poll mask) of OOM events
+        # Read end of the signal wakeup pipe (see ``run``): a signal that lands between
+        # Python's check for pending signals and the poll() syscall would otherwise go
+        # unhandled until the task ends by itself.
+        self.wakeup: int | None = None
+        self.pending: list[int] = []  # signals that arrived before the task existed
 
     # ------------------------------------------------------------ launching
 
@@ -126,11 +131,15 @@ class Supervisor:
     # ------------------------------------------------------------ signals
 
     def on_term(self, signum: int, frame: object) -> None:
-        if not self.reaped:
+        if not self.task_pid:
+            self.pending.append(signum)
+        elif not self.reaped:
             osutil.killpg_quietly(self.task_pid, signal.SIGTERM)
 
     def on_force(self, signum: int, frame: object) -> None:
-        if not self.reaped:
+        if not self.task_pid:
+            self.pending.append(signum)
+        elif not self.reaped:
             osutil.killpg_quietly(self.task_pid, signal.SIGKILL)
         if self.cgroup is not None:
             self.cgroup.kill_all(signal.SIGKILL)
@@ -161,11 +170,20 @@ class Supervisor:
         poller.register(pidfd, select.POLLIN)
         if notifier is not None:
             poller.register(notifier[0], notifier[1])
+        if self.wakeup is not None:
+            poller.register(self.wakeup, select.POLLIN)
         try:
-            while not any(fd == pidfd for fd, _ in poller.poll()):
-                # Only the OOM notifier wakes us here.  Mesos semantics: an OOM kill
-                # is a memory limitation and ends the whole container.
-                assert self.cgroup is not None and notifier is not None
+            while True:
+                ready = {fd for fd, _ in poller.poll()}
+                if pidfd in ready:
+                    return
+                if self.wakeup in ready:
+                    _drain_pipe(self.wakeup)  # the handler itself runs on return to Python
+                if notifier is None or notifier[0] not in ready:
+                    continue
+                # Mesos semantics: an OOM kill is a memory limitation and ends the
+                # whole container.
+                assert self.cgroup is not None
                 if self.cgroup.ack_oom_notifier(notifier[0]):
                     self.oom = True
                     poller.unregister(notifier[0])
@@ -215,6 +233,14 @@ class Supervisor:
         }
 
 
+def _drain_pipe(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
 def _describe_launch_error(exc: BaseException, config: dict[str, Any]) -> str:
     target = config.get("executable") or config["argv"][0]
     filename = getattr(exc, "filename", None)
@@ -241,8 +267,11 @@ def _answer(message: dict[str, Any]) -> None:
 def run(config: dict[str, Any]) -> int:
     """Launch, answer the agent, supervise, record.  Returns the supervisor's status."""
     sup = Supervisor(config)
-    # Handlers before the task exists: a signal that arrives early must not kill us
-    # (task_pid 0 makes them no-ops on the process group).
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    sup.wakeup = wake_r
+    # Handlers before the task exists: a signal that arrives early must not kill us;
+    # it is kept and delivered once the task's process group exists.
     signal.signal(signal.SIGTERM, sup.on_term)
     signal.signal(signal.SIGUSR1, sup.on_force)
     try:
@@ -253,6 +282,8 @@ def run(config: dict[str, Any]) -> int:
             sup.cgroup.remove()
         return 1
     sup.task_pid = task_pid
+    for signum in sup.pending:
+        (sup.on_term if signum == signal.SIGTERM else sup.on_force)(signum, None)
     me = os.getpid()
     info = {
         "supervisor_pid": me,

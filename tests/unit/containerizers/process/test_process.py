@@ -201,8 +201,10 @@ async def test_term_lets_the_task_exit_cleanly(
 async def test_a_task_may_survive_term_but_not_kill(
     containerizer: ProcessContainerizer, make_spec: SpecFactory
 ):
-    spec = make_spec("trap 'touch termed' TERM; touch ready; "
-                     "while :; do [ -e termed ] && touch survived; sleep 0.05; done")
+    spec = make_spec(
+        "trap 'touch termed' TERM; touch ready; "
+        "while :; do [ -e termed ] && touch survived; sleep 0.05; done"
+    )
     container = await containerizer.launch(spec)
     sandbox = Path(spec.sandbox)
     await wait_for(lambda: (sandbox / "ready").exists(), message="trap installed")
@@ -338,3 +340,14 @@ async def test_supervisor_dying_early_is_a_launch_error(
         await containerizer.launch(make_spec("true"))
     assert containerizer.cgroups.list_containers(agent_id) == set()
     containerizer.cgroups.remove_agent_namespace(agent_id)
+
+
+def test_a_stop_signal_before_the_task_exists_is_delivered_once_it_does():
+    # The supervisor installs its handlers before forking the task; a SIGTERM that
+    # lands in that window must reach the task's process group afterwards, not vanish.
+    from mesoslite.agent.containerizers.supervisor import Supervisor
+
+    sup = Supervisor({"meta_dir": "/nonexistent"})
+    sup.on_term(signal.SIGTERM, None)
+    sup.on_force(signal.SIGUSR1, None)
+    assert sup.pending == [signal.SIGTERM, signal.SIGUSR1]
