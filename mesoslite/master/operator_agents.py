@@ -153,8 +153,18 @@ def send_drain_kills(state: MasterState, agent: AgentRecord) -> None:
 
 
 def agent_registered(state: MasterState, agent: AgentRecord) -> None:
-    """An agent (re-)registered: a drain under way goes on (its kills again)."""
-    if agent.drain is not None:
+    """An agent (re-)registered: a drain under way goes on (its kills again).
+
+    A DRAINED agent can come back with live tasks: ones it ran while it was
+    unreachable and the master had written off (Mesos adopts them on re-registration).
+    It is DRAINING again, so those are killed and it is DRAINED only once they end
+    and their ends are acknowledged."""
+    if agent.drain is None:
+        return
+    if agent.drain.state == DrainState.DRAINED and state.tasks_by_agent.get(agent.id):
+        agent.drain = dataclasses.replace(agent.drain, state=DrainState.DRAINING)
+        state.dirty_agents.add(agent.id)
+    if agent.drain.state == DrainState.DRAINING:
         send_drain_kills(state, agent)
         state.drain_candidates.add(agent.id)
 

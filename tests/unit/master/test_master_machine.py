@@ -564,3 +564,36 @@ class TestMasterMachine(MasterMachine.TestCase):  # type: ignore[name-defined,mi
         print(f"\nmaster state machine: {STATS['examples']} examples, {STATS['steps']} "
               f"steps, {STATS['stimuli']} stimuli handled")
         super().tearDownClass()
+
+
+class Picks:
+    """Stands in for hypothesis' ``data`` when a rule is replayed by hand."""
+
+    def __init__(self, *values: object) -> None:
+        self.values = list(values)
+
+    def draw(self, strategy: object) -> object:
+        return self.values.pop(0)
+
+
+def test_a_drained_agent_back_with_a_task_it_ran_while_away_drains_again() -> None:
+    # Found by the machine: a task launched on h0, h0 goes silent (written off), comes
+    # back, is drained at once (no task left: DRAINED), then registers again still
+    # holding the task.  The master adopts it; the agent must not stay DRAINED.
+    m = MasterMachine()
+    m.cluster_comes_up()
+    m.agent_registers(host="h0")  # its offers are rescinded and made again
+    m.agent_registers(host="h0")
+    h0 = m.sim.agents["h0"].id
+    fw = m.sim.frameworks["legacy"]  # not PARTITION_AWARE: told LOST, the task kept
+    offer_id = next(o for o, offer in fw.offers.items() if offer.agent_id.value == h0)
+    m.framework_accepts(Picks(fw, offer_id), tasks=[(0.5, False, None)], duplicate=False,
+                        stale=False)
+    m.time_passes(dt=12.0, silent="h0")
+    m.agent_registers(host="h0")
+    m.operator_acts_on_agent(host="h0", kind="drain", grace=None, gone=False, now=True)
+    m.agent_registers(host="h0")
+    m.the_operators_word_holds()
+    m.every_task_is_in_one_place()
+    assert m.master.agents[h0].drain.state.value == "DRAINING"
+    assert m.master.tasks_by_agent.get(h0)  # the task it came back with, being killed
