@@ -84,7 +84,9 @@ async def wait_all_healthy(session: aiohttp.ClientSession, url: str, n: int, ver
 
 async def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="mesoslite-bench-services-"))
-    per_agent = Resources.parse("cpus:16;mem:16384;disk:16384;ports:[31000-32999]")
+    # Below Linux's ephemeral range (32768-60999 by default), which the agent warns
+    # about: an outgoing connection could take a port the benchmark's app is offered.
+    per_agent = Resources.parse("cpus:16;mem:16384;disk:16384;ports:[24000-25999]")
     master = MasterConfig(allocation_interval=0.05, agent_ping_timeout=1.0,
                           max_agent_ping_timeouts=5, heartbeat_interval=5.0)
     cluster = LocalCluster(ClusterSpec(work_dir=work / "cluster", agents=args.agents,

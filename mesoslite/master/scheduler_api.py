@@ -60,6 +60,21 @@ class FrameworkStream:
     def record(self, event: Event) -> bytes:
         return wire.SCHEDULER_EVENT.record(event, self.media_type)
 
+    async def next_batch(self) -> bytes | None:
+        """Every event queued now, as one write (one chunk for the whole flush rather
+        than one per update); None once the stream is closed and drained."""
+        event = await self.queue.get()
+        if event is None:
+            return None
+        records = [self.record(event)]
+        while not self.queue.empty():
+            event = self.queue.get_nowait()
+            if event is None:
+                self.queue.put_nowait(None)  # end the stream after this batch
+                break
+            records.append(self.record(event))
+        return b"".join(records)
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -114,11 +129,8 @@ class SchedulerAPI:
         log.info("framework %s subscribed (stream %s)", framework_id, stream_id,
                  extra={"framework_id": framework_id})
         try:
-            while True:
-                event = await stream.queue.get()
-                if event is None:
-                    break
-                await response.write(stream.record(event))
+            while (batch := await stream.next_batch()) is not None:
+                await response.write(batch)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
