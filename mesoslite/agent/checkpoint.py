@@ -136,6 +136,9 @@ class Checkpoints:
         self.meta = work_dir / "meta"
         self.sandboxes = work_dir / "sandboxes"
         self._enc = msgspec.json.Encoder()
+        # framework.json as this process last wrote it: every launch saves the
+        # framework, and rewriting the same bytes costs two fsyncs per task.
+        self._frameworks_written: dict[str, bytes] = {}
 
     # -- agent id -------------------------------------------------------------
 
@@ -186,7 +189,12 @@ class Checkpoints:
 
     def save_framework(self, info: FrameworkInfo) -> None:
         assert info.id is not None
-        atomic_write(self.meta / info.id.value / "framework.json", self._enc.encode(info))
+        fid, data = info.id.value, self._enc.encode(info)
+        path = self.meta / fid / "framework.json"
+        if self._frameworks_written.get(fid) == data and path.exists():
+            return
+        atomic_write(path, data)
+        self._frameworks_written[fid] = data
 
     def save_task(self, cp: TaskCheckpoint) -> None:
         path = self.task_dir(cp.framework_id, cp.task.task_id.value) / "task.json"
@@ -211,6 +219,7 @@ class Checkpoints:
         shutil.rmtree(self.task_dir(framework_id, task_id), ignore_errors=True)
         fw_dir = self.meta / framework_id
         if fw_dir.exists() and not any(p.is_dir() for p in fw_dir.iterdir()):
+            self._frameworks_written.pop(framework_id, None)
             shutil.rmtree(fw_dir, ignore_errors=True)
 
     # -- reads ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import os
 import pwd
@@ -35,6 +36,10 @@ from mesoslite.agent.containerizers.base import (
 )
 from mesoslite.agent.containerizers.cgroup_manager import CgroupManager, CgroupMode
 from mesoslite.agent.containerizers.cgroups import Cgroup, safe_name
+from mesoslite.agent.containerizers.launcher_client import (
+    LauncherUnavailable,
+    SupervisorLauncher,
+)
 from mesoslite.agent.containerizers.process_container import (
     SUPERVISOR_FILE,
     ProcessContainer,
@@ -47,6 +52,8 @@ from mesoslite.messages.mesos import CommandInfo, TaskInfo
 
 META_DIR = ".mesoslite"
 RECORD_VERSION = 1
+log = logging.getLogger(__name__)
+
 SUPERVISOR_SCRIPT = os.path.abspath(supervisor.__file__)
 SUPERVISOR_ENV = ("PATH", "LANG", "LC_ALL")
 
@@ -88,6 +95,10 @@ def _memory_limit_bytes(spec: LaunchSpec) -> int:
     return int(mem_mb * 2**20) if 0 < mem_mb < math.inf else 0
 
 
+def _supervisor_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in SUPERVISOR_ENV if k in os.environ}
+
+
 def _kill_quietly(pid: int, sig: int) -> None:
     try:
         os.kill(pid, sig)
@@ -113,6 +124,7 @@ class ProcessContainerizer(Containerizer):
         cgroups_root: str = "mesoslite",
         python: str = sys.executable,
         launch_timeout: float = 30.0,
+        fork_server: bool = True,
     ) -> None:
         self.agent_id = agent_id
         self.runtime_dir = Path(work_dir) / "containerizers" / "process" / safe_name(agent_id)
@@ -121,6 +133,10 @@ class ProcessContainerizer(Containerizer):
         self._launch_timeout = launch_timeout
         self._containers: dict[str, ProcessContainer] = {}
         self._launching: set[str] = set()
+        # Supervisors are forked by one long-lived launcher rather than each started
+        # as a new interpreter (see launcher.py); ``fork_server=False`` spawns each.
+        self.launcher = (SupervisorLauncher(python, _supervisor_env(), launch_timeout)
+                          if fork_server else None)
 
     # ------------------------------------------------------------ launch
 
@@ -131,8 +147,12 @@ class ProcessContainerizer(Containerizer):
             raise LaunchError(f"Container {cid} is already running")
         argv, executable, command = command_argv(spec.task)
         user = _user_switch(spec.user if spec.user is not None else command.user)
-        meta = self._prepare_sandbox(spec, user)
-        cgroup = self._create_cgroup(spec)
+        self._launching.add(cid)
+        try:
+            meta, cgroup = await self._set_up(spec, user)
+        except BaseException:
+            self._launching.discard(cid)
+            raise
         mem_bytes = _memory_limit_bytes(spec) if cgroup is not None else 0
         config = {
             "argv": argv,
@@ -146,9 +166,7 @@ class ProcessContainerizer(Containerizer):
             "mem_limit_bytes": mem_bytes or None,
             "user": user,
         }
-        self._launching.add(cid)
         try:
-            self._register(cid, str(meta), cgroup)
             info = await self._start_supervisor(config, meta)
         except BaseException:
             # Also when cancelled after the task started: it must not run unrecorded.
@@ -173,6 +191,36 @@ class ProcessContainerizer(Containerizer):
             },
         }
         return self._adopt(spec, record, cgroup)
+
+    async def _set_up(self, spec: LaunchSpec, user: dict[str, Any] | None
+                      ) -> tuple[Path, Cgroup | None]:
+        """Sandbox, cgroup and runtime entry, made in a worker thread: cgroupfs writes
+        and fsyncs take milliseconds, and the agent's event loop (in ``mesoslite up``
+        the master's and the frameworks' too) must not wait on them.  A cancelled
+        launch still waits for the thread, then undoes what it made."""
+        job = asyncio.ensure_future(asyncio.to_thread(self._set_up_now, spec, user))
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            try:
+                _, cgroup = await job
+            except Exception:  # noqa: BLE001 - it made nothing to undo
+                raise asyncio.CancelledError from None
+            self._unregister(spec.container_id)
+            await destroy_cgroup(cgroup)
+            raise
+
+    def _set_up_now(self, spec: LaunchSpec, user: dict[str, Any] | None
+                    ) -> tuple[Path, Cgroup | None]:
+        meta = self._prepare_sandbox(spec, user)
+        cgroup = self._create_cgroup(spec)
+        try:
+            self._register(spec.container_id, str(meta), cgroup)
+        except OSError as e:
+            if cgroup is not None:
+                cgroup.remove()
+            raise LaunchError(f"Cannot record the container: {e}") from None
+        return meta, cgroup
 
     def _prepare_sandbox(self, spec: LaunchSpec, user: dict[str, Any] | None) -> Path:
         sandbox = Path(spec.sandbox)
@@ -204,36 +252,51 @@ class ProcessContainerizer(Containerizer):
             raise LaunchError(f"Cannot set up the container's cgroup: {e}") from None
 
     async def _start_supervisor(self, config: dict[str, Any], meta: Path) -> dict[str, Any]:
-        """Spawn the supervisor, hand it ``config``, return its handshake."""
+        """Start the supervisor (forked by the launcher, else spawned), hand it
+        ``config``, return its handshake."""
         log_path = meta / "supervisor.log"
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *(self._python, "-E", "-s", "-S", SUPERVISOR_SCRIPT),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log_fd,
-                start_new_session=True,  # never in the agent's process group
-                cwd="/",
-                env={k: os.environ[k] for k in SUPERVISOR_ENV if k in os.environ},
-            )
-        finally:
-            os.close(log_fd)
-        assert proc.stdin is not None and proc.stdout is not None
+        proc: asyncio.subprocess.Process | None = None
         try:
             try:
-                proc.stdin.write(json.dumps(config).encode())
-                await proc.stdin.drain()
-                proc.stdin.close()
+                if self.launcher is None:
+                    raise LauncherUnavailable("not used")
+                spawned = await self.launcher.spawn(log_fd)
+                pid, reader, writer = spawned.pid, spawned.reader, spawned.writer
+            except LauncherUnavailable as exc:
+                if self.launcher is not None:
+                    log.warning("supervisor launcher unavailable (%s): spawning instead", exc)
+                proc = await asyncio.create_subprocess_exec(
+                    *(self._python, "-E", "-s", "-S", SUPERVISOR_SCRIPT),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=log_fd,
+                    start_new_session=True,  # never in the agent's process group
+                    cwd="/",
+                    env=_supervisor_env(),
+                )
+                assert proc.stdin is not None and proc.stdout is not None
+                pid, reader, writer = proc.pid, proc.stdout, proc.stdin
+        finally:
+            os.close(log_fd)
+        try:
+            try:
+                writer.write(json.dumps(config).encode())
+                await writer.drain()
+                if writer.can_write_eof():
+                    writer.write_eof()  # the launcher's socket: half-close
+                else:
+                    writer.close()
             except ConnectionError:
                 pass  # it died at once: the empty handshake below reports its log
-            line = await asyncio.wait_for(proc.stdout.readline(), self._launch_timeout)
+            line = await asyncio.wait_for(reader.readline(), self._launch_timeout)
         except BaseException as e:
             # The supervisor shares the (exited) parent's process group: kill both,
             # and the task through its records if it got that far.
-            osutil.killpg_quietly(proc.pid, signal.SIGKILL)
+            osutil.killpg_quietly(pid, signal.SIGKILL)
             self._kill_started_task(meta)
-            await proc.wait()
+            if proc is not None:
+                await proc.wait()
             if isinstance(e, asyncio.TimeoutError):
                 raise LaunchError(
                     f"The task's supervisor did not start within {self._launch_timeout:g}s"
@@ -241,7 +304,10 @@ class ProcessContainerizer(Containerizer):
             if isinstance(e, (OSError, ValueError)):
                 raise LaunchError(f"Cannot start the task's supervisor: {e}") from None
             raise
-        await proc.wait()
+        finally:
+            writer.close()
+        if proc is not None:
+            await proc.wait()
         if not line:
             log_tail = log_path.read_text(errors="replace")[-2000:]
             raise LaunchError(f"The task's supervisor failed before starting the task: {log_tail}")
@@ -359,3 +425,5 @@ class ProcessContainerizer(Containerizer):
         for container in list(self._containers.values()):
             container.close()
         self._containers.clear()
+        if self.launcher is not None:
+            await self.launcher.close()
