@@ -17,7 +17,7 @@ from sqlalchemy import Column, MetaData, String, Table, Text, bindparam, delete
 from sqlalchemy.sql.schema import SchemaItem
 
 from mesoslite.framework.journal import Batch, Key, Row
-from mesoslite.store.db import make_engine, redact_url
+from mesoslite.store.db import make_engine, redact_url, upsert
 
 _enc = msgspec.json.Encoder()
 
@@ -72,13 +72,4 @@ def _write(conn: Any, table: Table, rows: dict[Key, Row | None]) -> None:
         where = [table.c[name] == bindparam(f"k_{name}") for name in keys]
         conn.execute(delete(table).where(*where),
                      [{f"k_{n}": v for n, v in g.items()} for g in gone])
-    upserts = [row for row in rows.values() if row is not None]
-    if not upserts:
-        return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(table)
-    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), upserts)
+    upsert(conn, table, [row for row in rows.values() if row is not None])

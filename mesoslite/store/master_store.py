@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 
-from mesoslite.store.db import make_engine
+from mesoslite.store.db import make_engine, upsert
 
 metadata = MetaData()
 
@@ -147,7 +147,7 @@ class MasterStore:
 
     def set_leader(self, master_id: str, url: str) -> None:
         with self.engine.begin() as conn:
-            _upsert(conn, leader, ["id"], [{"id": 1, "master_id": master_id, "url": url}])
+            upsert(conn, leader, [{"id": 1, "master_id": master_id, "url": url}])
 
     def leader_url(self) -> str | None:
         with self.engine.connect() as conn:
@@ -171,9 +171,9 @@ class MasterStore:
             if writes.deleted_agents:
                 conn.execute(delete(agents).where(agents.c.id == bindparam("aid")),
                              [{"aid": aid} for aid in writes.deleted_agents])
-            _upsert(conn, agents, ["id"], [
+            upsert(conn, agents, [
                 {"id": k, "data": _json(v)} for k, v in writes.agents.items()])
-            _upsert(conn, frameworks, ["id"], [
+            upsert(conn, frameworks, [
                 {"id": k, "data": _json(v)} for k, v in writes.frameworks.items()])
             gone = writes.deleted_tasks - set(writes.tasks)
             if gone:
@@ -181,37 +181,20 @@ class MasterStore:
                     delete(tasks).where(tasks.c.framework_id == bindparam("fid"),
                                         tasks.c.task_id == bindparam("tid")),
                     [{"fid": fid, "tid": tid} for fid, tid in gone])
-            _upsert(conn, tasks, ["framework_id", "task_id"], [
+            upsert(conn, tasks, [
                 {"framework_id": fid, "task_id": tid, "agent_id": doc["agent_id"],
                  "data": _json(doc)} for (fid, tid), doc in writes.tasks.items()])
-            _upsert(conn, meta, ["key"], [{"key": k, "value": v}
+            upsert(conn, meta, [{"key": k, "value": v}
                                           for k, v in writes.meta.items()])
             if writes.deleted_secrets:
                 conn.execute(delete(secret_objects).where(
                     secret_objects.c.kind == bindparam("k"),
                     secret_objects.c.name == bindparam("n")),
                     [{"k": k, "n": n} for k, n in writes.deleted_secrets])
-            _upsert(conn, secret_objects, ["kind", "name"], [
+            upsert(conn, secret_objects, [
                 {"kind": k, "name": n, "data": _json(doc)}
                 for (k, n), doc in writes.secrets.items()])
 
 
 def _json(doc: dict[str, Any]) -> str:
     return _enc.encode(doc).decode()
-
-
-def _upsert(conn: Any, table: Table, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    """Insert or replace ``rows`` by primary key in one batched statement.
-
-    Both engines we support have a native upsert keyed on the primary key, which
-    (unlike delete-then-insert with a row-value IN) uses the index."""
-    if not rows:
-        return
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(table)
-    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
