@@ -198,8 +198,10 @@ class TaskRecord:
     # a kill arrived while the agent was away; sent when it returns
     kill_pending: bool = False
     group_id: str | None = None
-    # TaskInfo never changes: its JSON-ready form is computed once, for the store
+    # TaskInfo never changes: its JSON-ready form (for views) and its encoded JSON
+    # (for the store, written again at every status change) are computed once
     _info_doc: dict | None = field(default=None, repr=False, compare=False)
+    _info_raw: msgspec.Raw | None = field(default=None, repr=False, compare=False)
     # the part of ``resources`` reserved for ``role`` (returned to that reservation)
     reserved: Resources = field(default_factory=Resources, compare=False)
 
@@ -223,12 +225,16 @@ class TaskRecord:
         return (self.framework_id, self.id)
 
     def to_store(self) -> dict:
+        """The stored document; its values are ready for msgspec's JSON encoder (the
+        info as pre-encoded JSON, the status as its Struct), not plain builtins."""
+        if self._info_raw is None:
+            self._info_raw = msgspec.Raw(msgspec.json.encode(self.info))
         return {
             "framework_id": self.framework_id,
             "agent_id": self.agent_id,
-            "info": self._info_builtins(),
+            "info": self._info_raw,
             "role": self.role,
-            "status": msgspec.to_builtins(self.status),
+            "status": self.status,
             "latest_state": self.latest_state.value,
             "statuses": self.statuses,
             "group_id": self.group_id,
