@@ -12,8 +12,11 @@ There is no home-made consensus: the store's database decides.
   the master checks the epoch it was elected with (``MasterStore.apply``), and agents
   ignore commands from an older epoch.
 
-  Followers read the leader's URL at most once per ``interval`` (the campaign's own
-  polling period, so a redirect is never staler than an election already is): after a
+  A follower waits on the lock itself (``pg_advisory_lock`` blocks), so PostgreSQL
+  hands it over the moment the leader's session ends, not at a poll.
+
+  Followers read the leader's URL at most once per ``interval`` (also the period at
+  which a leader checks its lock's session): after a
   failover every agent and framework reconnects at once, and a database query per
   refused request slowed the new leader's recovery on the same machine.
 """
@@ -102,9 +105,11 @@ class PostgresLeadership:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = await self._connect()
-                cur = await self._conn.execute(f"SELECT pg_try_advisory_lock({LOCK_KEY_SQL})")
+                # Blocks until the lock is free: PostgreSQL hands it over the moment
+                # the leader's session ends, rather than at our next poll.
+                cur = await self._conn.execute(f"SELECT pg_advisory_lock({LOCK_KEY_SQL}), true")
                 row = await cur.fetchone()
-                if row and row[0]:
+                if row and row[1]:
                     await asyncio.to_thread(self.store.set_leader, self.master_id, self.url)
                     self._leader = (self.url, self._monotonic())
                     log.info("elected leader (%s)", self.url)
