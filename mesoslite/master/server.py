@@ -12,6 +12,7 @@ promised before it is durable).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import ssl
 import uuid
@@ -142,9 +143,16 @@ class MasterServer:
         self.secrets.recover(snapshot.get("secrets", []))
         self.handle(Recover(snapshot, epoch))
         self.events.prime()
+        counts = {kind: len(snapshot[kind]) for kind in ("agents", "frameworks", "tasks")}
+        del snapshot  # its documents are garbage now, freed by reference counting
+        # The recovered state lives as long as this leader: keep it out of the cyclic
+        # collector's full passes, which walk all of it several times while every
+        # agent and framework re-registers (failover.py, 2,000 agents: the new
+        # leader's full collections 0.75 -> 0.48 s, its CPU 1.78 -> 1.50 s).
+        gc.freeze()
         log.info("master %s leads (epoch %d): recovered %d agents, %d frameworks, %d tasks"
-                 " from %s", self.state.master_id, self.state.epoch, len(snapshot["agents"]),
-                 len(snapshot["frameworks"]), len(snapshot["tasks"]),
+                 " from %s", self.state.master_id, self.state.epoch, counts["agents"],
+                 counts["frameworks"], counts["tasks"],
                  redact_url(self.store.url), extra={"master_id": self.state.master_id})
         self.start_time = self.clock.now()
         for coro in (self._flush_loop(), self._allocation_loop(), self._timer_loop(),
