@@ -21,7 +21,7 @@ from mesoslite.messages.mesos import (
 )
 from mesoslite.testing.http import get_bytes
 from mesoslite.testing.poll import wait_for
-from tests.docker.conftest import launch_docker, runtime_id, task_container, unique_states
+from tests.docker.conftest import IMAGE, launch_docker, runtime_id, task_container, unique_states
 
 pytestmark = pytest.mark.docker
 
@@ -242,3 +242,21 @@ async def test_docker_task_is_refused_by_an_agent_without_docker(docker_cluster_
     await launch_docker(fw, "nodocker", "true")
     status = await fw.wait_state("nodocker", TaskState.TASK_ERROR)
     assert "no docker containerizer" in status.message
+
+
+async def test_an_image_removed_after_a_launch_is_looked_for_again(
+        docker_cluster, framework, docker_engine):
+    # The agent remembers an image it has just seen (no inspect per launch); when
+    # the image goes meanwhile, the next launch must still explain, not fail oddly.
+    tag = f"mesoslite/busybox:gone-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(lambda: docker_engine.images.get(IMAGE).tag(tag))
+    await launch_docker(framework, "seen", "true", image=tag)
+    await framework.wait_state("seen", TaskState.TASK_FINISHED)
+    rid = runtime_id(docker_cluster.agents[0].config.work_dir)
+    await wait_for(lambda: task_container(docker_engine, "seen", rid) is None,
+                   message="the finished container removed")
+    await asyncio.to_thread(lambda: docker_engine.images.remove(tag))
+    await launch_docker(framework, "unseen", "true", image=tag)
+    status = await framework.wait_state("unseen", TaskState.TASK_FAILED)
+    assert status.reason == Reason.REASON_CONTAINER_LAUNCH_FAILED
+    assert "is not on this agent's engine and could not be pulled" in status.message

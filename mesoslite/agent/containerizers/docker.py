@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +58,13 @@ def _explain(exc: APIError) -> str:
     return str(exc.explanation or exc)
 
 
+IMAGE_FRESH_S = 30.0  # how long an image seen on the engine is taken to be there
+
+
+class _ImageGone(Exception):
+    """The create found no image although it was there a moment ago."""
+
+
 class DockerContainerizer(Containerizer):
     """Runs DOCKER tasks on the local engine; see the module docstring.
 
@@ -73,6 +81,7 @@ class DockerContainerizer(Containerizer):
         self.work_dir = Path(work_dir)
         self.pull_timeout = pull_timeout
         self.engine = engine or Engine()
+        self._present: dict[str, float] = {}  # image -> when last seen on the engine
         self._containers: dict[str, DockerContainer] = {}
         self._launching: set[str] = set()
 
@@ -88,8 +97,14 @@ class DockerContainerizer(Containerizer):
         meta = _prepare_sandbox(spec)
         self._launching.add(cid)
         try:
-            await self._ensure_image(args.image, docker_info(spec)[1].force_pull_image, spec)
-            docker_id = await self._create_and_start(args)
+            force_pull = docker_info(spec)[1].force_pull_image
+            await self._ensure_image(args.image, force_pull, spec)
+            try:
+                docker_id = await self._create_and_start(args)
+            except _ImageGone:  # removed since we last saw it: look (and pull) again
+                self._present.pop(args.image, None)
+                await self._ensure_image(args.image, force_pull, spec)
+                docker_id = await self._create_and_start(args)
         finally:
             self._launching.discard(cid)
         record = {
@@ -107,12 +122,22 @@ class DockerContainerizer(Containerizer):
         return self._adopt(spec, record, resume_logs=False)
 
     async def _ensure_image(self, image: str, force_pull: bool, spec: LaunchSpec) -> None:
+        """The image is on the engine (pulled if it is not, or if ``force_pull``).
+
+        An image seen less than IMAGE_FRESH_S ago is not inspected again: the raw SDK
+        creates straight away, and so do we (a create that finds it gone comes back
+        here through ``_ImageGone``)."""
+        if not force_pull and time.monotonic() - self._present.get(image, -IMAGE_FRESH_S) < (
+                IMAGE_FRESH_S):
+            return
         present = await self._image_present(image)
         if present and not force_pull:
+            self._present[image] = time.monotonic()
             return
         try:
             await asyncio.wait_for(self.engine.call(self._pull, image), self.pull_timeout)
             if await self._image_present(image):
+                self._present[image] = time.monotonic()
                 return
             error = "the engine reported no error, yet the image is not there"
         except TimeoutError:
@@ -167,6 +192,8 @@ class DockerContainerizer(Containerizer):
         try:
             host_config = api.create_host_config(**args.host_config)
             created = api.create_container(**args.create_kwargs(), host_config=host_config)
+        except ImageNotFound:
+            raise _ImageGone from None
         except (APIError, ValueError, TypeError) as exc:
             text = _explain(exc) if isinstance(exc, APIError) else str(exc)
             raise LaunchError(f"Docker could not create the container: {text}") from None
