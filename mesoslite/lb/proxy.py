@@ -7,7 +7,9 @@ the route's backends, per-endpoint counts.
   framework noticed costs its clients nothing but a retry.  With no backend left the
   client is closed (counted as rejected).
 * Bytes are copied both ways until both sides are done; a half-close (EOF) on one
-  side is passed on to the other, an error on either side closes both.
+  side is passed on to the other, an error on either side closes both.  The copy is
+  done by protocols on the two transports (``splice.py``): no task per connection
+  beyond the backend connect, and a side that cannot keep up pauses the other.
 * **Draining**: when a backend leaves its route (unhealthy, killed, replaced by a
   deployment) it gets no new connections, but connections already open are left to
   finish; its entry goes ``active`` -> ``draining`` -> ``removed`` (when the last one
@@ -18,7 +20,6 @@ the route's backends, per-endpoint counts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter, OrderedDict
@@ -26,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mesoslite.lb.splice import Joint, Side
 from mesoslite.lb.strategies import Strategy, make_strategy
 from mesoslite.lb.table import Backend, Route, diff_routes
 
 log = logging.getLogger(__name__)
 
-CHUNK = 256 * 1024
 
 
 @dataclass
@@ -80,7 +81,9 @@ class Proxy:
         self.listeners: dict[tuple[str, int], asyncio.Server] = {}
         self.listen_errors: dict[tuple[str, int], str] = {}
         self._strategies: dict[tuple[str, int], Strategy] = {}
-        self._writers: set[asyncio.StreamWriter] = set()
+        self._joints: set[Joint] = set()  # every open client connection
+        self._joint_stats: dict[Joint, tuple[int, str, EndpointStats]] = {}
+        self._connecting: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ table
 
@@ -118,9 +121,9 @@ class Proxy:
             del self.listen_errors[key]
         for address, port in sorted(wanted - set(self.listeners)):
             try:
-                self.listeners[(address, port)] = await asyncio.start_server(
-                    lambda r, w, p=port: self._handle(r, w, p), address, port,
-                    reuse_address=True)
+                self.listeners[(address, port)] = await asyncio.get_running_loop(
+                ).create_server(lambda p=port: self._accepted(p), address, port,
+                                reuse_address=True)
                 self.listen_errors.pop((address, port), None)
             except OSError as exc:
                 if self.listen_errors.get((address, port)) != str(exc):
@@ -156,70 +159,60 @@ class Proxy:
         active = {k: self.stats[(port, k)].active for k in by_key}
         return [by_key[k] for k in self._strategy(route).order(list(by_key), active)]
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      port: int) -> None:
-        self._writers.add(writer)
-        try:
-            route = self.routes.get(port)
-            for backend in self.choose(route) if route is not None else []:
-                stats = self.stats[(port, backend.key)]
-                try:
-                    upstream = await asyncio.wait_for(
-                        asyncio.open_connection(backend.host, backend.port),
-                        self.connect_timeout)
-                except (OSError, TimeoutError):
-                    stats.failures += 1
-                    stats.ejected_until = self.clock() + self.eject_s
-                    continue
-                stats.connections += 1
-                stats.active += 1
-                stats.ejected_until = 0.0
-                try:
-                    await self._pipe(reader, writer, *upstream, stats)
-                finally:
-                    stats.active -= 1
-                    if stats.state == "draining" and stats.active == 0:
-                        stats.state = "removed"
-                        self._retire((port, backend.key))
+    def _accepted(self, port: int) -> Side:
+        """Protocol of a new client connection: it reads nothing until its backend is
+        connected (``_connect``)."""
+        joint = Joint(self._closed)
+        client = _ClientSide(joint, self, port)
+        return client
+
+    async def _connect(self, client: _ClientSide, port: int) -> None:
+        joint = client.joint
+        route = self.routes.get(port)
+        loop = asyncio.get_running_loop()
+        for backend in self.choose(route) if route is not None else []:
+            stats = self.stats[(port, backend.key)]
+            upstream = Side(joint, client=False)
+            try:
+                async with asyncio.timeout(self.connect_timeout):  # no extra task
+                    await loop.create_connection(lambda side=upstream: side, backend.host,
+                                                 backend.port)
+            except (OSError, TimeoutError):
+                stats.failures += 1
+                stats.ejected_until = self.clock() + self.eject_s
+                continue
+            if client.lost or joint.closed:  # the client left while we connected
+                assert upstream.transport is not None
+                upstream.transport.close()
                 return
-            self.rejected[port] += 1
-        finally:
-            self._writers.discard(writer)
-            writer.close()
+            stats.connections += 1
+            stats.active += 1
+            stats.ejected_until = 0.0
+            self._joint_stats[joint] = (port, backend.key, stats)
+            joint.on_bytes = _counter(stats)
+            joint.join(client, upstream)
+            return
+        self.rejected[port] += 1
+        joint.close()
 
-    async def _pipe(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter,
-                    backend_r: asyncio.StreamReader, backend_w: asyncio.StreamWriter,
-                    stats: EndpointStats) -> None:
-        self._writers.add(backend_w)
-
-        def count_in(n: int) -> None:
-            stats.bytes_in += n
-
-        def count_out(n: int) -> None:
-            stats.bytes_out += n
-
-        try:
-            up = asyncio.ensure_future(_copy(client_r, backend_w, count_in))
-            down = asyncio.ensure_future(_copy(backend_r, client_w, count_out))
-            pending = {up, down}
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if any(not t.cancelled() and t.result() is False for t in done):
-                    # An error on one side: nothing more can flow; close both.
-                    for task in pending:
-                        task.cancel()
-                    break
-        finally:
-            self._writers.discard(backend_w)
-            backend_w.close()
+    def _closed(self, joint: Joint) -> None:
+        self._joints.discard(joint)
+        entry = self._joint_stats.pop(joint, None)
+        if entry is None:
+            return
+        port, key, stats = entry
+        stats.active -= 1
+        if stats.state == "draining" and stats.active == 0:
+            stats.state = "removed"
+            self._retire((port, key))
 
     async def close(self) -> None:
         """Stop listening and cut every open connection (the proxy is shutting down)."""
         for server in self.listeners.values():
             server.close()
         self.listeners.clear()
-        for writer in list(self._writers):
-            writer.close()
+        for joint in list(self._joints):
+            joint.abort()
 
     # ------------------------------------------------------------ reporting
 
@@ -236,20 +229,27 @@ class Proxy:
         return out
 
 
-async def _copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
-                count: Callable[[int], None]) -> bool:
-    """Copy until EOF (then half-close ``dst``): True; on a connection error: False."""
-    try:
-        while True:
-            data = await src.read(CHUNK)
-            if not data:
-                break
-            dst.write(data)
-            count(len(data))
-            await dst.drain()
-        if dst.can_write_eof():
-            with contextlib.suppress(OSError, RuntimeError):
-                dst.write_eof()
-        return True
-    except (ConnectionError, OSError):
-        return False
+def _counter(stats: EndpointStats) -> Callable[[bool, int], None]:
+    def count(from_client: bool, n: int) -> None:
+        if from_client:
+            stats.bytes_in += n
+        else:
+            stats.bytes_out += n
+    return count
+
+
+class _ClientSide(Side):
+    """The accepted side: paused until ``Proxy._connect`` has joined it to a backend."""
+
+    def __init__(self, joint: Joint, proxy: Proxy, port: int) -> None:
+        super().__init__(joint, client=True)
+        self.proxy = proxy
+        self.port = port
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # paused: no peer yet
+        self.joint.client = self
+        self.proxy._joints.add(self.joint)
+        task = asyncio.get_running_loop().create_task(self.proxy._connect(self, self.port))
+        self.proxy._connecting.add(task)
+        task.add_done_callback(self.proxy._connecting.discard)
