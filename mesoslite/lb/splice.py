@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import cast
 
 WRITE_HIGH = 1024 * 1024  # bytes buffered for one side before its peer stops reading
 READ_SIZE = 256 * 1024  # the most one read takes from a socket
@@ -36,8 +37,9 @@ class Side(asyncio.BufferedProtocol):
         self._view = memoryview(bytearray(FIRST_READ_SIZE))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport: no isinstance check
+        self.transport = cast(asyncio.Transport, transport)
+        transport = self.transport
         transport.set_write_buffer_limits(high=WRITE_HIGH)
         if self.peer is None:
             transport.pause_reading()  # nothing is read before there is a peer to take it
