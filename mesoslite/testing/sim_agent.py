@@ -1,8 +1,9 @@
 """Simulated agents for scale benchmarks: the real agent protocol, no real tasks.
 
-A ``SimAgentPool`` runs many ``SimAgent`` objects on one event loop over one shared
-``aiohttp.ClientSession``; each keeps its own WebSocket to the master at
-``GET /agent/v1/link`` and behaves, on the wire, like ``mesoslite.agent.server.Agent``:
+A ``SimAgentPool`` runs many ``SimAgent`` objects on one event loop; each keeps its
+own WebSocket to the master at ``GET /agent/v1/link`` (a minimal client,
+``ws_link.WsLink``: aiohttp's cost as much CPU as the master being measured) and
+behaves, on the wire, like ``mesoslite.agent.server.Agent``:
 
 * it registers with its resources (re-registering with its id and the tasks it
   holds after a dropped link) and answers every ``Ping`` with a ``Pong``;
@@ -62,8 +63,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-import aiohttp
-
 from mesoslite import __version__
 from mesoslite.messages.agent import (
     AckUpdates,
@@ -96,6 +95,7 @@ from mesoslite.messages.mesos import (
 )
 from mesoslite.resources import Resources
 from mesoslite.testing.poll import within
+from mesoslite.testing.ws_link import HandshakeRefused, WsLink
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class SimStats:
     registrations: int = 0
     refusals: int = 0
     disconnects: int = 0
-    redirects: int = 0  # 307s handed back by aiohttp and followed here (see run)
+    redirects: int = 0  # followers' 307s, followed to the leader (see run)
     connect_failures: int = 0  # a master unreachable, or answering without a leader
     silent_links: int = 0  # links dropped after link_timeout_seconds of silence
     run_tasks_frames: int = 0
@@ -178,7 +178,7 @@ class SimAgent:
         self.master: str | None = None  # URL of the master of the current link
         self.tasks: dict[Key, SimTask] = {}
         self.frameworks: dict[str, FrameworkInfo] = {}
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ws: WsLink | None = None
         self._due: set[Key] = set()
         self._flush_scheduled = False
 
@@ -189,9 +189,7 @@ class SimAgent:
 
         The configured masters are tried in turn, starting with the first and moving
         on after every failure or dropped link (as ``mesoslite.agent.server.Agent``).
-        A follower's 307 is followed to the leader at once, without a pause: aiohttp
-        follows it inside ``ws_connect`` (so it is not counted in ``redirects``); a
-        307 handed back to us (aiohttp's redirect limit) is followed here, unless
+        A follower's 307 is followed to the leader at once, without a pause, unless
         redirects go round in a loop (more in a row than there are masters)."""
         masters = self.pool.masters
         delay = 0.1
@@ -206,8 +204,8 @@ class SimAgent:
             try:
                 await self._connect(master)
                 delay = 0.1
-            except aiohttp.WSServerHandshakeError as exc:
-                location = exc.headers.get("Location") if exc.headers else None
+            except HandshakeRefused as exc:
+                location = exc.location
                 if exc.status == 307 and location and redirects_in_row < len(masters):
                     leader = _master_base(urljoin(master + LINK_PATH, location))
                     redirects_in_row += 1
@@ -218,7 +216,7 @@ class SimAgent:
                 stats.connect_failures += 1
                 log.debug("%s: master %s refused the link: %s", self.hostname, master,
                           exc.status)
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            except (TimeoutError, OSError) as exc:
                 stats.connect_failures += 1
                 log.debug("%s: master %s unreachable: %s", self.hostname, master, exc)
             except ProtocolError as exc:
@@ -241,13 +239,9 @@ class SimAgent:
     async def _connect(self, master: str) -> None:
         pool = self.pool
         async with pool.connect_slots:
-            ws = await pool.session.ws_connect(master + LINK_PATH, max_msg_size=MAX_FRAME,
-                                               heartbeat=None)
-            try:
-                await ws.send_bytes(encode(self.register_message()))
-            except BaseException:
-                await ws.close()
-                raise
+            ws = await WsLink.connect(master + LINK_PATH, self.config.register_timeout,
+                                      MAX_FRAME)
+            ws.send_bytes(encode(self.register_message()))
         silence = self.config.register_timeout
         async with ws:
             while True:
@@ -258,9 +252,9 @@ class SimAgent:
                     # (perhaps half-open) link; register again
                     self.pool.stats.silent_links += 1
                     return
-                if frame.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    return
-                message = decode_from_master(frame.data)
+                if frame is None:
+                    return  # closed
+                message = decode_from_master(frame)
                 if message.epoch < self.max_epoch:
                     continue  # a deposed master
                 self.max_epoch = message.epoch
@@ -289,7 +283,7 @@ class SimAgent:
             secret=cfg.secret,
         )
 
-    def _on_registered(self, ws: aiohttp.ClientWebSocketResponse, msg: Registered) -> None:
+    def _on_registered(self, ws: WsLink, msg: Registered) -> None:
         self.agent_id = msg.agent_id
         self._ws = ws
         self.pool.stats.registrations += 1
@@ -305,7 +299,7 @@ class SimAgent:
                 self._due.add(key)
         self._schedule_flush()
 
-    def _on_command(self, ws: aiohttp.ClientWebSocketResponse, message: Any) -> None:
+    def _on_command(self, ws: WsLink, message: Any) -> None:
         if isinstance(message, Ping):
             self.pool.stats.pings += 1
             self._send(ws, encode(Pong(seq=message.seq)))
@@ -324,8 +318,8 @@ class SimAgent:
                 if fid == message.framework_id:
                     self.kill(fid, tid, Reason.REASON_FRAMEWORK_REMOVED, "Framework shut down")
 
-    def _send(self, ws: aiohttp.ClientWebSocketResponse, data: bytes) -> None:
-        asyncio.get_running_loop().create_task(_send_quietly(ws, data))
+    def _send(self, ws: WsLink, data: bytes) -> None:
+        ws.send_text(data)  # dropped on a closed link: the retry timer resends
 
     # ---------------------------------------------------------------- tasks
 
@@ -469,16 +463,14 @@ class SimAgentPool:
     the agents follow whichever of them leads (see ``SimAgent.run``).  ``start``
     opens the links (at most ``config.connect_concurrency`` handshakes at once, so
     the master's listen backlog never overflows); ``wait_registered`` waits for all
-    of them; ``stop`` closes everything.  A ``session`` passed in is used and left
-    open; otherwise the pool owns one with no connection limit.
+    of them; ``stop`` closes everything.
 
     ``on_complete(epoch, at)``, if set, is called the first time every agent is
     registered with the leader of ``epoch`` (``at`` from ``time.time()``).
     """
 
     def __init__(self, masters: str | Sequence[str], count: int,
-                 config: SimAgentConfig | None = None,
-                 session: aiohttp.ClientSession | None = None) -> None:
+                 config: SimAgentConfig | None = None) -> None:
         self.masters = parse_masters(masters)
         self.master_url = self.masters[0]
         self.link_url = self.master_url + LINK_PATH
@@ -493,23 +485,13 @@ class SimAgentPool:
         # epoch -> time.time() of each registration with that epoch's leader
         self.registration_times: dict[int, list[float]] = {}
         self.on_complete: Callable[[int, float], None] | None = None
-        self._own_session = session is None
-        self._session = session
         self.connect_slots = asyncio.Semaphore(max(1, self.config.connect_concurrency))
         self._retries: list[tuple[float, int, SimAgent, Key]] = []
         self._seq = itertools.count()
         self._runs: list[asyncio.Task[None]] = []
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None, "SimAgentPool.start() first"
-        return self._session
-
     async def start(self) -> None:
         """Open every agent's link (returns at once; see ``wait_registered``)."""
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=0, force_close=False)
-            self._session = aiohttp.ClientSession(connector=connector)
         self._runs = [asyncio.create_task(a.run(), name=f"sim-agent-{a.index}")
                       for a in self.agents]
         self._runs.append(asyncio.create_task(self._retry_loop(), name="sim-agent-retries"))
@@ -572,14 +554,11 @@ class SimAgentPool:
                 agent.retry(key, when)
 
     async def stop(self) -> None:
-        """Close every link and the session we own."""
+        """Close every link."""
         for run in self._runs:
             run.cancel()
         await asyncio.gather(*self._runs, return_exceptions=True)
         self._runs = []
-        if self._own_session and self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 def parse_masters(masters: str | Sequence[str]) -> list[str]:
@@ -596,13 +575,6 @@ def _master_base(url: str) -> str:
     """A redirect target of the link -> the master's base URL."""
     base, _, _ = url.partition(LINK_PATH)
     return base.rstrip("/")
-
-
-async def _send_quietly(ws: aiohttp.ClientWebSocketResponse, data: bytes) -> None:
-    try:
-        await ws.send_str(data.decode())
-    except (ConnectionResetError, RuntimeError, aiohttp.ClientError):
-        pass  # the retry timer resends once the link is back
 
 
 # -------------------------------------------------------------------- command line
