@@ -451,6 +451,8 @@ async def run_once(agents: int, opts: argparse.Namespace) -> Result:
             result.reconciled_seconds = max(sched.reconciled.values()) - killed
         result.leader_cpu = new.cpu_seconds() - cpu0[new.index]
         result.agents_cpu = sum(p.cpu_seconds() for p in pools) - agents_cpu0
+        if new.index in spies:  # before the check below: building /master/state is not recovery
+            result.profile = summarize_profile(await spies[new.index].stop())
         # the new leader's own view once recovered: every agent active, every task RUNNING
         final = await master_state(session, new)
         result.epochs = (old_epoch, final["epoch"])
@@ -459,8 +461,6 @@ async def run_once(agents: int, opts: argparse.Namespace) -> Result:
         if final["activated_slaves"] != agents or running != result.tasks:
             result.errors.append(f"the new leader has {final['activated_slaves']} active agents"
                                  f" and {running} RUNNING tasks, not {agents} and {result.tasks}")
-        if new.index in spies:
-            result.profile = summarize_profile(await spies[new.index].stop())
         result.declines_failed = sched.declines_failed
         if sched.errors:
             result.errors.append(f"{len(sched.errors)} framework errors, e.g. {sched.errors[0]}")
