@@ -18,9 +18,11 @@ rounds; the best round of each is kept, then compared:
   p50 and p99.
 
 Prints the figures and the ratios proxy/direct (throughput: < 1 means the proxy is
-slower; latency: > 1).
+slower; latency: > 1).  ``--proxy-loop uvloop`` runs the proxy on uvloop instead of
+asyncio's own loop (measured: no faster, see docs/performance.md).
 
     .venv/bin/python benchmarks/lb.py [--connections 3000] [--rounds 2]
+    .venv/bin/python benchmarks/lb.py --proxy-loop uvloop
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ def run_backends(ports: list[int], ready: mp.Event) -> None:  # type: ignore[val
     asyncio.run(main())
 
 
-def run_proxy(listen: int, backends: list[int], ready: mp.Event) -> None:  # type: ignore[valid-type]
+def run_proxy(listen: int, backends: list[int], ready: mp.Event,  # type: ignore[valid-type]
+              loop: str = "asyncio") -> None:
     async def main() -> None:
         proxy = Proxy(["127.0.0.1"])
         route = Route("/bench", listen, 0, "round-robin",
@@ -99,7 +102,12 @@ def run_proxy(listen: int, backends: list[int], ready: mp.Event) -> None:  # typ
         ready.set()
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    if loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 # ------------------------------------------------------------------ the client
@@ -249,6 +257,8 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=100)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--proxy-loop", choices=["asyncio", "uvloop"], default="asyncio",
+                        help="the proxy's event loop")
     args = parser.parse_args()
 
     *backend_ports, proxy_port = free_ports(4)
@@ -256,7 +266,8 @@ def main() -> None:
     backends_ready, proxy_ready = ctx.Event(), ctx.Event()
     procs = [ctx.Process(target=run_backends, args=(backend_ports, backends_ready),
                          daemon=True),
-             ctx.Process(target=run_proxy, args=(proxy_port, backend_ports, proxy_ready),
+             ctx.Process(target=run_proxy,
+                         args=(proxy_port, backend_ports, proxy_ready, args.proxy_loop),
                          daemon=True)]
     for proc in procs:
         proc.start()

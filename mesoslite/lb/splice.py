@@ -35,6 +35,7 @@ class Side(asyncio.BufferedProtocol):
         self.read_eof = False
         self.lost = False
         self._view = memoryview(bytearray(FIRST_READ_SIZE))
+        self.early: bytearray | None = None  # read before there was a peer (see below)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport: no isinstance check
@@ -49,7 +50,16 @@ class Side(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         peer = self.peer
-        if peer is None or peer.transport is None or peer.lost:
+        if peer is None:
+            # uvloop starts reading right after connection_made, whose pause it
+            # ignores: keep what came, pause now, and hand it on at ``Joint.join``
+            if self.early is None:
+                self.early = bytearray()
+            self.early += self._view[:nbytes]
+            if self.transport is not None:
+                self.transport.pause_reading()
+            return
+        if peer.transport is None or peer.lost:
             return
         transport = peer.transport
         view = self._view
@@ -64,6 +74,8 @@ class Side(asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self.read_eof = True
         peer = self.peer
+        if peer is None and not self.joint.closed:
+            return True  # (uvloop) before the join: ``Joint.join`` passes it on
         if (peer is not None and peer.transport is not None and not peer.lost
                 and peer.transport.can_write_eof()):
             try:
@@ -111,7 +123,15 @@ class Joint:
         client.peer, backend.peer = backend, client
         self.client, self.backend = client, backend
         for side in (client, backend):
-            if side.transport is not None and not side.lost:
+            peer = side.peer
+            assert peer is not None
+            if side.early and peer.transport is not None and not peer.lost:
+                peer.transport.write(bytes(side.early))
+                self.counted(side.client, len(side.early))
+            side.early = None
+            if side.read_eof:  # (uvloop) it ended before the join
+                side.eof_received()
+            elif side.transport is not None and not side.lost:
                 side.transport.resume_reading()
 
     def close(self) -> None:

@@ -110,3 +110,35 @@ async def test_close_cuts_open_connections_and_no_backend_means_rejected() -> No
         writer.close()
     finally:
         await proxy.close()
+
+
+def test_under_uvloop_what_comes_before_the_backend_is_connected_is_kept() -> None:
+    """uvloop reads a new connection at once (it ignores a pause made in
+    connection_made): a request and its EOF that arrive before the backend is
+    connected must still reach it, in order, and the answer come back."""
+    import uvloop
+
+    async def scenario() -> None:
+        async def digest(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            received = await reader.read()  # until the client's half-close
+            writer.write(hashlib.sha256(received).hexdigest().encode())
+            await writer.drain()
+            writer.close()
+
+        backend = await asyncio.start_server(digest, "127.0.0.1", 0)
+        proxy, port = await start_proxy(backend.sockets[0].getsockname()[1])
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            writer.write_eof()  # in the same breath: before the proxy has its backend
+            answer = await asyncio.wait_for(reader.read(), 30)
+            assert answer.decode() == hashlib.sha256(b"GET / HTTP/1.0\r\n\r\n").hexdigest()
+            writer.close()
+            [stats] = proxy.endpoint_stats()
+            await wait_for(lambda: stats.active == 0, message="the connection closed")
+            assert stats.bytes_in == 18 and stats.bytes_out == 64
+        finally:
+            await proxy.close()
+            backend.close()
+
+    uvloop.run(scenario())
