@@ -22,11 +22,8 @@ import contextlib
 import getpass
 import json
 import os
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -48,9 +45,11 @@ from mesoslite.messages.mesos import (
 )
 from mesoslite.resources import Resources
 from mesoslite.scheduler import Driver, DriverError, Scheduler, offer_resources, task_info
-from mesoslite.testing.http import get_json, request
-from mesoslite.testing.poll import wait_for, within
-from mesoslite.testing.processes import Process, agent_process, free_port, master_process
+from mesoslite.testing.ha import ha_masters
+from mesoslite.testing.http import get_json
+from mesoslite.testing.poll import wait_for
+from mesoslite.testing.postgres import PrivatePostgres
+from mesoslite.testing.processes import agent_process
 from tests.conftest import require
 
 pytestmark = pytest.mark.faults
@@ -70,49 +69,6 @@ def alive(pid: int) -> bool:
 
 
 # -------------------------------------------------------------------- masters
-
-
-class Masters:
-    """Several ``mesoslite master`` processes on one store; one of them leads."""
-
-    def __init__(self, procs: list[Process]) -> None:
-        self.procs = procs
-
-    @property
-    def urls(self) -> list[str]:
-        return [p.url for p in self.procs]
-
-    async def start(self) -> Masters:
-        await asyncio.gather(*(p.start() for p in self.procs))
-        return self
-
-    async def leader(self, among: list[Process] | None = None, timeout: float = 30.0
-                     ) -> tuple[Process, dict[str, Any]]:
-        """The master that answers ``/master/state`` itself (200, not 307 or 503),
-        and that state."""
-        candidates = among or self.procs
-
-        async def serving() -> tuple[Process, dict[str, Any]] | None:
-            for proc in candidates:
-                if proc.proc is not None and proc.proc.poll() is not None:
-                    continue
-                with contextlib.suppress(aiohttp.ClientError, ValueError):
-                    status, _, body = await request("GET", proc.url + "/master/state",
-                                                    allow_redirects=False)
-                    if status == 200:
-                        return proc, json.loads(body)
-            return None
-
-        return await wait_for(serving, timeout, interval=0.01, message="a leading master")
-
-    async def stop(self) -> None:
-        for proc in self.procs:
-            await proc.stop()
-
-
-def ha_masters(tmp_path: Path, store_url: str, count: int) -> Masters:
-    return Masters([master_process(tmp_path / f"master{i}", None, "--store", store_url)
-                    for i in range(count)])
 
 
 def running_tasks(state: dict[str, Any]) -> set[str]:
@@ -471,76 +427,6 @@ async def test_leader_kill9_during_a_1000_task_launch(tmp_path, pg_url, stoppers
 
 
 # -------------------------------------------------------------------- PostgreSQL restart
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL server of this test alone (``initdb`` in a temporary
-    directory, trust authentication on 127.0.0.1), so restarting it disturbs no other
-    test using the shared server.  It runs as the ``postgres`` user when the test runs
-    as root (PostgreSQL refuses to run as root), else as the test's own user.  The
-    binaries are those of the newest installed version, found as
-    ``scripts/provision`` does."""
-
-    def __init__(self) -> None:
-        versions = sorted(os.listdir("/usr/lib/postgresql"), key=lambda v: float(v))
-        self.bin = Path("/usr/lib/postgresql") / versions[-1] / "bin"
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="mesoslite-pg-"))
-        self.data = self.dir / "data"
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    @staticmethod
-    def unavailable() -> str | None:
-        if not Path("/usr/lib/postgresql").is_dir():
-            return "PostgreSQL binaries (/usr/lib/postgresql)"
-        if os.geteuid() != 0:
-            return None
-        if shutil.which("runuser") is None:
-            return "runuser (to run PostgreSQL as its own user)"
-        try:
-            subprocess.run(["id", "postgres"], check=True, capture_output=True)
-        except (OSError, subprocess.CalledProcessError):
-            return "a 'postgres' user"
-        return None
-
-    async def _as_postgres(self, *argv: str) -> None:
-        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        proc = await asyncio.create_subprocess_exec(
-            *as_user, *argv, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, cwd=self.dir)
-        try:
-            out, _ = await within(120, f"`{' '.join(argv)}` to exit", proc.communicate())
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-        if proc.returncode != 0:
-            raise RuntimeError(f"{argv[0]} failed: {out.decode(errors='replace')[-2000:]}")
-
-    def _ctl(self, action: str, *extra: str) -> list[str]:
-        options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c max_connections=100")
-        return [str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
-                "-w", "-t", "60", "-o", options, *extra, action]
-
-    async def start(self) -> PrivatePostgres:
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self.dir.chmod(0o755)
-        await self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust",
-                                "-U", "postgres", "--no-sync")
-        await self._as_postgres(*self._ctl("start"))
-        return self
-
-    async def restart(self) -> float:
-        """Restart (fast shutdown: every session ends); the seconds it was down."""
-        start = time.monotonic()
-        await self._as_postgres(*self._ctl("restart", "-m", "fast"))
-        return time.monotonic() - start
-
-    async def stop(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            await self._as_postgres(*self._ctl("stop", "-m", "immediate"))
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 async def test_postgresql_restart_under_load(tmp_path, stoppers):
