@@ -32,6 +32,7 @@ from typing import Any, Self
 
 import aiohttp
 
+from mesoslite.agent.containerizers.docker_spec import LABEL_TASK_ID
 from mesoslite.testing.ha import Masters
 from mesoslite.testing.netns import Host, HostedProcess, NetLab, hosted, net_lab
 from mesoslite.testing.poll import wait_for
@@ -121,6 +122,8 @@ class SoakCluster:
 
     async def _start(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
+        # a run killed before its clean-up leaves containers holding the agents' ports
+        await asyncio.to_thread(remove_soak_containers)
         self.shared.mkdir(exist_ok=True)
         self.shared.chmod(0o777)
         self.pg = await PrivatePostgres().start()
@@ -188,6 +191,8 @@ class SoakCluster:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(kill_stray_tasks, [self.agent_dir(n)
                                                        for n in self.agent_names()])
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(remove_soak_containers)
         if self._lab_cm is not None:
             with contextlib.suppress(Exception):
                 self._lab_cm.__exit__(None, None, None)
@@ -199,9 +204,10 @@ class SoakCluster:
             await self.pg.stop()
             self.pg = None
 
-    async def teardown_frameworks(self) -> None:
+    async def teardown_frameworks(self, timeout: float = 30.0) -> None:
         """Every framework's tasks killed by their agents (TEARDOWN through the
-        leader), so nothing outlives the run."""
+        leader), waiting (bounded) until the leader knows of no task, so nothing
+        outlives the run."""
         leader = await self.leader_url()
         if leader is None:
             return
@@ -214,6 +220,13 @@ class SoakCluster:
                                         headers={"Content-Type":
                                                  "application/x-www-form-urlencoded"}):
                     pass
+
+        async def no_tasks() -> bool:
+            state = await self.master_state()
+            return state is not None and not any(fw.get("tasks") for fw in state["frameworks"])
+
+        with contextlib.suppress(AssertionError):  # what is left is killed below
+            await wait_for(no_tasks, timeout, interval=0.5, message="every task killed")
 
     # ------------------------------------------------------------ faults
 
@@ -343,6 +356,24 @@ def kill_stray_tasks(agent_dirs: list[Path]) -> list[int]:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
     return killed
+
+
+def remove_soak_containers() -> int:
+    """Remove every container of a soak task (its task id label starts "soak_"),
+    running or not; the number removed."""
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        gone = 0
+        for container in client.containers.list(all=True, filters={"label": LABEL_TASK_ID}):
+            if (container.labels or {}).get(LABEL_TASK_ID, "").startswith("soak_"):
+                with contextlib.suppress(docker.errors.APIError):
+                    container.remove(force=True)
+                    gone += 1
+        return gone
+    finally:
+        client.close()
 
 
 def _pids() -> Iterator[int]:

@@ -184,7 +184,13 @@ class FaultRunner:
                 name = random.Random(fault.seed).choice(sorted(followers))
             c.kill(name)
             heal = _reviver(c, name)
-        elif kind in (Kind.KILL_AGENT, Kind.KILL_SERVICES, Kind.KILL_BATCH, Kind.KILL_LB):
+        elif kind is Kind.KILL_AGENT:
+            # its tasks run on unwatched: the framework replaces them once the master
+            # gives the agent up, so its copies count as cut off until it is back
+            c.kill(name)
+            self.cut.add(name)
+            heal = self._reviving_healer(name)
+        elif kind in (Kind.KILL_SERVICES, Kind.KILL_BATCH, Kind.KILL_LB):
             c.kill(name)
             heal = _reviver(c, name)
         elif kind is Kind.RESTART_POSTGRES:
@@ -234,6 +240,13 @@ class FaultRunner:
         def heal() -> None:
             assert self.cluster.lab is not None
             self.cluster.lab.heal(self.cluster.host(agent))
+            self.cut.discard(agent)
+            self.healed[agent] = self.clock()
+        return heal
+
+    def _reviving_healer(self, agent: str) -> Callable[[], object]:
+        async def heal() -> None:
+            await self.cluster.revive(agent)
             self.cut.discard(agent)
             self.healed[agent] = self.clock()
         return heal

@@ -108,7 +108,7 @@ class Report:
                             or "none"),
             "  work: " + (", ".join(f"{k} {v}" for k, v in sorted(self.actions.items()))
                           or "none"),
-            f"  convergence after a fault: p50 {conv['p50']:.1f} s, p99 {conv['p99']:.1f} s, "
+            f"  back to every target after a heal: p50 {conv['p50']:.1f} s, p99 {conv['p99']:.1f} s, "
             f"max {conv['max']:.1f} s over {len(self.convergence)}; after the faults "
             "stopped: " + (f"{self.final_convergence:.1f} s" if self.final_convergence
                            is not None else "not reached"),
