@@ -252,27 +252,35 @@ class _Soak:
         return limits
 
     async def _check_batch(self) -> None:
-        attempts = await asyncio.to_thread(observe.batch_attempts, self.cluster.batch.db)
-        side_ids = observe.read_side_file(self.cluster.shared / "attempts.log")
-        for v in checks.check_exactly_once(side_ids, attempts):
+        db = self.cluster.batch.db
+        # the side file before and after one snapshot of the store (observe.batch_view)
+        view = await asyncio.to_thread(observe.batch_view,
+                                       self.cluster.shared / "attempts.log", db)
+        for v in checks.check_exactly_once(view.side_after, view.attempts,
+                                           side_ids_before=view.side_before, runs=view.runs,
+                                           now=self.options.clock()):
             self._violate(v)
-        job = await self.work.batch("GET", f"/mesoslite/v1/jobs/{CRON}")
-        runs = await self.work.batch("GET", f"/mesoslite/v1/jobs/{CRON}/runs")
-        if job is None or runs is None or job[0] != 200 or runs[0] != 200:
-            self.report.notes.append("the cron job could not be read for its check")
+        # the cron job from the store: the API pages runs, and the job's own creation
+        # time (not the harness's) is where its schedule starts
+        job = await asyncio.to_thread(observe.batch_job, db, CRON)
+        runs = await asyncio.to_thread(observe.batch_runs, db, CRON)
+        if job is None:
+            self._violate(Violation("cron", self.options.clock(), "the cron job is gone"))
             return
-        spec = job[1]
-        sched = (spec.get("schedules") or [{}])[0]
-        run_list = runs[1] if isinstance(runs[1], list) else runs[1].get("runs", [])
+        spec = job.get("spec", job)
+        schedules = spec.get("schedules") or [spec.get("schedule") or {}]
+        sched = schedules[0]
+        sid = sched.get("id", "default")
         result = checks.check_cron(
             sched.get("cron", "* * * * *"), sched.get("timezone", "UTC"),
-            self.work.cron_created_at or 0.0, self.options.clock() - 20.0, run_list,
-            spec.get("skipped", []), sched.get("id", "default"))
+            float(job.get("created_at", 0.0)), self.options.clock(), runs,
+            job.get("skips", []), sid, cursor=(job.get("cursors") or {}).get(sid))
         for v in result.violations:
             self._violate(v)
-        self.report.notes.append(f"cron: {result.ticks} ticks checked"
-                                 + (f", {result.unverifiable} unverifiable (skip entries "
-                                    "dropped)" if result.unverifiable else ""))
+        self.report.notes.append(
+            f"cron: {result.ticks} ticks checked, {result.pending} not yet due"
+            + (f", {result.unverifiable} unverifiable (skip entries dropped)"
+               if result.unverifiable else ""))
 
     async def _check_secrets(self) -> None:
         def scan() -> list[Violation]:
