@@ -34,7 +34,7 @@ import aiohttp
 
 from mesoslite.agent.containerizers.docker_spec import LABEL_TASK_ID
 from mesoslite.testing.ha import Masters
-from mesoslite.testing.netns import Host, HostedProcess, NetLab, hosted, net_lab
+from mesoslite.testing.netns import Host, NetLab, hosted, net_lab
 from mesoslite.testing.poll import wait_for
 from mesoslite.testing.postgres import PrivatePostgres
 from mesoslite.testing.processes import Process, agent_process, free_port, master_process
@@ -318,9 +318,6 @@ class SoakCluster:
     def host(self, name: str) -> Host:
         return self.hosts[name]
 
-    def hosted_agent(self, name: str) -> HostedProcess | None:
-        proc = self.procs.get(name)
-        return proc if isinstance(proc, HostedProcess) else None
 
 
 def _succeeds(*argv: str) -> bool:
