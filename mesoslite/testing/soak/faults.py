@@ -5,8 +5,9 @@ two on one component at once (a component is a process, an agent's network, the
 database, the Docker engine or a disk).  The same seed gives the same schedule, so a
 failing run can be replayed (the timing of the cluster itself is not replayed).
 
-``FaultRunner`` starts each fault at its time and heals it at its end; ``heal_all``
-ends whatever is active (at the end of the fault phase, or on an error).
+``FaultRunner`` starts each fault at its time and heals it at its end, each as a step
+of its own (steps on one component in order); ``heal_all`` ends whatever is active
+(at the end of the fault phase, or on an error).
 """
 
 from __future__ import annotations
@@ -144,10 +145,19 @@ class FaultRunner:
     cut: set[str] = field(default_factory=set)  # agents whose network is cut now
     healed: dict[str, float] = field(default_factory=dict)  # agent -> when its cut ended
     errors: list[str] = field(default_factory=list)
+    _steps: set[asyncio.Task[None]] = field(default_factory=set)  # starts and heals under way
+    _last: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # busy key -> its last step
 
     async def run(self, faults: list[Fault], began: float) -> None:
         """Start and heal every fault at its time (``began``: the loop time the
-        phase started); returns once the last one is healed."""
+        phase started); returns once the last one is healed.
+
+        Each start and heal runs as a step of its own, so a slow one never holds up
+        the schedule: a load balancer revived while another fault holds the services
+        framework down waits for that framework, and the framework's own revival must
+        come at its time, not after that wait.  Steps on one component (the busy keys
+        the schedule keeps apart) still run in order: a fault's heal after its start,
+        and a new fault on a component after the previous one's heal."""
         loop = asyncio.get_running_loop()
         events = sorted([(f.start, 1, f) for f in faults] + [(f.end, 0, f) for f in faults],
                         key=lambda e: (e[0], e[1]))
@@ -155,14 +165,35 @@ class FaultRunner:
             delay = began + at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)  # the schedule's own clock, not a test wait
-            try:
-                if starting:
-                    await self.start(fault)
-                else:
-                    await self.end(fault)
-            except Exception as exc:  # noqa: BLE001 - recorded; the soak goes on
-                self.errors.append(f"{fault.describe()}: {exc!r}")
-                self.history.add(self.clock(), "error", f"{fault.describe()}: {exc!r}")
+            self._spawn(fault, bool(starting))
+        await self.settle()
+
+    def _spawn(self, fault: Fault, starting: bool) -> None:
+        keys = _busy_keys(fault.kind, fault.target)
+        before = {self._last[k] for k in keys if k in self._last}
+        step = asyncio.create_task(self._step(fault, starting, before))
+        for key in keys:
+            self._last[key] = step
+        self._steps.add(step)
+        step.add_done_callback(self._steps.discard)
+
+    async def _step(self, fault: Fault, starting: bool, before: set[asyncio.Task[None]]) -> None:
+        if before:
+            await asyncio.wait(before)  # the component's earlier steps first
+        try:
+            if starting:
+                await self.start(fault)
+            else:
+                await self.end(fault)
+        except Exception as exc:  # noqa: BLE001 - recorded; the soak goes on
+            what = fault.describe() if starting else f"healing {fault.describe()}"
+            self.errors.append(f"{what}: {exc!r}")
+            self.history.add(self.clock(), "error", f"{what}: {exc!r}")
+
+    async def settle(self) -> None:
+        """Until every step begun has finished (each is bounded by its own waits)."""
+        while self._steps:
+            await asyncio.wait(set(self._steps))
 
     async def start(self, fault: Fault) -> None:
         c = self.cluster
@@ -265,6 +296,8 @@ class FaultRunner:
         self.history.add(self.clock(), "heal", fault.describe(), target=active.name)
 
     async def heal_all(self) -> None:
+        """Let the steps under way finish, then heal whatever is still active."""
+        await self.settle()
         for fault in list(self.active):
             try:
                 await self.end(fault)
