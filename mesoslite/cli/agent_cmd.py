@@ -45,6 +45,9 @@ def split_masters(text: str) -> list[str]:
 @click.option("--containerizers", default=None,
               help="Comma list of 'docker', 'process' (default: docker when an engine "
                    "answers, plus process).")
+@click.option("--docker-wait", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds to wait at start for a Docker engine when --containerizers "
+                   "names docker (one restarting, or starting at boot with the agent).")
 @click.option("--agent-secret-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="File with the secret the master requires of agents.")
 @click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -91,7 +94,8 @@ def split_masters(text: str) -> list[str]:
 @log_options
 def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str | None,
           attributes: str | None, hostname: str | None, advertise_ip: str | None,
-          containerizers: str | None, agent_secret_file: Path | None, ca_file: Path | None,
+          containerizers: str | None, docker_wait: float, agent_secret_file: Path | None,
+          ca_file: Path | None,
           credentials: Path | None, acls: Path | None, tls_cert: Path | None,
           tls_key: Path | None, insecure: bool, status_update_retry: float,
           usage_interval: float, allowed_host_paths: str, fetcher_cache_size: float,
@@ -107,7 +111,12 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
     --work-dir and it re-attaches to them.
     """
     from mesoslite.agent.container_policy import build_policy
-    from mesoslite.agent.containerizers import available_containerizers, make_containerizers
+    from mesoslite.agent.containerizers import (
+        NO_ENGINE,
+        available_containerizers,
+        make_containerizers,
+        wait_for_docker,
+    )
     from mesoslite.agent.host import agent_resources, parse_attributes
     from mesoslite.agent.server import Agent, AgentConfig
     from mesoslite.agent.volumes import normalize_prefixes
@@ -147,6 +156,9 @@ def agent(master_urls: str, host: str, port: int, work_dir: Path, resources: str
         fetcher_cache_size_mb=fetcher_cache_size, fetcher_timeout=fetcher_timeout,
         fetcher_max_size_mb=fetcher_max_size, switch_user=switch_user,
     )
+    # Before the signal handlers: SIGTERM or ^C while waiting ends the agent at once.
+    if "docker" in names and not wait_for_docker(docker_wait):
+        raise click.ClickException(f"{NO_ENGINE} (waited {docker_wait:g} s)")
     holder: dict[str, Agent] = {}
 
     async def start() -> None:

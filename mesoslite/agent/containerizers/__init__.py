@@ -3,11 +3,16 @@
 ``make_containerizers`` builds the ones named; each is namespaced by the agent's
 *runtime id*, a uuid kept in the work dir, so two agents on one host (or one engine)
 never touch each other's tasks, whatever ids the master gives them.
+``wait_for_docker`` lets an agent started while the engine restarts (an upgrade, a
+boot where both start together) wait for it rather than exit.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +23,10 @@ if TYPE_CHECKING:  # container_policy imports containerizers.base
     from mesoslite.agent.container_policy import ContainerPolicy
 
 KNOWN = ("docker", "process")
+NO_ENGINE = "the docker containerizer needs a Docker engine; none answers through " \
+            "DOCKER_HOST or /var/run/docker.sock"
+
+log = logging.getLogger(__name__)
 
 
 def runtime_id(work_dir: Path) -> str:
@@ -46,6 +55,27 @@ def docker_available() -> bool:
         return False
 
 
+def wait_for_docker(timeout: float, interval: float = 0.5, *,
+                    probe: Callable[[], bool] | None = None,
+                    sleep: Callable[[float], None] = time.sleep,
+                    clock: Callable[[], float] = time.monotonic) -> bool:
+    """True as soon as a Docker engine answers, False when none has within
+    ``timeout`` seconds (asked every ``interval`` s; one log line when it has to
+    wait, one when the engine answers).  Blocking: for start-up, before the agent
+    serves anything."""
+    probe = probe or docker_available
+    began = clock()
+    if probe():
+        return True
+    log.warning("no Docker engine answers yet; waiting up to %g s for one", timeout)
+    while clock() - began < timeout:
+        sleep(min(interval, max(0.0, timeout - (clock() - began))))
+        if probe():
+            log.info("the Docker engine answered after %.1f s", clock() - began)
+            return True
+    return False
+
+
 def available_containerizers() -> list[str]:
     return ["docker", "process"] if docker_available() else ["process"]
 
@@ -67,8 +97,7 @@ def make_containerizers(names: list[str], work_dir: Path,
         out["process"] = ProcessContainerizer(rid, work_dir)
     if "docker" in names:
         if not docker_available():
-            raise ValueError("the docker containerizer needs a Docker engine; none answers "
-                             "through DOCKER_HOST or /var/run/docker.sock")
+            raise ValueError(NO_ENGINE)
         from mesoslite.agent.containerizers.docker import DockerContainerizer
 
         out["docker"] = DockerContainerizer(rid, work_dir, policy=policy)

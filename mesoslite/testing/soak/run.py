@@ -17,13 +17,15 @@ Phases:
    secret value in any log, file or recorded answer).
 
 Every violation is recorded with the history around it (``violations/*.jsonl`` in
-the work dir); the run's whole history is in ``history.jsonl``.
+the work dir); the run's whole history is in ``history.jsonl``, the load balancer
+clients' samples in ``lb-samples.jsonl``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections import Counter
@@ -133,7 +135,9 @@ class _Soak:
         await self._check_now(final=True)
         await self._check_batch()
         await self._check_secrets()
-        self.report.lb = checks.lb_figures(self._lb_samples())
+        samples = self._lb_samples()
+        self.report.lb = checks.lb_figures(samples)
+        _write_lb_samples(self.options.work / "lb-samples.jsonl", samples)
         acks = sum(len(read_ack_log(log)) for log in self.cluster.ack_logs())
         self.report.notes.append(
             f"checked: {self.observations} observations of live copies (at most "
@@ -381,6 +385,13 @@ class _Soak:
             return any(r <= t <= r + 30 for r in rolls)
 
         return [(t, ok, in_roll(t), in_fault(t)) for t, ok in self.work.lb_samples]
+
+
+def _write_lb_samples(path: Path, samples: list[tuple[float, bool, bool, bool]]) -> None:
+    """The load balancer clients' samples as JSON lines, for a closer look."""
+    with open(path, "w") as f:
+        f.writelines(json.dumps({"at": t, "ok": ok, "upgrade": roll, "fault": fault}) + "\n"
+                     for t, ok, roll, fault in samples)
 
 
 def _dump(history: History, report: Report, work: Path) -> None:
