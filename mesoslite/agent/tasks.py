@@ -105,6 +105,9 @@ if TYPE_CHECKING:
     from mesoslite.messages.agent import TaskSecrets
 
 log = logging.getLogger(__name__)
+# A signal the runtime could not take is sent again after 0.5 s, 1 s, 2 s, ... 10 s.
+SIGNAL_RETRY_FIRST = 0.5
+SIGNAL_RETRY_MAX = 10.0
 
 _AGENT_STATES = {TaskState.TASK_LOST, TaskState.TASK_STARTING, TaskState.TASK_DROPPED}
 
@@ -471,11 +474,25 @@ class TaskManager:
         await self._feed(key, Exited(await container.wait()))
 
     async def _signal(self, task: AgentTaskState, kind: StopKind) -> None:
-        assert task.container is not None
-        try:
-            await task.container.signal(kind)
-        except Exception:
-            log.exception("sending %s to task %s failed", kind.name, task.task_id)
+        """Send ``kind`` to the task's container.  When the runtime cannot take it
+        (the Docker engine restarting), ask again with backoff until it does, the
+        container ends, or a KILL takes over from a TERM: a container that outlives an
+        engine restart (live-restore) must still be stopped, and the grace timer's
+        KILL would have failed the same way."""
+        delay = SIGNAL_RETRY_FIRST
+        while True:
+            assert task.container is not None
+            try:
+                await task.container.signal(kind)
+                return
+            except Exception as exc:  # noqa: BLE001 - the runtime's own errors, retried
+                log.warning("sending %s to task %s failed (%s); asking again in %g s",
+                            kind.name, task.task_id, exc, delay)
+            await asyncio.sleep(delay)
+            if (self.tasks.get(task.key) is not task or task.phase is not Phase.KILLING
+                    or (kind is StopKind.TERM and task.forced)):
+                return
+            delay = min(2 * delay, SIGNAL_RETRY_MAX)
 
     def _start_grace_timer(self, key: TaskKey, seconds: float) -> None:
         """GraceOver for ``key`` in ``seconds``, unless its running timer ends sooner."""
