@@ -28,6 +28,7 @@ from mesoslite.testing.soak.checks import (
     check_cron,
     check_exactly_once,
     check_http,
+    lb_errors_by_fault,
     lb_figures,
     must_have_run,
     scan_for_secrets,
@@ -433,3 +434,21 @@ def test_lb_figures_tell_error_rates_and_recoveries():
     assert (figures["recovery p50 s"], figures["recovery max s"]) == (2.0, 3.0)
     assert figures["unrecovered"] is True
     assert lb_figures([])["errors %"] is None
+
+
+def test_lb_errors_are_told_apart_by_what_was_going_on():
+    faults = [(10, 20, "kill-lb"), (30, 40, "kill-agent"), (35, 50, "partition")]
+    samples = [(0, True), (5, False),  # no fault
+               (12, False), (19, False),  # the load balancer down
+               (25, False), (39, True),  # restarting: within 20 s of its heal, whatever else runs
+               (41, True), (45, False),  # partition alone
+               (60, True)]
+    by = lb_errors_by_fault(samples, faults)
+    assert list(by) == ["lb down", "lb restarting", "partition", "no fault"]
+    assert by["lb down"] == (2, 100.0)
+    assert by["lb restarting"] == (2, 50.0)
+    assert by["partition"] == (2, 50.0)
+    assert by["no fault"] == (3, pytest.approx(100 / 3, abs=1e-3))
+    both = lb_errors_by_fault([(36, False)], [(30, 40, "kill-agent"), (35, 50, "partition")])
+    assert both == {"kill-agent": (1, 100.0), "partition": (1, 100.0)}  # counted for each
+    assert lb_errors_by_fault([], faults) == {}

@@ -8,8 +8,9 @@ violations it found (``report.Violation``); none quotes a secret value.
 * ``check_cron``: every fire time of a schedule run or recorded as skipped ("cron");
 * ``check_http``: no 5xx outside the faults that explain it ("5xx");
 * ``scan_for_secrets``: no secret value in a file or an answer ("secret-leak");
-* ``lb_figures``: the load balancer clients' error rates and recovery times (figures,
-  not violations).
+* ``lb_figures``: the load balancer clients' error rates and recovery times, and
+  ``lb_errors_by_fault``: their error rates by what was going on (figures, not
+  violations).
 """
 
 from __future__ import annotations
@@ -523,6 +524,9 @@ def scan_for_secrets(chunks: Iterable[tuple[str, bytes]], values: list[str]
 # ------------------------------------------------------------------ load balancer
 
 
+LB_FAULT = "kill-lb"  # faults.Kind.KILL_LB (faults imports the cluster: not here)
+
+
 def lb_figures(samples: list[tuple[float, bool, bool, bool]]) -> dict[str, Any]:
     """Figures of the load balancer's clients from samples ``(at, ok, in a rolling
     upgrade, in a fault window)``: error percentages overall, during upgrades without
@@ -564,3 +568,33 @@ def lb_figures(samples: list[tuple[float, bool, bool, bool]]) -> dict[str, Any]:
         "recovery max s": round(rec["max"], 3),
         "unrecovered": failing_since is not None,
     }
+
+
+def lb_errors_by_fault(samples: list[tuple[float, bool]],
+                       faults: list[tuple[float, float, str]],
+                       restart: float = 20.0) -> dict[str, tuple[int, float]]:
+    """The load balancer clients' samples ``(at, ok)`` by what was going on, each as
+    (samples, error %): ``lb down`` (inside a ``kill-lb`` fault), ``lb restarting``
+    (up to ``restart`` s after one), then, with the load balancer up, every fault kind
+    active (a sample counts for each; ``faults``: (start, end, kind)) and ``no fault``.
+    So the load balancer's own downtime does not hide how it rides out the others."""
+    def active(at: float, slack: float = 0.0) -> set[str]:
+        return {kind for start, end, kind in faults if start <= at <= end + slack}
+
+    counts: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    for at, ok in samples:
+        kinds = active(at)
+        if LB_FAULT in kinds:
+            groups = ["lb down"]
+        elif LB_FAULT in active(at, restart):
+            groups = ["lb restarting"]
+        else:
+            groups = sorted(kinds) or ["no fault"]
+        for group in groups:
+            counts[group] += 1
+            failed[group] += not ok
+    order = ["lb down", "lb restarting", *sorted(set(counts) - {"lb down", "lb restarting",
+                                                                  "no fault"}), "no fault"]
+    return {group: (counts[group], round(100.0 * failed[group] / counts[group], 3))
+            for group in order if counts[group]}

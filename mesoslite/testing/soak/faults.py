@@ -135,13 +135,15 @@ class Active:
 @dataclass
 class FaultRunner:
     """Carries faults out on ``cluster`` and records them in ``history``;
-    ``windows`` collects (start, end, component) for the checkers (``time.time()``)."""
+    ``windows`` collects (start, end, component) for the checkers, ``kinds`` (start,
+    end, kind) for the figures (``time.time()``)."""
 
     cluster: SoakCluster
     history: History
     clock: Callable[[], float]
     active: dict[Fault, Active] = field(default_factory=dict)
     windows: list[tuple[float, float, str]] = field(default_factory=list)
+    kinds: list[tuple[float, float, str]] = field(default_factory=list)
     cut: set[str] = field(default_factory=set)  # agents whose network is cut now
     healed: dict[str, float] = field(default_factory=dict)  # agent -> when its cut ended
     errors: list[str] = field(default_factory=list)
@@ -266,6 +268,7 @@ class FaultRunner:
         component = {Kind.KILL_LEADER: "master", Kind.KILL_FOLLOWER: "master",
                      Kind.RESTART_POSTGRES: "postgres"}.get(fault.kind, name)
         self.windows.append((now, now + fault.duration, component))
+        self.kinds.append((now, now + fault.duration, fault.kind.value))
 
     def _healer(self, agent: str) -> Callable[[], None]:
         def heal() -> None:

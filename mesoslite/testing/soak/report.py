@@ -96,6 +96,7 @@ class Report:
     convergence: list[float] = field(default_factory=list)  # seconds, one per recovery
     final_convergence: float | None = None  # after the faults stopped
     lb: dict[str, Any] = field(default_factory=dict)
+    lb_by_fault: dict[str, tuple[int, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
@@ -115,6 +116,10 @@ class Report:
         ]
         if self.lb:
             lines.append("  load balancer: " + ", ".join(f"{k} {v}" for k, v in self.lb.items()))
+        if self.lb_by_fault:
+            lines.append("  load balancer errors by what was going on: " + ", ".join(
+                f"{k} {pct:.1f} % of {n}"
+                for k, (n, pct) in self.lb_by_fault.items()))
         by_kind = Counter(v.invariant for v in self.violations)
         lines.append(f"  invariant violations: {len(self.violations)}"
                      + (" (" + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())) + ")"

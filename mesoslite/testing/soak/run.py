@@ -137,6 +137,8 @@ class _Soak:
         await self._check_secrets()
         samples = self._lb_samples()
         self.report.lb = checks.lb_figures(samples)
+        self.report.lb_by_fault = checks.lb_errors_by_fault(self.work.lb_samples,
+                                                            self.runner.kinds)
         _write_lb_samples(self.options.work / "lb-samples.jsonl", samples)
         acks = sum(len(read_ack_log(log)) for log in self.cluster.ack_logs())
         self.report.notes.append(
