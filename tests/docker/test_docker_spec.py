@@ -10,7 +10,11 @@ import pytest
 
 from mesoslite.agent.container_policy import ContainerPolicy
 from mesoslite.agent.containerizers.base import LaunchError, LaunchSpec
-from mesoslite.agent.containerizers.docker_logs import LogPosition, parse_timestamp
+from mesoslite.agent.containerizers.docker_logs import (
+    LogPosition,
+    StreamMark,
+    parse_timestamp,
+)
 from mesoslite.agent.containerizers.docker_spec import (
     GROUP_SANDBOX_MOUNT,
     PARAMETER_ALLOW_LIST,
@@ -149,8 +153,14 @@ def test_log_timestamps_to_nanoseconds():
     assert parse_timestamp(b"1970-01-01T00:00:01.5Z") == 1_500_000_000
     assert parse_timestamp(b"2024-05-01T12:00:00.000000001Z") == 1714564800_000000001
     assert parse_timestamp(b"2024-05-01T14:00:00+02:00") == 1714564800_000000000
-    assert LogPosition(ts=1714564800_000000001).since_param() == "1714564800.000000001"
+    both = LogPosition(stdout=StreamMark(ts=1714564800_000000001),
+                       stderr=StreamMark(ts=1714564800_000000005))
+    assert both.since_param() == "1714564800.000000001"
     assert LogPosition().since_param() is None
+    one = LogPosition(stdout=StreamMark(ts=1714564800_000000001))
+    assert one.since_param() is None  # stderr may still need anything
+    one.floor = 1714564700_000000000
+    assert one.since_param() == "1714564700.000000000"
     with pytest.raises(ValueError):
         parse_timestamp(b"yesterday")
 

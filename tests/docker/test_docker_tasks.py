@@ -43,6 +43,17 @@ async def test_runs_to_completion_with_logs_in_the_sandbox(docker_cluster, frame
         TaskState.TASK_STARTING, TaskState.TASK_RUNNING, TaskState.TASK_FINISHED]
 
 
+async def test_interleaved_stdout_and_stderr_reach_the_sandbox_whole(docker_cluster, framework):
+    # The engine writes the two streams from separate goroutines, so its log is often
+    # out of timestamp order across them; every line must still land, once, in order.
+    script = "for i in $(seq 1 100); do echo o$i; echo e$i >&2; done"
+    await launch_docker(framework, "both", script)
+    await framework.wait_state("both", TaskState.TASK_FINISHED)
+    box = sandbox(docker_cluster, framework, "both")
+    assert (box / "stdout").read_text() == "".join(f"o{i}\n" for i in range(1, 101))
+    assert (box / "stderr").read_text() == "".join(f"e{i}\n" for i in range(1, 101))
+
+
 async def test_finished_container_is_removed(docker_cluster, framework, docker_engine):
     await launch_docker(framework, "gone", "true")
     await framework.wait_state("gone", TaskState.TASK_FINISHED)

@@ -196,7 +196,9 @@ class DockerContainer(Container):
                 log.debug("log stream of %s broke: %s", self.docker_id, exc)
             self._check_closed()
             try:
-                state = self._engine.api.inspect_container(self.docker_id)["State"]
+                info = self._engine.api.inspect_container(self.docker_id)
+                state = info["State"]
+                copier.note_created(info.get("Created"))
             except NotFound:
                 return read_termination(self._meta) or Termination(
                     message="The container was removed outside of mesoslite")

@@ -2,13 +2,22 @@
 
 The engine keeps every container's output (json-file driver, see ``docker_spec``);
 ``LogCopier`` streams it through the logs API with timestamps and appends each entry to
-``<sandbox>/stdout`` or ``<sandbox>/stderr``.  What has been copied is a *position*:
-the timestamp of the last entry copied, how many entries carried exactly that
-timestamp, and the size of both files after it.  The position is written next to the
-container's other records (atomically, at most every ``PERSIST_INTERVAL`` s and at the
-end of every stream), so an agent restarted after ``kill -9`` truncates the files back
-to the last recorded position and asks the engine for the entries ``since`` that
-timestamp: nothing is lost and nothing is copied twice.  What the files held before
+``<sandbox>/stdout`` or ``<sandbox>/stderr``.
+
+The engine stamps and writes each stream from its own goroutine, so *across* streams the
+log is not in timestamp order (a stderr line can be written before a stdout line that
+was stamped earlier: about one short-lived container in four here); *within* one stream
+it is.  What has been copied is therefore a *position per stream*: the timestamp of its
+last entry copied, how many of its entries carried exactly that timestamp, and the size
+of its sandbox file after them, plus a *floor* (the container's creation time as the
+engine reports it: no entry is older).  The engine is asked for the entries ``since``
+the older of the two marks (the floor for a stream that has copied nothing yet), and
+each entry at or before its own stream's mark is skipped.
+
+The position is written next to the container's other records (atomically, at most
+every ``PERSIST_INTERVAL`` s and at the end of every stream), so an agent restarted
+after ``kill -9`` truncates the files back to the last recorded position and asks the
+engine again: nothing is lost and nothing is copied twice.  What the files held before
 the container started (the fetcher's log) is part of the first position, so it stays.
 
 Blocking (the docker SDK is): runs in the container's watcher thread.  Uses the SDK's
@@ -27,7 +36,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +63,48 @@ def parse_timestamp(text: bytes) -> int:
 
 
 @dataclass
+class StreamMark:
+    """How far one stream (stdout or stderr) has been copied."""
+
+    ts: int = 0  # ns since the epoch of its last entry copied (0: nothing yet)
+    n: int = 0  # its entries copied that carry exactly ``ts``
+    size: int = 0  # size of its sandbox file after those entries
+
+
+@dataclass
 class LogPosition:
-    ts: int = 0  # ns since the epoch of the last entry copied (0: nothing yet)
-    n: int = 0  # entries copied that carry exactly ``ts``
-    stdout: int = 0  # size of the sandbox's stdout file after those entries
-    stderr: int = 0
+    """What has been copied: a mark per stream and the floor (see the module docstring)."""
+
+    stdout: StreamMark = field(default_factory=StreamMark)
+    stderr: StreamMark = field(default_factory=StreamMark)
+    floor: int = 0  # ns: no entry of this container is older (0: unknown)
+
+    def mark(self, stream: int) -> StreamMark:
+        return self.stderr if stream == STREAM_STDERR else self.stdout
 
     def since_param(self) -> str | None:
-        if not self.ts:
+        """The engine's ``since`` (inclusive): the oldest point either stream may still
+        need, or None (from the start) when that is unknown."""
+        since = min(m.ts or self.floor for m in (self.stdout, self.stderr))
+        if not since:
             return None
-        return f"{self.ts // 10**9}.{self.ts % 10**9:09d}"
+        return f"{since // 10**9}.{since % 10**9:09d}"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> LogPosition:
+        """Read a recorded position.  A position written before marks were per stream
+        (``ts``/``n`` shared, sizes as ints) resumes both streams at its ``ts``: at worst
+        an entry stamped exactly then is copied twice, never one lost.  Raises
+        TypeError/ValueError/KeyError on anything else."""
+        if isinstance(doc.get("stdout"), int):
+            ts = int(doc["ts"])
+            return cls(stdout=StreamMark(ts, 0, int(doc["stdout"])),
+                       stderr=StreamMark(ts, 0, int(doc["stderr"])))
+        return cls(stdout=StreamMark(**doc["stdout"]), stderr=StreamMark(**doc["stderr"]),
+                   floor=int(doc.get("floor", 0)))
 
 
 class LogCopier:
@@ -90,19 +131,30 @@ class LogCopier:
         """A new container: what the files hold already (the fetch log, notes written
         before the launch) counts as copied, so a later ``restore`` keeps it."""
         sizes = {s: p.stat().st_size if p.exists() else 0 for s, p in self._paths.items()}
-        self.pos = LogPosition(stdout=sizes[1], stderr=sizes[STREAM_STDERR])
+        self.pos = LogPosition(stdout=StreamMark(size=sizes[1]),
+                               stderr=StreamMark(size=sizes[STREAM_STDERR]))
         self.persist()
+
+    def note_created(self, created: Any) -> None:
+        """The container's ``Created`` time as the engine reports it (its own clock, as
+        the entries' stamps are): the floor, so a stream that has copied nothing yet
+        need not read the log from the start.  Anything unreadable is ignored."""
+        if self.pos.floor or not isinstance(created, str):
+            return
+        try:
+            self.pos.floor = parse_timestamp(created.encode())
+        except ValueError:
+            pass
 
     def restore(self) -> None:
         """Resume from the recorded position: files cut back to what it covers."""
         try:
-            self.pos = LogPosition(**json.loads(self._pos_path.read_text()))
-        except (OSError, ValueError, TypeError):
+            self.pos = LogPosition.from_json(json.loads(self._pos_path.read_text()))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
             self.pos = LogPosition()  # nothing recorded: copy everything again
         for stream, path in self._paths.items():
-            size = self.pos.stderr if stream == STREAM_STDERR else self.pos.stdout
             with open(path, "ab") as f:  # creates it when missing
-                f.truncate(size)
+                f.truncate(self.pos.mark(stream).size)
 
     def copy(self, follow: bool) -> None:
         """Copy entries after the position until the stream ends (with ``follow``: until
@@ -131,7 +183,9 @@ class LogCopier:
 
     def _copy_frames(self, raw: Any) -> None:
         files = {s: open(p, "ab", buffering=0) for s, p in self._paths.items()}  # noqa: SIM115
-        skip = self.pos.n  # the engine's `since` is inclusive: these were copied already
+        # The engine's `since` is inclusive: each stream's entries at its mark's
+        # timestamp were copied already, and so was everything before it.
+        skip = {s: self.pos.mark(s).n for s in self._paths}
         try:
             while True:
                 header = _read_exactly(raw, 8)
@@ -143,8 +197,10 @@ class LogCopier:
                     return
                 stamp, _, payload = data.partition(b" ")
                 ts = parse_timestamp(stamp)
-                if ts < self.pos.ts or (ts == self.pos.ts and skip > 0):
-                    skip -= ts == self.pos.ts
+                stream = STREAM_STDERR if stream == STREAM_STDERR else 1
+                mark = self.pos.mark(stream)
+                if ts < mark.ts or (ts == mark.ts and skip[stream] > 0):
+                    skip[stream] -= ts == mark.ts
                     continue
                 self._append(files, stream, ts, payload)
         finally:
@@ -152,17 +208,13 @@ class LogCopier:
                 f.close()
 
     def _append(self, files: dict[int, Any], stream: int, ts: int, payload: bytes) -> None:
-        stream = STREAM_STDERR if stream == STREAM_STDERR else 1
         files[stream].write(payload)
-        pos = self.pos
-        if stream == STREAM_STDERR:
-            pos.stderr += len(payload)
+        mark = self.pos.mark(stream)
+        mark.size += len(payload)
+        if ts == mark.ts:
+            mark.n += 1
         else:
-            pos.stdout += len(payload)
-        if ts == pos.ts:
-            pos.n += 1
-        else:
-            pos.ts, pos.n = ts, 1
+            mark.ts, mark.n = ts, 1
         if time.monotonic() - self._persisted_at >= PERSIST_INTERVAL:
             self.persist()
 
@@ -171,7 +223,7 @@ class LogCopier:
         host crash takes the containers with it)."""
         tmp = self._pos_path.with_name(f".{POSITION_FILE}.tmp")
         try:
-            tmp.write_text(json.dumps(asdict(self.pos)))
+            tmp.write_text(json.dumps(self.pos.to_json()))
             os.replace(tmp, self._pos_path)
         except OSError:
             return  # the sandbox is gone (garbage collected): nothing left to resume
