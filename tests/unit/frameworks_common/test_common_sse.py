@@ -8,6 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from frameworks.common.sse import RESET_EVENT, SseBroadcaster
+from mesoslite.testing.poll import wait_for
 
 
 async def serve(bus: SseBroadcaster):
@@ -46,8 +47,8 @@ async def test_fan_out_filters_and_resume() -> None:
     try:
         async with aiohttp.ClientSession() as s:
             async with s.get(url) as all_, s.get(url, params={"type": "b"}) as only_b:
-                while bus.subscribers < 2:
-                    await asyncio.sleep(0.01)
+                await wait_for(lambda: bus.subscribers >= 2, timeout=10,
+                               message="both streams subscribed")
                 bus.publish("a", {"n": 1})
                 bus.publish("b", {"n": 2})
                 got = await read_events(all_, 2)
@@ -81,8 +82,8 @@ async def test_a_slow_subscriber_is_dropped_not_waited_for() -> None:
     runner, url = await serve(bus)
     try:
         async with aiohttp.ClientSession() as s, s.get(url) as resp:
-            while bus.subscribers < 1:
-                await asyncio.sleep(0.01)
+            await wait_for(lambda: bus.subscribers >= 1, timeout=10,
+                           message="the stream subscribed")
             for i in range(50):  # never blocks, whatever the reader does
                 bus.publish("x", {"i": i, "pad": "y" * 10000})
             body = b""
