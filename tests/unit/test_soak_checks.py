@@ -28,12 +28,14 @@ from mesoslite.testing.soak.checks import (
     check_cron,
     check_exactly_once,
     check_http,
+    check_output,
     lb_errors_by_fault,
     lb_figures,
     must_have_run,
     scan_for_secrets,
     secret_forms,
 )
+from mesoslite.testing.soak.workload import expected_output, output_job
 
 WEB1, WEB2, WEB3 = (f"soak_web.{c * 32}" for c in "abc")
 
@@ -220,6 +222,45 @@ def test_a_succeeded_run_needs_a_finished_attempt_for_every_task():
     assert check_exactly_once(side[:2], attempts[:2], runs=[reused]) == []
     assert check_exactly_once(side[:2], attempts[:2],
                               runs=[run_doc("r", steps, state="FAILED")]) == []
+
+
+# ------------------------------------------------------------------ output
+
+
+def finished(aid: str) -> dict:
+    return {"id": aid, "state": "FINISHED", "finished_at": 5.0}
+
+
+def test_whole_output_passes_and_each_kind_of_damage_is_told():
+    out, err = expected_output("r.print.0.1")
+    lines = out.splitlines(keepends=True)
+    outputs = {
+        "r.print.0.1": (out, err),
+        "r.print.1.1": (b"".join(lines[1:]), err),  # the first stdout line lost
+        "r.print.2.1": (out, err + err.splitlines(keepends=True)[-1]),  # one line twice
+        "r.print.3.1": (b"".join([lines[1], lines[0], *lines[2:]]), err),  # two swapped
+    }
+    # every attempt's expected output names the attempt: built for each id
+    outputs = {aid: (o.replace(b"r.print.0.1", aid.encode()),
+                     e.replace(b"r.print.0.1", aid.encode())) for aid, (o, e) in outputs.items()}
+    found = check_output([finished(a) for a in [*outputs, "r.print.4.1"]], outputs,
+                         expected_output)
+    assert [(v.details["attempt"], v.details.get("stream")) for v in found] == [
+        ("r.print.1.1", "stdout"), ("r.print.2.1", "stderr"), ("r.print.3.1", "stdout"),
+        ("r.print.4.1", None)]
+    assert "1 of 40 lines missing" in found[0].message
+    assert "1 repeated" in found[1].message
+    assert "out of order" in found[2].message
+    assert "nowhere to be found" in found[3].message
+    assert all(v.invariant == "output" for v in found)
+
+
+def test_the_output_job_writes_what_the_check_expects():
+    # The job's script and expected_output must agree, or every run is a violation.
+    script = output_job("/x")["steps"][0]["command"]
+    assert "o$i" in script and "e$i" in script and ">&2" in script
+    out, err = expected_output("a")
+    assert out.startswith(b"a o1\n") and err.endswith(b"a e40\n")
 
 
 # ------------------------------------------------------------------ cron

@@ -5,6 +5,8 @@ violations it found (``report.Violation``); none quotes a secret value.
 * ``CopiesChecker`` / ``allowed_copies`` / ``app_of``: live copies of services tasks
   (invariant "live-copies");
 * ``check_exactly_once``: the batch side file against the batch store ("exactly-once");
+* ``check_output``: a finished task's sandbox holds its whole output, each line once
+  and in order ("output");
 * ``check_cron``: every fire time of a schedule run or recorded as skipped ("cron");
 * ``check_http``: no 5xx outside the faults that explain it ("5xx");
 * ``scan_for_secrets``: no secret value in a file or an answer ("secret-leak");
@@ -20,7 +22,7 @@ import json
 import re
 import urllib.parse
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -314,6 +316,54 @@ def check_exactly_once(side_ids: list[str], attempts: list[dict[str, Any]], *,
                         f"{step['name']} never FINISHED",
                         {"run": run["id"], "step": step["name"], "index": index}))
     return found
+
+
+# ------------------------------------------------------------------ output
+
+
+def check_output(finished: Iterable[dict[str, Any]],
+                 outputs: Mapping[str, tuple[bytes, bytes] | None],
+                 expected: Callable[[str], tuple[bytes, bytes]]) -> list[Violation]:
+    """Every FINISHED attempt's sandbox holds exactly the output its command wrote.
+
+    ``finished``: the store's FINISHED attempt documents of a job whose tasks write a
+    known output; ``outputs``: the (stdout, stderr) found in each attempt's sandbox,
+    None when no sandbox was found; ``expected``: the (stdout, stderr) an attempt id's
+    task writes.  A task reports FINISHED only once its output is copied (Docker tasks:
+    from the engine's log, resumed across agent restarts), so anything missing,
+    repeated or out of order was lost or doubled by the copy."""
+    found: list[Violation] = []
+    for a in finished:
+        aid = a["id"]
+        at = a.get("finished_at") or 0.0
+        got = outputs.get(aid)
+        if got is None:
+            found.append(Violation("output", at, f"attempt {aid} FINISHED but its sandbox "
+                                   "is nowhere to be found", {"attempt": aid}))
+            continue
+        for name, want, have in zip(("stdout", "stderr"), expected(aid), got, strict=True):
+            if have != want:
+                found.append(Violation("output", at, f"attempt {aid} FINISHED but its "
+                                       f"{name} is not what it wrote: "
+                                       f"{describe_lines(want, have)}",
+                                       {"attempt": aid, "stream": name}))
+    return found
+
+
+def describe_lines(want: bytes, have: bytes) -> str:
+    """How ``have`` differs from ``want``, line by line, in a few words."""
+    wanted, had = want.splitlines(), have.splitlines()
+    counts = Counter(had)
+    missing = sum(1 for line in wanted if line not in counts)
+    doubled = sum(n - 1 for n in counts.values() if n > 1)
+    strange = sum(1 for line in counts if line not in set(wanted))
+    parts = [f"{missing} of {len(wanted)} lines missing"] if missing else []
+    parts += [f"{doubled} repeated"] if doubled else []
+    parts += [f"{strange} not written by the task"] if strange else []
+    if not parts:
+        parts = ["the lines are out of order" if sorted(wanted) == sorted(had)
+                 else "the bytes differ"]
+    return ", ".join(parts)
 
 
 # ------------------------------------------------------------------ cron

@@ -174,6 +174,20 @@ def batch_view(side_file: Path, db: Path) -> BatchView:
     return BatchView(before, attempts, runs, read_side_file(side_file))
 
 
+def sandbox_outputs(agent_dirs: list[Path], task_ids: list[str]
+                    ) -> dict[str, tuple[bytes, bytes] | None]:
+    """The (stdout, stderr) of each task's sandbox on any of the agents
+    (``<work_dir>/sandboxes/<framework_id>/<task_id>``); None where none is found."""
+    out: dict[str, tuple[bytes, bytes] | None] = dict.fromkeys(task_ids)
+    for task_id in task_ids:
+        for work in agent_dirs:
+            for box in (work / "sandboxes").glob(f"*/{task_id}"):
+                with contextlib.suppress(OSError):
+                    out[task_id] = ((box / "stdout").read_bytes(),
+                                    (box / "stderr").read_bytes())
+    return out
+
+
 # ------------------------------------------------------------------ files
 
 CHUNK = 16 * 2**20  # files are read in pieces this large ...

@@ -21,6 +21,7 @@ INVARIANTS = (
     "ack-durable",  # an acknowledged status update is not in the framework's store
     "live-copies",  # more live copies of an app's tasks than its upgrade strategy allows
     "exactly-once",  # a batch attempt ran twice, or ran without the store knowing
+    "output",  # a finished task's sandbox lacks, repeats or reorders lines it wrote
     "cron",  # a cron tick neither run nor recorded as missed
     "convergence",  # an app or run not back to its target within the bound
     "5xx",  # an API answered 5xx outside the faults that explain it

@@ -13,8 +13,9 @@ Phases:
    its targets within ``converge_limit`` s (every agent active, every app running
    and healthy at its instance count, no deployment open); the time is printed.
 4. **Final checks**: the same invariants once more, then batch (every attempt ran
-   exactly once; every cron tick run or recorded as missed) and the leak scan (no
-   secret value in any log, file or recorded answer).
+   exactly once; every finished output task's sandbox holds its whole output; every
+   cron tick run or recorded as missed) and the leak scan (no secret value in any
+   log, file or recorded answer).
 
 Every violation is recorded with the history around it (``violations/*.jsonl`` in
 the work dir); the run's whole history is in ``history.jsonl``, the load balancer
@@ -38,7 +39,15 @@ from mesoslite.testing.soak.acks import ack_violations, read_ack_log
 from mesoslite.testing.soak.cluster import ROOT_AGENTS, SoakCluster
 from mesoslite.testing.soak.faults import ALL_KINDS, FaultRunner, Kind, schedule
 from mesoslite.testing.soak.report import History, Report, Violation
-from mesoslite.testing.soak.workload import BOX, CRON, WEB, Workload
+from mesoslite.testing.soak.workload import (
+    BOX,
+    CRON,
+    OUTPUT,
+    OUTPUT_LINES,
+    WEB,
+    Workload,
+    expected_output,
+)
 
 
 @dataclass
@@ -266,6 +275,7 @@ class _Soak:
                                            side_ids_before=view.side_before, runs=view.runs,
                                            now=self.options.clock()):
             self._violate(v)
+        await self._check_output(view)
         # the cron job from the store: the API pages runs, and the job's own creation
         # time (not the harness's) is where its schedule starts
         job = await asyncio.to_thread(observe.batch_job, db, CRON)
@@ -287,6 +297,19 @@ class _Soak:
             f"cron: {result.ticks} ticks checked, {result.pending} not yet due"
             + (f", {result.unverifiable} unverifiable (skip entries dropped)"
                if result.unverifiable else ""))
+
+    async def _check_output(self, view: observe.BatchView) -> None:
+        runs = {r["id"] for r in view.runs if r.get("job_id") == OUTPUT}
+        finished = [a for a in view.attempts
+                    if a["run_id"] in runs and a["state"] == "FINISHED"]
+        dirs = [self.cluster.agent_dir(name) for name in self.cluster.agent_names()]
+        outputs = await asyncio.to_thread(observe.sandbox_outputs, dirs,
+                                          [a["id"] for a in finished])
+        for v in checks.check_output(finished, outputs, expected_output):
+            self._violate(v)
+        self.report.notes.append(
+            f"output: {len(finished)} finished Docker tasks' stdout and stderr checked "
+            f"line by line ({2 * OUTPUT_LINES * len(finished)} lines)")
 
     async def _check_secrets(self) -> None:
         def scan() -> list[Violation]:

@@ -4,8 +4,11 @@
   secret in its environment, a rolling upgrade strategy; the load balancer's clients
   use it) and ``/soak/box`` (Docker tasks on the root-namespace agents) always exist,
   are scaled and rolled out; short-lived ``/soak/tmp-N`` apps are created and deleted;
-* batch: a cron job firing every minute, pipeline runs (two dependent steps) and gang
-  runs; every task appends its attempt id to a side file (``exactly once``);
+* batch: a cron job firing every minute, pipeline runs (two dependent steps), gang
+  runs and output runs (Docker tasks on the root-namespace agents printing numbered
+  lines to stdout and stderr, interleaved, for a few seconds: ``output`` checks every
+  finished one's sandbox files line by line); every task appends its attempt id to a
+  side file (``exactly once``);
 * the secret behind ``/soak/web`` rotated with ``mesoslite secrets update
   --restart-apps``, each time to a fresh canary value (all are kept for the leak scan);
 * clients connecting through the load balancer to ``/soak/web`` all the time.
@@ -35,7 +38,8 @@ from mesoslite.testing.soak.report import History
 
 SECRET = "soak-db"
 WEB, BOX = "/soak/web", "/soak/box"
-PIPELINE, GANG, CRON = "soak-pipe", "soak-gang", "soak-cron"
+PIPELINE, GANG, CRON, OUTPUT = "soak-pipe", "soak-gang", "soak-cron", "soak-out"
+OUTPUT_LINES = 40  # per stream, 0.1 s apart: agent kills land mid-output
 STRATEGY = {"minimumHealthCapacity": 0.5, "maximumOverCapacity": 0.5}
 TIMEOUT = aiohttp.ClientTimeout(total=20)
 
@@ -90,6 +94,26 @@ def gang_job(shared: str) -> dict[str, Any]:
     return {"id": GANG, "cpus": 0.05, "mem": 16, "retries": 3,
             "steps": [{"name": "gang", "completions": 3, "gang": True,
                        "command": side(shared) + "; sleep 3"}]}
+
+
+def output_job(shared: str) -> dict[str, Any]:
+    """Docker tasks (so only the root-namespace agents run them) that write their side
+    line through a mount of the shared folder, then ``expected_output``."""
+    script = (side("/shared") + f"; i=0; while [ $i -lt {OUTPUT_LINES} ]; do i=$((i+1)); "
+              'echo "$BATCH_ATTEMPT_ID o$i"; echo "$BATCH_ATTEMPT_ID e$i" >&2; sleep 0.1; done')
+    return {"id": OUTPUT, "cpus": 0.05, "mem": 16, "retries": 3,
+            "steps": [{"name": "print", "image": IMAGE, "completions": 2, "parallelism": 2,
+                       "command": script,
+                       "volumes": [{"container_path": "/shared", "host_path": shared,
+                                    "mode": "RW"}]}]}
+
+
+def expected_output(attempt_id: str) -> tuple[bytes, bytes]:
+    """The stdout and stderr an output task's sandbox holds once it FINISHED."""
+    def lines(tag: str) -> bytes:
+        return "".join(f"{attempt_id} {tag}{i}\n" for i in range(1, OUTPUT_LINES + 1)).encode()
+
+    return lines("o"), lines("e")
 
 
 def cron_job(shared: str) -> dict[str, Any]:
@@ -169,11 +193,12 @@ class Workload:
         _expect(await self.services("POST", "/v2/apps", box_app(self.box_instances, 0)),
                 (201,), "creating /soak/box")
         shared = str(self.cluster.shared)
-        for job in (pipeline_job(shared), gang_job(shared), cron_job(shared)):
+        for job in (pipeline_job(shared), gang_job(shared), cron_job(shared),
+                    output_job(shared)):
             _expect(await self.batch("PUT", f"/mesoslite/v1/jobs/{job['id']}", job),
                     (200, 201), f"creating job {job['id']}")
         self.cron_created_at = time.time()
-        self.history.add(time.time(), "action", "set up: secret, 2 apps, 3 jobs")
+        self.history.add(time.time(), "action", "set up: secret, 2 apps, 4 jobs")
 
     # ------------------------------------------------------------ the actions
 
@@ -181,8 +206,8 @@ class Workload:
         """One action chosen at random; returns its name."""
         actions = [self.scale_web, self.roll_web, self.roll_box, self.scale_box,
                    self.create_tmp, self.delete_tmp, self.run_pipeline, self.run_gang,
-                   self.rotate_secret]
-        weights = [3, 3, 2, 1, 2, 2, 3, 2, 1]
+                   self.run_output, self.rotate_secret]
+        weights = [3, 3, 2, 1, 2, 2, 3, 2, 2, 1]
         action = self.rng.choices(actions, weights)[0]
         name = action.__name__
         try:
@@ -242,6 +267,9 @@ class Workload:
 
     async def run_gang(self) -> str:
         return f"-> {_status(await self.batch('POST', f'/mesoslite/v1/jobs/{GANG}/runs'))}"
+
+    async def run_output(self) -> str:
+        return f"-> {_status(await self.batch('POST', f'/mesoslite/v1/jobs/{OUTPUT}/runs'))}"
 
     async def rotate_secret(self) -> str:
         leader = await self.cluster.leader_url()
