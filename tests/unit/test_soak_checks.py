@@ -231,18 +231,21 @@ def finished(aid: str) -> dict:
     return {"id": aid, "state": "FINISHED", "finished_at": 5.0}
 
 
+def written(aid: str, out=lambda lines: lines, err=lambda lines: lines) -> tuple[bytes, bytes]:
+    """What output task ``aid`` wrote, its stdout and stderr lines passed through
+    ``out`` and ``err`` (to damage them)."""
+    o, e = (text.splitlines(keepends=True) for text in expected_output(aid))
+    return b"".join(out(o)), b"".join(err(e))
+
+
 def test_whole_output_passes_and_each_kind_of_damage_is_told():
-    out, err = expected_output("r.print.0.1")
-    lines = out.splitlines(keepends=True)
     outputs = {
-        "r.print.0.1": (out, err),
-        "r.print.1.1": (b"".join(lines[1:]), err),  # the first stdout line lost
-        "r.print.2.1": (out, err + err.splitlines(keepends=True)[-1]),  # one line twice
-        "r.print.3.1": (b"".join([lines[1], lines[0], *lines[2:]]), err),  # two swapped
+        "r.print.0.1": written("r.print.0.1"),
+        "r.print.1.1": written("r.print.1.1", out=lambda lines: lines[1:]),  # first lost
+        "r.print.2.1": written("r.print.2.1", err=lambda lines: [*lines, lines[-1]]),  # twice
+        "r.print.3.1": written("r.print.3.1",
+                               out=lambda lines: [lines[1], lines[0], *lines[2:]]),  # swapped
     }
-    # every attempt's expected output names the attempt: built for each id
-    outputs = {aid: (o.replace(b"r.print.0.1", aid.encode()),
-                     e.replace(b"r.print.0.1", aid.encode())) for aid, (o, e) in outputs.items()}
     found = check_output([finished(a) for a in [*outputs, "r.print.4.1"]], outputs,
                          expected_output)
     assert [(v.details["attempt"], v.details.get("stream")) for v in found] == [

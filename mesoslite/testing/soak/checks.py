@@ -353,10 +353,10 @@ def check_output(finished: Iterable[dict[str, Any]],
 def describe_lines(want: bytes, have: bytes) -> str:
     """How ``have`` differs from ``want``, line by line, in a few words."""
     wanted, had = want.splitlines(), have.splitlines()
-    counts = Counter(had)
+    counts, known = Counter(had), set(wanted)
     missing = sum(1 for line in wanted if line not in counts)
     doubled = sum(n - 1 for n in counts.values() if n > 1)
-    strange = sum(1 for line in counts if line not in set(wanted))
+    strange = sum(1 for line in counts if line not in known)
     parts = [f"{missing} of {len(wanted)} lines missing"] if missing else []
     parts += [f"{doubled} repeated"] if doubled else []
     parts += [f"{strange} not written by the task"] if strange else []
